@@ -1,0 +1,26 @@
+// Fast non-cryptographic hashing, shared by checksums, categorical keys and seeded decisions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace bluewhale {
+
+// 64-bit XXH3 of a byte range. Stable across platforms and versions: it is stored in files.
+uint64_t hash_bytes(const void* data, std::size_t size, uint64_t seed = 0);
+inline uint64_t hash_string(std::string_view s, uint64_t seed = 0) { return hash_bytes(s.data(), s.size(), seed); }
+
+// Bijective 64-bit mixer (splitmix64 finaliser): spreads integer keys and derives seeded decisions from
+// row numbers, e.g. mix64(row ^ seed) for reproducible splits.
+inline uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Maps a 64-bit hash to a uniform double in [0, 1).
+inline double unit_interval(uint64_t h) { return static_cast<double>(h >> 11) * 0x1.0p-53; }
+
+}  // namespace bluewhale

@@ -1,0 +1,33 @@
+// The one way to run work on several threads.
+//
+// Every parallel loop in BlueWhale goes through parallel_for / parallel_for_dynamic with an explicit
+// thread count, normally Context::threads. Worker threads come from a process-wide pool that grows on
+// demand, so a loop costs a wake-up, not a thread creation. Exceptions thrown by `fn` on any thread are
+// captured; the remaining work is skipped and the first exception is rethrown on the calling thread after
+// every worker has stopped, so no exception ever escapes a worker.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace bluewhale {
+
+// Threads this process may really use: the smaller of the CPU affinity mask and the cgroup CPU quota
+// (rounded up), at least 1.
+int available_threads();
+
+// Resolves a user-facing thread count: values <= 0 mean available_threads().
+int resolve_threads(int requested);
+
+// Calls fn(begin, end, thread_id) on `threads` contiguous, near-equal slices of [0, n). Slice t goes to
+// thread_id t, which is stable for a given (n, threads), so per-thread scratch indexed by thread_id is
+// deterministic. With threads == 1, n small, or when called from inside another parallel region, runs
+// serially on the caller. thread_id < threads always.
+void parallel_for(int64_t n, int threads, const std::function<void(int64_t begin, int64_t end, int thread_id)>& fn);
+
+// Calls fn(i, thread_id) for every i in [0, n), handing out indices one at a time in increasing order to
+// whichever thread is free (for uneven work items such as file chunks). After an exception no new index
+// is handed out.
+void parallel_for_dynamic(int64_t n, int threads, const std::function<void(int64_t i, int thread_id)>& fn);
+
+}  // namespace bluewhale

@@ -1,0 +1,97 @@
+// Feature-engineering operators: fit on the training rows, then transform any rows the same way.
+//
+// Life of an operator inside the prep pipeline (src/prep/pipeline.cpp):
+//   1. create_op() builds it from its recipe entry ({op: categorify, columns: [...], min_count: 2, ...});
+//   2. plan() updates the column layout it will see (names, roles, kinds, cardinality) so that later
+//      operators and the dataset writer know the output schema before any data is read;
+//   3. if needs_fit(): begin_fit(threads), then fit_chunk(chunk, thread_id) from several threads on
+//      different chunks (in any order; results must not depend on the order), then end_fit();
+//   4. transform(chunk) from several threads at once (const, no shared mutable state).
+//   5. save_state()/load_state() persist what fit learned, with the dataset, so `--apply-to` maps new
+//      files with the same dictionaries and statistics.
+// Operators see chunks that already went through every earlier operator.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bluewhale/core/config.h"
+#include "bluewhale/data/column.h"
+
+namespace bluewhale {
+
+class BinaryWriter;
+class BinaryReader;
+
+// The schema as it flows through the pipeline: one entry per live column, in output order.
+struct ColumnInfo {
+  std::string name;
+  Role role = Role::kDense;
+  ColumnKind kind = ColumnKind::kFloat;
+  int64_t cardinality = 0;  // see Column::cardinality
+};
+
+struct PlanState {
+  std::vector<ColumnInfo> columns;
+  ColumnInfo* find(const std::string& name);
+  // Throws ConfigError "<where>: no column 'x' (did you mean 'y'?)".
+  ColumnInfo& get(const std::string& name, const std::string& where);
+};
+
+// Options shared by all operators, fixed for one prep run.
+struct OpContext {
+  int threads = 1;
+  // Directory for spill files of fits that exceed their memory budget.
+  std::string temp_dir = "/tmp";
+  // Memory budget in bytes for one operator's fit state before it spills to temp_dir.
+  int64_t memory_budget = int64_t{4} << 30;
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  // The operator's recipe name ("categorify").
+  virtual std::string name() const = 0;
+  // "recipes/x.yaml:14: ops[3] (categorify)": where this operator was declared, for error messages.
+  const std::string& where() const { return where_; }
+
+  // Columns read and written (written = created or modified), for fit staging.
+  virtual std::vector<std::string> inputs() const = 0;
+  virtual std::vector<std::string> outputs() const = 0;
+
+  virtual void plan(PlanState& state) const = 0;
+
+  virtual bool needs_fit() const { return false; }
+  virtual void begin_fit(const OpContext& /*ctx*/) {}
+  // Only rows whose split is kTrain (chunk.split empty or == 0) are to be counted.
+  virtual void fit_chunk(const Chunk& /*chunk*/, int /*thread_id*/) {}
+  virtual void end_fit() {}
+
+  // `fitted_rows` is true when transforming the very rows fit() saw (the prep run itself): operators
+  // that use labels (target encoding) then use out-of-fold statistics for training rows.
+  virtual void transform(Chunk& chunk, bool fitted_rows) const = 0;
+
+  virtual void save_state(BinaryWriter& /*out*/) const {}
+  virtual void load_state(BinaryReader& /*in*/) {}
+
+  // A short human summary of what fit learned ("C3: 1.2M values kept of 10.1M, min_count 2").
+  virtual std::string summary() const { return ""; }
+
+  void set_where(std::string w) { where_ = std::move(w); }
+
+ private:
+  std::string where_;
+};
+
+// Builds an operator from its recipe entry (a map with key `op`). Throws ConfigError for unknown
+// operators (naming the nearest) or bad parameters.
+std::unique_ptr<Op> create_op(const ConfigNode& node, const OpContext& ctx);
+
+// Names of all registered operators, for --help and suggestions.
+std::vector<std::string> op_names();
+// Parameter help text for one operator.
+std::string op_help(const std::string& name);
+
+}  // namespace bluewhale

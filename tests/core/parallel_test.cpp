@@ -1,0 +1,82 @@
+#include "bluewhale/core/parallel.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <vector>
+
+namespace bluewhale {
+
+TEST(ParallelFor, CoversEveryIndexOnceWithStableSlices) {
+  for (int threads : {1, 2, 3, 8}) {
+    for (int64_t n : {0, 1, 2, 7, 1000}) {
+      std::vector<std::atomic<int>> hits(n);
+      std::vector<int> owner(n, -1);
+      parallel_for(n, threads, [&](int64_t b, int64_t e, int t) {
+        ASSERT_LT(t, threads);
+        for (int64_t i = b; i < e; ++i) {
+          hits[i]++;
+          owner[i] = t;
+        }
+      });
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_EQ(hits[i].load(), 1);
+        int expected = 0;
+        while (!(n * expected / threads <= i && i < n * (expected + 1) / threads)) ++expected;
+        EXPECT_EQ(owner[i], expected) << "slice of index " << i;
+      }
+    }
+  }
+}
+
+TEST(ParallelFor, ExceptionIsRethrownOnCallerAfterJoin) {
+  std::atomic<int> done{0};
+  EXPECT_THROW(parallel_for(64, 4,
+                            [&](int64_t b, int64_t, int) {
+                              if (b == 0) throw std::runtime_error("boom");
+                              done++;
+                            }),
+               std::runtime_error);
+  // The pool is usable afterwards.
+  std::atomic<int64_t> sum{0};
+  parallel_for(100, 4, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 4950);
+}
+
+TEST(ParallelForDynamic, VisitsAllAndStopsAfterError) {
+  std::vector<std::atomic<int>> hits(500);
+  parallel_for_dynamic(500, 3, [&](int64_t i, int t) {
+    ASSERT_LT(t, 3);
+    hits[i]++;
+  });
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+
+  std::atomic<int64_t> visited{0};
+  EXPECT_THROW(parallel_for_dynamic(100000, 2,
+                                    [&](int64_t i, int) {
+                                      visited++;
+                                      if (i == 10) throw std::logic_error("stop");
+                                    }),
+               std::logic_error);
+  EXPECT_LT(visited.load(), 100000);
+}
+
+TEST(ParallelFor, NestedRegionRunsSerially) {
+  std::atomic<int> total{0};
+  parallel_for(4, 2, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i)
+      parallel_for(10, 2, [&](int64_t b2, int64_t e2, int) { total += static_cast<int>(e2 - b2); });
+  });
+  EXPECT_EQ(total.load(), 40);
+}
+
+TEST(AvailableThreads, AtLeastOne) {
+  EXPECT_GE(available_threads(), 1);
+  EXPECT_EQ(resolve_threads(3), 3);
+  EXPECT_EQ(resolve_threads(0), available_threads());
+}
+
+}  // namespace bluewhale
