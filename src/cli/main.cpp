@@ -1,6 +1,60 @@
+// The `bluewhale` command: one binary, one subcommand per capability.
 #include <cstdio>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
 
-int main() {
-  std::puts("bluewhale");
-  return 0;
+#include "bluewhale/core/error.h"
+#include "bluewhale/core/config.h"
+#include "bluewhale/core/log.h"
+#include "commands.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: bluewhale COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  prep      raw click logs (TSV/CSV, gzip, zstd) -> fitted features -> columnar dataset\n"
+    "  gen       generate synthetic data with a known best achievable AUC (gen criteo)\n"
+    "  inspect   show a dataset: schema, sizes, cardinalities, statistics, a few decoded rows\n"
+    "  version   print the version\n"
+    "\n"
+    "Run 'bluewhale COMMAND --help' for the options of a command.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace bluewhale;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string cmd = argv[1];
+  try {
+    if (cmd == "prep") return cli::cmd_prep(argc, argv);
+    if (cmd == "gen") return cli::cmd_gen(argc, argv);
+    if (cmd == "inspect") return cli::cmd_inspect(argc, argv);
+    if (cmd == "version" || cmd == "--version") {
+      std::printf("bluewhale %s\n", BW_VERSION);
+      return 0;
+    }
+    std::string near = nearest(cmd, {"prep", "gen", "inspect", "version"});
+    std::fprintf(stderr, "bluewhale: unknown command '%s'%s\n\n%s", cmd.c_str(),
+                 near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str(), kUsage);
+    return 2;
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "bluewhale %s: error: %s\n", cmd.c_str(), e.what());
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "bluewhale %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "bluewhale %s: error: out of memory\n", cmd.c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bluewhale %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
 }

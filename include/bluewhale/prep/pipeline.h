@@ -1,0 +1,86 @@
+// `bluewhale prep`: raw text logs -> fitted feature pipeline -> columnar dataset.
+//
+// A recipe (YAML) has the sections
+//   input:  how the text is laid out (see InputFormat)       schema: column names and roles
+//   ops:    the operators, applied in order (see prep/ops.h)  split:  train/valid/test assignment
+//   output: dataset options                                  model, train, ...: read by other commands
+// run_prep() streams the inputs once per fit stage (an operator that needs the output of another fitted
+// operator waits one pass) and once more to transform and write; memory stays bounded by the chunk size,
+// the threads, and the operators' fitted state, whatever the input size.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bluewhale/core/config.h"
+#include "bluewhale/core/io.h"
+#include "bluewhale/data/column.h"
+#include "bluewhale/prep/schema.h"
+
+namespace bluewhale {
+
+// How rows are assigned to train/valid/test.
+struct SplitSpec {
+  std::string by = "ratio";  // ratio | file | time | none
+  double valid = 0.0, test = 0.0;           // by ratio: fractions, chosen per row by a seeded hash
+  uint64_t seed = 0;
+  std::vector<std::string> valid_files, test_files;  // by file: input paths or basenames
+  std::string column;                       // by time: a timestamp-role column
+  int64_t valid_from = 0, test_from = 0;    // by time: rows with time >= test_from are test, >= valid_from valid
+};
+
+struct Recipe {
+  std::string path;        // where it was read from ("" for a recipe stored in a dataset)
+  std::string text;        // the YAML text, stored with the dataset
+  ConfigNode root;
+  InputSchema input;
+  std::vector<ConfigNode> ops;
+  SplitSpec split;
+  int64_t shard_rows = 1 << 20;
+};
+
+// Parses and validates the prep sections of a recipe (unknown top-level keys are errors naming the nearest
+// one). Operators are checked for existence and parameters here, before any data is read.
+Recipe parse_recipe(const std::string& text, const std::string& source);
+Recipe load_recipe(const std::string& path);
+
+struct PrepOptions {
+  std::vector<std::string> inputs;
+  fs::path out;
+  int threads = 0;               // <= 0: all available
+  bool overwrite = false;
+  fs::path apply_to;             // non-empty: reuse this dataset's fitted pipeline, fit nothing
+  Split apply_split = Split::kTest;  // with apply_to: every row goes to this split
+  int64_t memory_mb = 4096;      // fit-state budget per operator before spilling
+  std::string temp_dir;          // spill directory; default: next to the output
+  bool progress = true;
+};
+
+struct PrepColumnSummary {
+  std::string name, role;
+  int64_t cardinality = 0;
+  double missing_rate = 0;  // in the raw input, before any operator
+};
+
+struct PrepReport {
+  int64_t rows = 0;                 // rows written
+  std::array<int64_t, kNumSplits> split_rows{};
+  int64_t skipped_rows = 0;         // on_bad_rows: skip
+  std::string first_skip_error;
+  int64_t input_bytes = 0;
+  int passes = 0;
+  double seconds = 0, fit_seconds = 0, write_seconds = 0;
+  std::vector<PrepColumnSummary> columns;  // output columns
+  std::vector<std::string> op_summaries;
+  std::string to_json() const;
+  std::string to_text() const;
+};
+
+PrepReport run_prep(const Recipe& recipe, const PrepOptions& options);
+
+// Loads the recipe stored with a dataset (for --apply-to and for commands that start from a dataset).
+Recipe load_dataset_recipe(const fs::path& dataset);
+
+}  // namespace bluewhale

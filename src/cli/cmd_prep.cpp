@@ -1,0 +1,65 @@
+#include <cstdio>
+
+#include "args.h"
+#include "bluewhale/core/io.h"
+#include "bluewhale/core/log.h"
+#include "bluewhale/prep/pipeline.h"
+#include "commands.h"
+
+namespace bluewhale::cli {
+
+int cmd_prep(int argc, char** argv) {
+  Args args("bluewhale prep",
+            "bluewhale prep --recipe RECIPE.yaml --input FILE... --out DIR [options]\n"
+            "       bluewhale prep --apply-to DATASET --input FILE... --out DIR [options]",
+            "Streams raw click logs through the recipe's schema and operators on all threads and writes a\n"
+            "columnar dataset (meta.json + checksummed shards + the fitted pipeline). Inputs may be larger\n"
+            "than memory and gzip or zstd compressed. With --apply-to, the dictionaries and statistics\n"
+            "fitted for an earlier dataset are reused unchanged (nothing is refitted).");
+  args.option("recipe", "recipe YAML with input, schema, ops, split and output sections")
+      .option("input", "raw input files, in order", "", true)
+      .option("out", "output dataset directory (written atomically)")
+      .option("apply-to", "reuse the fitted pipeline of this dataset instead of fitting")
+      .option("split-as", "with --apply-to: the split every row goes to (train, valid, test)", "test")
+      .option("threads", "worker threads (0 = all available)", "0")
+      .option("memory-mb", "fit-state budget per operator before it spills to disk", "4096")
+      .option("temp-dir", "directory for spill files (default: next to --out)")
+      .option("report", "also write the summary as JSON to this file")
+      .flag("overwrite", "replace --out if it exists")
+      .flag("quiet", "no progress lines");
+  if (!args.parse(argc, argv, 2)) return 0;
+  BW_CHECK(args.positionals().empty(), ConfigError, "bluewhale prep: unexpected argument '", args.positionals()[0],
+           "' (input files go after --input)");
+
+  PrepOptions opt;
+  opt.inputs = args.values("input");
+  BW_CHECK(!opt.inputs.empty(), ConfigError, "bluewhale prep: missing required option --input FILE...");
+  opt.out = args.require("out");
+  opt.threads = static_cast<int>(args.get_int("threads"));
+  opt.overwrite = args.flag_set("overwrite");
+  opt.memory_mb = args.get_int("memory-mb");
+  BW_CHECK(opt.memory_mb >= 16, ConfigError, "bluewhale prep: --memory-mb must be at least 16");
+  opt.temp_dir = args.get("temp-dir");
+  opt.progress = !args.flag_set("quiet");
+  if (opt.progress == false) set_log_level(LogLevel::kWarn);
+
+  Recipe recipe;
+  if (args.has("apply-to")) {
+    opt.apply_to = args.get("apply-to");
+    std::string s = args.get("split-as");
+    BW_CHECK(s == "train" || s == "valid" || s == "test", ConfigError,
+             "bluewhale prep: --split-as expects train, valid or test, got '", s, "'");
+    opt.apply_split = s == "train" ? Split::kTrain : s == "valid" ? Split::kValid : Split::kTest;
+    recipe = load_dataset_recipe(opt.apply_to);
+    if (args.has("recipe")) log_warn("prep: --recipe ignored: the recipe stored in ", opt.apply_to.string(), " is used");
+  } else {
+    recipe = load_recipe(args.require("recipe"));
+  }
+
+  PrepReport report = run_prep(recipe, opt);
+  std::printf("prepared %s\n%s", opt.out.string().c_str(), report.to_text().c_str());
+  if (args.has("report")) write_file_atomic(args.get("report"), report.to_json() + "\n");
+  return 0;
+}
+
+}  // namespace bluewhale::cli

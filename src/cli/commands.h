@@ -1,0 +1,11 @@
+// Subcommands of the bluewhale CLI. Each parses its own options and returns the process exit code;
+// errors propagate as bluewhale::Error and are printed by main().
+#pragma once
+
+namespace bluewhale::cli {
+
+int cmd_prep(int argc, char** argv);
+int cmd_gen(int argc, char** argv);
+int cmd_inspect(int argc, char** argv);
+
+}  // namespace bluewhale::cli
