@@ -17,10 +17,11 @@
 // Shard file (.bwd), little-endian, memory-mappable:
 //   [0, 64)          header: "BWSHARD\0" | u32 version | u32 num_columns | i64 rows | u32 num_blocks |
 //                    u32 reserved | u64 XXH3 of the directory bytes | zero padding
-//   [64, 64+32*nb)   directory, one 32-byte entry per block in column order (a multi column: offsets
-//                    block, then values block): u32 column | u8 dtype | u8 part | u16 reserved |
-//                    u64 offset | u64 byte length | u64 XXH3 of the block's bytes
-//   blocks           each starting at a multiple of 64 bytes, in directory order, zero padding between
+//   [64, 64+32*nb)   directory, one 32-byte entry per block in column order (a multi column: values
+//                    block (part 0), then offsets block (part 1)): u32 column | u8 dtype (f32/i32/i64) |
+//                    u8 part | u16 reserved | u64 offset | u64 byte length | u64 XXH3 of the block's bytes
+//   blocks           each starting at a multiple of 64 bytes, in directory order, zero padding between;
+//                    the file ends where the last block ends
 // meta.json's per-shard "xxh3" is the XXH3 of the header and directory (64 + 32*nb bytes); since the
 // directory holds every block's XXH3 it identifies the whole content, and it binds the file to meta.json.
 //
