@@ -1,0 +1,887 @@
+#include "bluewhale/data/dataset.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "bluewhale/core/error.h"
+#include "bluewhale/core/hash.h"
+
+namespace bluewhale {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr char kShardMagic[8] = {'B', 'W', 'S', 'H', 'A', 'R', 'D', '\0'};
+constexpr uint64_t kHeaderBytes = 64;
+constexpr uint64_t kEntryBytes = 32;
+constexpr uint64_t kAlign = 64;
+constexpr const char* kCreatedBy = "bluewhale 0.1.0";
+constexpr const char* kSplitNames[kNumSplits] = {"train", "valid", "test"};
+
+// On-disk header and directory entry. Fixed-width fields only, copied with memcpy, so the layout is the
+// same on every little-endian platform we build for.
+struct ShardHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t num_columns;
+  int64_t rows;
+  uint32_t num_blocks;
+  uint32_t reserved;
+  uint64_t dir_xxh3;
+  uint8_t pad[24];
+};
+static_assert(sizeof(ShardHeader) == kHeaderBytes);
+
+struct DirEntry {
+  uint32_t column;
+  uint8_t dtype;
+  uint8_t part;  // 0: data (fixed column or list values), 1: list offsets
+  uint16_t reserved;
+  uint64_t offset;
+  uint64_t bytes;
+  uint64_t xxh3;
+};
+static_assert(sizeof(DirEntry) == kEntryBytes);
+
+uint64_t align_up(uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+int blocks_of(DType t) { return t == DType::kListI32 ? 2 : 1; }
+
+// Physical element type and size of block `part` of a column stored as `t`.
+DType part_dtype(DType t, int part) {
+  if (t == DType::kListI32) return part == 0 ? DType::kI32 : DType::kI64;
+  return t;
+}
+uint64_t elem_size(DType t) { return t == DType::kF32 || t == DType::kI32 ? 4 : 8; }
+
+bool is_id_role(Role r) { return r == Role::kCategorical || r == Role::kMulti || r == Role::kSequence; }
+
+ColumnKind kind_for_role(Role r) {
+  switch (r) {
+    case Role::kLabel:
+    case Role::kDense: return ColumnKind::kFloat;
+    case Role::kMulti:
+    case Role::kSequence: return ColumnKind::kList;
+    default: return ColumnKind::kInt;
+  }
+}
+
+std::string_view kind_name(ColumnKind k) {
+  switch (k) {
+    case ColumnKind::kFloat: return "float";
+    case ColumnKind::kInt: return "int";
+    case ColumnKind::kList: return "list";
+  }
+  return "?";
+}
+
+// Running statistics of one column; `present` counts the values min/max/mean are over.
+struct StatAcc {
+  int64_t rows = 0, missing = 0, present = 0;
+  double sum = 0, min = std::numeric_limits<double>::infinity(), max = -std::numeric_limits<double>::infinity();
+  std::vector<uint64_t> seen;  // id bitmap for distinct counts
+
+  void add(double v) {
+    ++present;
+    sum += v;
+    min = std::min(min, v);
+    max = std::max(max, v);
+  }
+  ColumnStats finish(const DatasetColumn& c) const {
+    ColumnStats s;
+    s.rows = rows;
+    s.missing = missing;
+    if (present > 0) {
+      s.min = min;
+      s.max = max;
+      s.mean = sum / static_cast<double>(present);
+    }
+    if (is_id_role(c.role) && c.cardinality <= kMaxDistinctCardinality) {
+      s.distinct = 0;
+      for (uint64_t w : seen) s.distinct += std::popcount(w);
+    }
+    return s;
+  }
+};
+
+json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+}  // namespace
+
+std::string_view dtype_name(DType t) {
+  switch (t) {
+    case DType::kF32: return "f32";
+    case DType::kI32: return "i32";
+    case DType::kI64: return "i64";
+    case DType::kListI32: return "list<i32>";
+  }
+  return "?";
+}
+
+DType dtype_for_role(Role role) {
+  switch (role) {
+    case Role::kLabel:
+    case Role::kDense: return DType::kF32;
+    case Role::kCategorical: return DType::kI32;
+    case Role::kMulti:
+    case Role::kSequence: return DType::kListI32;
+    case Role::kTimestamp:
+    case Role::kId: return DType::kI64;
+    case Role::kIgnore: break;
+  }
+  BW_ASSERT(false, "ignore-role columns have no storage type");
+  return DType::kF32;
+}
+
+// ------------------------------------------------------------------------------------------------ writer
+
+struct DatasetWriter::Impl {
+  // Buffered rows of one column of one split; which vector is used depends on the column's dtype.
+  struct ColBuf {
+    std::vector<float> f;
+    std::vector<int32_t> i32;
+    std::vector<int64_t> i64;
+    std::vector<int64_t> offsets{0};
+  };
+  struct SplitBuf {
+    int64_t buffered = 0;
+    int64_t total = 0;
+    std::vector<ColBuf> cols;
+    std::vector<ShardInfo> shards;
+  };
+
+  StagedDirectory staged;
+  std::vector<DatasetColumn> columns;
+  DatasetWriterOptions options;
+  std::array<SplitBuf, kNumSplits> splits;
+  std::vector<StatAcc> stats;
+  bool committed = false;
+  // Scratch for routing rows of mixed-split chunks.
+  std::array<std::vector<int64_t>, kNumSplits> routed;
+  std::vector<const Column*> src;
+
+  Impl(fs::path out, std::vector<DatasetColumn> cols, DatasetWriterOptions opts)
+      : staged(std::move(out), opts.overwrite), columns(std::move(cols)), options(opts) {}
+
+  void append_rows(SplitBuf& sb, const Chunk& chunk, const int64_t* rows, int64_t first, int64_t n);
+  void flush(int split);
+};
+
+namespace {
+
+// Validates the schema before the staging directory is created, so a bad recipe leaves nothing behind.
+std::vector<DatasetColumn> checked_columns(std::vector<DatasetColumn> columns, const DatasetWriterOptions& o) {
+  BW_CHECK(o.shard_rows >= 1, ConfigError, "dataset writer: shard_rows must be >= 1, got ", o.shard_rows);
+  BW_CHECK(!columns.empty(), ConfigError, "dataset writer: no output columns");
+  std::set<std::string> names;
+  for (auto& c : columns) {
+    BW_CHECK(!c.name.empty(), ConfigError, "dataset writer: an output column has an empty name");
+    BW_CHECK(names.insert(c.name).second, ConfigError, "dataset writer: duplicate output column '", c.name, "'");
+    BW_CHECK(c.role != Role::kIgnore, ConfigError, "dataset writer: column '", c.name,
+             "' has role ignore and cannot be stored");
+    c.dtype = dtype_for_role(c.role);
+    if (is_id_role(c.role)) {
+      BW_CHECK(c.cardinality > 0, ConfigError, "column '", c.name, "' has role ", role_name(c.role),
+               " but its values were never mapped to ids (cardinality 0): add a categorify or hash op for it");
+      BW_CHECK(c.cardinality <= std::numeric_limits<int32_t>::max(), ConfigError, "column '", c.name,
+               "': cardinality ", c.cardinality, " exceeds the int32 id range; hash it into fewer buckets");
+    } else {
+      c.cardinality = 0;
+    }
+    c.stats = {};
+  }
+  return columns;
+}
+
+}  // namespace
+
+DatasetWriter::DatasetWriter(fs::path out, std::vector<DatasetColumn> columns, DatasetWriterOptions options) {
+  columns = checked_columns(std::move(columns), options);
+  impl_ = std::make_unique<Impl>(std::move(out), std::move(columns), options);
+  for (auto& sb : impl_->splits) sb.cols.resize(impl_->columns.size());
+  impl_->stats.resize(impl_->columns.size());
+  for (int s = 0; s < kNumSplits; ++s) {
+    std::error_code ec;
+    fs::path dir = impl_->staged.path() / kSplitNames[s];
+    fs::create_directory(dir, ec);
+    BW_CHECK(!ec, IoError, "cannot create directory '", dir.string(), "': ", ec.message());
+  }
+}
+
+DatasetWriter::~DatasetWriter() = default;
+
+fs::path DatasetWriter::staging_path() const { return impl_->staged.path(); }
+
+int64_t DatasetWriter::rows(Split split) const { return impl_->splits[static_cast<int>(split)].total; }
+
+void DatasetWriter::append(const Chunk& chunk) {
+  Impl& m = *impl_;
+  BW_ASSERT(!m.committed, "append() after commit()");
+  if (chunk.rows == 0) return;
+  BW_ASSERT(chunk.split.empty() || static_cast<int64_t>(chunk.split.size()) == chunk.rows);
+  m.src.resize(m.columns.size());
+  for (size_t c = 0; c < m.columns.size(); ++c) {
+    const DatasetColumn& dc = m.columns[c];
+    const Column* col = chunk.find(dc.name);
+    BW_CHECK(col, ConfigError, "dataset writer: output column '", dc.name, "' is missing from the data");
+    ColumnKind want = kind_for_role(dc.role);
+    BW_CHECK(col->kind == want, ConfigError, "dataset writer: column '", dc.name, "' (role ", role_name(dc.role),
+             ") must hold ", kind_name(want), " values but holds ", kind_name(col->kind));
+    switch (col->kind) {
+      case ColumnKind::kFloat: BW_ASSERT(static_cast<int64_t>(col->f.size()) >= chunk.rows); break;
+      case ColumnKind::kInt:
+        BW_ASSERT(static_cast<int64_t>(col->i.size()) >= chunk.rows);
+        BW_ASSERT(col->valid.empty() || static_cast<int64_t>(col->valid.size()) >= chunk.rows);
+        break;
+      case ColumnKind::kList:
+        BW_ASSERT(static_cast<int64_t>(col->offsets.size()) == chunk.rows + 1);
+        BW_ASSERT(col->offsets[chunk.rows] <= static_cast<int64_t>(col->i.size()));
+        break;
+    }
+    m.src[c] = col;
+  }
+
+  // Rows keep their input order inside each split; a shard is cut exactly at shard_rows.
+  auto feed = [&](int s, const int64_t* rows, int64_t n) {
+    Impl::SplitBuf& sb = m.splits[s];
+    int64_t done = 0;
+    while (done < n) {
+      int64_t take = std::min(n - done, m.options.shard_rows - sb.buffered);
+      m.append_rows(sb, chunk, rows, done, take);
+      done += take;
+      if (sb.buffered == m.options.shard_rows) m.flush(s);
+    }
+  };
+
+  bool uniform = true;
+  for (int64_t r = 1; r < static_cast<int64_t>(chunk.split.size()) && uniform; ++r)
+    uniform = chunk.split[r] == chunk.split[0];
+  if (uniform) {
+    int s = chunk.split.empty() ? 0 : chunk.split[0];
+    BW_ASSERT(s < kNumSplits, "split id ", s);
+    feed(s, nullptr, chunk.rows);
+    return;
+  }
+  for (auto& v : m.routed) v.clear();
+  for (int64_t r = 0; r < chunk.rows; ++r) {
+    BW_ASSERT(chunk.split[r] < kNumSplits, "split id ", int(chunk.split[r]));
+    m.routed[chunk.split[r]].push_back(r);
+  }
+  for (int s = 0; s < kNumSplits; ++s)
+    if (!m.routed[s].empty()) feed(s, m.routed[s].data(), static_cast<int64_t>(m.routed[s].size()));
+}
+
+// Appends rows[first .. first+n) (or rows first .. first+n of the chunk when rows is null) to sb.
+void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const int64_t* rows, int64_t first,
+                                      int64_t n) {
+  auto row_at = [&](int64_t k) { return rows ? rows[first + k] : first + k; };
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const DatasetColumn& dc = columns[c];
+    const Column& col = *src[c];
+    ColBuf& buf = sb.cols[c];
+    StatAcc& st = stats[c];
+    st.rows += n;
+    switch (dc.dtype) {
+      case DType::kF32: {
+        size_t base = buf.f.size();
+        buf.f.resize(base + n);
+        float* dst = buf.f.data() + base;
+        const float* s = col.f.data();
+        if (!rows) {
+          std::memcpy(dst, s + first, n * sizeof(float));
+        } else {
+          for (int64_t k = 0; k < n; ++k) dst[k] = s[row_at(k)];
+        }
+        for (int64_t k = 0; k < n; ++k) {
+          if (std::isnan(dst[k]))
+            ++st.missing;
+          else
+            st.add(dst[k]);
+        }
+        break;
+      }
+      case DType::kI32: {
+        size_t base = buf.i32.size();
+        buf.i32.resize(base + n);
+        int32_t* dst = buf.i32.data() + base;
+        const int64_t card = dc.cardinality;
+        if (st.seen.empty() && card <= kMaxDistinctCardinality) st.seen.assign((card + 63) / 64, 0);
+        const bool track = !st.seen.empty();
+        int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
+        double sum = 0;
+        int64_t present = 0;
+        for (int64_t k = 0; k < n; ++k) {
+          int64_t r = row_at(k);
+          if (!col.valid.empty() && !col.valid[r]) {
+            // Ids come from categorify/hash, which give missing values an id of their own; anything still
+            // missing here is stored as 0 rather than failing a long prep run.
+            ++st.missing;
+            dst[k] = 0;
+            continue;
+          }
+          int64_t v = col.i[r];
+          BW_CHECK(static_cast<uint64_t>(v) < static_cast<uint64_t>(card), InputError, "column '", dc.name,
+                   "': id ", v, " outside [0, ", card, ") at input row ", chunk.global_row(r), " (input file #",
+                   chunk.file_index, ")");
+          dst[k] = static_cast<int32_t>(v);
+          lo = std::min(lo, v);
+          hi = std::max(hi, v);
+          sum += static_cast<double>(v);
+          ++present;
+          if (track) st.seen[v >> 6] |= uint64_t{1} << (v & 63);
+        }
+        if (present > 0) {
+          st.present += present;
+          st.sum += sum;
+          st.min = std::min(st.min, static_cast<double>(lo));
+          st.max = std::max(st.max, static_cast<double>(hi));
+        }
+        break;
+      }
+      case DType::kI64: {
+        size_t base = buf.i64.size();
+        buf.i64.resize(base + n);
+        int64_t* dst = buf.i64.data() + base;
+        for (int64_t k = 0; k < n; ++k) {
+          int64_t r = row_at(k);
+          if (!col.valid.empty() && !col.valid[r]) {
+            dst[k] = std::numeric_limits<int64_t>::min();
+            ++st.missing;
+          } else {
+            dst[k] = col.i[r];
+            // INT64_MIN is the missing marker on disk, so an input value equal to it reads back as missing.
+            if (dst[k] == std::numeric_limits<int64_t>::min())
+              ++st.missing;
+            else
+              st.add(static_cast<double>(dst[k]));
+          }
+        }
+        break;
+      }
+      case DType::kListI32: {
+        const int64_t card = dc.cardinality;
+        if (st.seen.empty() && card <= kMaxDistinctCardinality) st.seen.assign((card + 63) / 64, 0);
+        const bool track = !st.seen.empty();
+        const int64_t* so = col.offsets.data();
+        int64_t total = 0;
+        for (int64_t k = 0; k < n; ++k) {
+          int64_t r = row_at(k);
+          total += so[r + 1] - so[r];
+        }
+        size_t vbase = buf.i32.size();
+        buf.i32.resize(vbase + total);
+        int32_t* vdst = buf.i32.data() + vbase;
+        size_t obase = buf.offsets.size();
+        buf.offsets.resize(obase + n);
+        int64_t* odst = buf.offsets.data() + obase;
+        int64_t pos = static_cast<int64_t>(vbase);
+        int32_t* w = vdst;
+        for (int64_t k = 0; k < n; ++k) {
+          int64_t r = row_at(k);
+          int64_t len = so[r + 1] - so[r];
+          const int64_t* sv = col.i.data() + so[r];
+          for (int64_t j = 0; j < len; ++j) {
+            int64_t v = sv[j];
+            BW_CHECK(static_cast<uint64_t>(v) < static_cast<uint64_t>(card), InputError, "column '", dc.name,
+                     "': id ", v, " outside [0, ", card, ") at input row ", chunk.global_row(r),
+                     " (input file #", chunk.file_index, ")");
+            w[j] = static_cast<int32_t>(v);
+            if (track) st.seen[v >> 6] |= uint64_t{1} << (v & 63);
+          }
+          w += len;
+          pos += len;
+          odst[k] = pos;
+          if (len == 0)
+            ++st.missing;
+          else
+            st.add(static_cast<double>(len));
+        }
+        break;
+      }
+    }
+  }
+  sb.buffered += n;
+  sb.total += n;
+}
+
+void DatasetWriter::Impl::flush(int s) {
+  SplitBuf& sb = splits[s];
+  if (sb.buffered == 0) return;
+  char name[64];
+  std::snprintf(name, sizeof name, "%s/shard-%05zu.bwd", kSplitNames[s], sb.shards.size());
+  fs::path path = staged.path() / name;
+
+  struct Block {
+    const void* data;
+    uint64_t bytes;
+    DType dtype;
+    uint32_t column;
+    uint8_t part;
+  };
+  std::vector<Block> blocks;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    ColBuf& b = sb.cols[c];
+    auto col = static_cast<uint32_t>(c);
+    switch (columns[c].dtype) {
+      case DType::kF32: blocks.push_back({b.f.data(), b.f.size() * 4, DType::kF32, col, 0}); break;
+      case DType::kI32: blocks.push_back({b.i32.data(), b.i32.size() * 4, DType::kI32, col, 0}); break;
+      case DType::kI64: blocks.push_back({b.i64.data(), b.i64.size() * 8, DType::kI64, col, 0}); break;
+      case DType::kListI32:
+        blocks.push_back({b.i32.data(), b.i32.size() * 4, DType::kI32, col, 0});
+        blocks.push_back({b.offsets.data(), b.offsets.size() * 8, DType::kI64, col, 1});
+        break;
+    }
+  }
+
+  std::string head(kHeaderBytes + kEntryBytes * blocks.size(), '\0');
+  uint64_t pos = align_up(head.size());
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    DirEntry e{};
+    e.column = blocks[k].column;
+    e.dtype = static_cast<uint8_t>(blocks[k].dtype);
+    e.part = blocks[k].part;
+    e.offset = pos;
+    e.bytes = blocks[k].bytes;
+    e.xxh3 = hash_bytes(blocks[k].data, blocks[k].bytes);
+    std::memcpy(head.data() + kHeaderBytes + k * kEntryBytes, &e, kEntryBytes);
+    pos = align_up(pos + blocks[k].bytes);
+  }
+  ShardHeader h{};
+  std::memcpy(h.magic, kShardMagic, sizeof h.magic);
+  h.version = kDatasetFormatVersion;
+  h.num_columns = static_cast<uint32_t>(columns.size());
+  h.rows = sb.buffered;
+  h.num_blocks = static_cast<uint32_t>(blocks.size());
+  h.dir_xxh3 = hash_bytes(head.data() + kHeaderBytes, head.size() - kHeaderBytes);
+  std::memcpy(head.data(), &h, kHeaderBytes);
+
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  BW_CHECK(fd >= 0, IoError, "cannot create '", path.string(), "': ", std::strerror(errno));
+  uint64_t written = 0;
+  static const char zeros[kAlign] = {};
+  auto put = [&](const void* p, uint64_t n) {
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+      ssize_t w = ::write(fd, c, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        int e = errno;
+        ::close(fd);
+        BW_THROW(IoError, "cannot write '", path.string(), "': ", std::strerror(e));
+      }
+      c += w;
+      n -= static_cast<uint64_t>(w);
+      written += static_cast<uint64_t>(w);
+    }
+  };
+  put(head.data(), head.size());
+  for (const Block& b : blocks) {
+    put(zeros, align_up(written) - written);
+    put(b.data, b.bytes);
+  }
+  // The dataset becomes visible only after commit(); syncing each shard now means a crash after commit
+  // cannot leave meta.json pointing at shards that never reached the disk.
+  if (::fdatasync(fd) != 0 || ::close(fd) != 0)
+    BW_THROW(IoError, "cannot flush '", path.string(), "': ", std::strerror(errno));
+
+  sb.shards.push_back({name, sb.buffered, static_cast<int64_t>(written), hash_bytes(head.data(), head.size())});
+  sb.buffered = 0;
+  for (ColBuf& b : sb.cols) {
+    b.f.clear();
+    b.i32.clear();
+    b.i64.clear();
+    b.offsets.assign(1, 0);
+  }
+}
+
+void DatasetWriter::commit(json pipeline) {
+  Impl& m = *impl_;
+  BW_ASSERT(!m.committed, "commit() called twice");
+  BW_CHECK(pipeline.is_object(), ConfigError, "dataset writer: the pipeline description must be a JSON object");
+  for (int s = 0; s < kNumSplits; ++s) m.flush(s);
+
+  json meta = json::object();
+  meta["format"] = "bluewhale-dataset";
+  meta["format_version"] = kDatasetFormatVersion;
+  meta["created_by"] = kCreatedBy;
+  json cols = json::array();
+  for (size_t c = 0; c < m.columns.size(); ++c) {
+    DatasetColumn& dc = m.columns[c];
+    dc.stats = m.stats[c].finish(dc);
+    cols.push_back({{"name", dc.name},
+                    {"role", role_name(dc.role)},
+                    {"dtype", dtype_name(dc.dtype)},
+                    {"cardinality", dc.cardinality},
+                    {"stats",
+                     {{"rows", dc.stats.rows},
+                      {"missing", dc.stats.missing},
+                      {"min", number_or_null(dc.stats.min)},
+                      {"max", number_or_null(dc.stats.max)},
+                      {"mean", number_or_null(dc.stats.mean)},
+                      {"distinct", dc.stats.distinct}}}});
+  }
+  meta["columns"] = std::move(cols);
+  json splits = json::object();
+  for (int s = 0; s < kNumSplits; ++s) {
+    json shards = json::array();
+    for (const ShardInfo& si : m.splits[s].shards)
+      shards.push_back({{"file", si.file}, {"rows", si.rows}, {"bytes", si.bytes}, {"xxh3", hex64(si.xxh3)}});
+    splits[kSplitNames[s]] = {{"rows", m.splits[s].total}, {"shards", std::move(shards)}};
+  }
+  meta["splits"] = std::move(splits);
+  meta["pipeline"] = std::move(pipeline);
+  write_file_atomic(m.staged.path() / "meta.json", meta.dump(1));
+  m.staged.commit();
+  m.committed = true;
+}
+
+// ------------------------------------------------------------------------------------------------ reader
+
+namespace {
+
+// Typed access to meta.json that names the offending key path in every error.
+class MetaParser {
+ public:
+  explicit MetaParser(fs::path file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    BW_THROW(FormatError, file_.string(), ": ", key, ": ", what);
+  }
+  const json& field(const json& obj, const std::string& where, const char* key) const {
+    std::string path = where.empty() ? key : where + "." + key;
+    if (!obj.is_object()) fail(where.empty() ? "(top level)" : where, "expected an object");
+    auto it = obj.find(key);
+    if (it == obj.end()) fail(path, "missing");
+    return *it;
+  }
+  int64_t integer(const json& obj, const std::string& where, const char* key, int64_t lo, int64_t hi) const {
+    std::string path = where.empty() ? key : where + "." + key;
+    const json& v = field(obj, where, key);
+    int64_t x;
+    if (v.is_number_unsigned()) {
+      uint64_t u = v.get<uint64_t>();
+      if (u > static_cast<uint64_t>(hi)) fail(path, str_cat("value ", u, " out of range [", lo, ", ", hi, "]"));
+      x = static_cast<int64_t>(u);
+    } else if (v.is_number_integer()) {
+      x = v.get<int64_t>();
+    } else {
+      fail(path, str_cat("expected an integer, got ", v.type_name()));
+    }
+    if (x < lo || x > hi) fail(path, str_cat("value ", x, " out of range [", lo, ", ", hi, "]"));
+    return x;
+  }
+  std::string string(const json& obj, const std::string& where, const char* key) const {
+    const json& v = field(obj, where, key);
+    if (!v.is_string()) fail(where + "." + key, str_cat("expected a string, got ", v.type_name()));
+    return v.get<std::string>();
+  }
+  double real_or_null(const json& obj, const std::string& where, const char* key) const {
+    const json& v = field(obj, where, key);
+    if (v.is_null()) return std::numeric_limits<double>::quiet_NaN();
+    if (!v.is_number()) fail(where + "." + key, str_cat("expected a number, got ", v.type_name()));
+    return v.get<double>();
+  }
+  const json& array(const json& obj, const std::string& where, const char* key) const {
+    const json& v = field(obj, where, key);
+    if (!v.is_array()) fail(where + "." + key, str_cat("expected an array, got ", v.type_name()));
+    return v;
+  }
+
+ private:
+  fs::path file_;
+};
+
+constexpr int64_t kMaxI64 = std::numeric_limits<int64_t>::max();
+
+}  // namespace
+
+Dataset Dataset::open(const fs::path& root) {
+  std::error_code ec;
+  BW_CHECK(fs::exists(root, ec), IoError, "dataset '", root.string(), "' does not exist");
+  fs::path meta_path = root / "meta.json";
+  BW_CHECK(fs::is_regular_file(meta_path, ec), FormatError, "'", root.string(),
+           "' is not a BlueWhale dataset: no meta.json (an unfinished prep run leaves none)");
+  json meta;
+  try {
+    meta = json::parse(read_file(meta_path));
+  } catch (const json::exception& e) {
+    BW_THROW(FormatError, meta_path.string(), ": not valid JSON: ", e.what());
+  }
+  MetaParser p(meta_path);
+  if (!meta.is_object()) p.fail("(top level)", "expected an object");
+
+  if (p.string(meta, "", "format") != "bluewhale-dataset") p.fail("format", "not 'bluewhale-dataset'");
+  Dataset ds;
+  ds.root_ = root;
+  int64_t version = p.integer(meta, "", "format_version", 1, kMaxI64);
+  if (version > kDatasetFormatVersion)
+    p.fail("format_version", str_cat(version, " is newer than this build supports (", kDatasetFormatVersion,
+                                      "); upgrade bluewhale"));
+  ds.format_version_ = static_cast<int>(version);
+  ds.created_by_ = p.string(meta, "", "created_by");
+
+  const json& cols = p.array(meta, "", "columns");
+  if (cols.empty()) p.fail("columns", "no columns");
+  std::set<std::string> names;
+  for (size_t c = 0; c < cols.size(); ++c) {
+    std::string where = str_cat("columns[", c, "]");
+    DatasetColumn dc;
+    dc.name = p.string(cols[c], where, "name");
+    if (dc.name.empty()) p.fail(where + ".name", "empty");
+    if (!names.insert(dc.name).second) p.fail(where + ".name", "duplicate column '" + dc.name + "'");
+    std::string role = p.string(cols[c], where, "role");
+    bool known = false;
+    for (Role r : {Role::kLabel, Role::kDense, Role::kCategorical, Role::kMulti, Role::kSequence, Role::kTimestamp,
+                   Role::kId})
+      if (role_name(r) == role) {
+        dc.role = r;
+        known = true;
+      }
+    if (!known) p.fail(where + ".role", "unknown role '" + role + "'");
+    dc.dtype = dtype_for_role(dc.role);
+    std::string dtype = p.string(cols[c], where, "dtype");
+    if (dtype != dtype_name(dc.dtype))
+      p.fail(where + ".dtype", str_cat("'", dtype, "' does not match role ", role, " (expected ",
+                                       dtype_name(dc.dtype), ")"));
+    if (is_id_role(dc.role))
+      dc.cardinality = p.integer(cols[c], where, "cardinality", 1, std::numeric_limits<int32_t>::max());
+    else
+      dc.cardinality = p.integer(cols[c], where, "cardinality", 0, 0);
+    std::string sw = where + ".stats";
+    const json& st = p.field(cols[c], where, "stats");
+    dc.stats.rows = p.integer(st, sw, "rows", 0, kMaxI64);
+    dc.stats.missing = p.integer(st, sw, "missing", 0, dc.stats.rows);
+    dc.stats.min = p.real_or_null(st, sw, "min");
+    dc.stats.max = p.real_or_null(st, sw, "max");
+    dc.stats.mean = p.real_or_null(st, sw, "mean");
+    dc.stats.distinct = p.integer(st, sw, "distinct", -1, kMaxI64);
+    ds.columns_.push_back(std::move(dc));
+  }
+
+  const json& splits = p.field(meta, "", "splits");
+  for (int s = 0; s < kNumSplits; ++s) {
+    std::string where = str_cat("splits.", kSplitNames[s]);
+    const json& sp = p.field(splits, "splits", kSplitNames[s]);
+    int64_t rows = p.integer(sp, where, "rows", 0, kMaxI64);
+    const json& shards = p.array(sp, where, "shards");
+    int64_t sum = 0;
+    for (size_t k = 0; k < shards.size(); ++k) {
+      std::string sw = str_cat(where, ".shards[", k, "]");
+      ShardInfo si;
+      si.file = p.string(shards[k], sw, "file");
+      fs::path rel(si.file);
+      bool safe = !si.file.empty() && rel.is_relative();
+      for (const auto& part : rel) safe = safe && part != "..";
+      if (!safe) p.fail(sw + ".file", "'" + si.file + "' is not a path inside the dataset");
+      si.rows = p.integer(shards[k], sw, "rows", 1, kMaxI64);
+      si.bytes = p.integer(shards[k], sw, "bytes", static_cast<int64_t>(kHeaderBytes), kMaxI64);
+      std::string h = p.string(shards[k], sw, "xxh3");
+      char* end = nullptr;
+      si.xxh3 = std::strtoull(h.c_str(), &end, 16);
+      if (h.size() != 16 || end != h.c_str() + 16) p.fail(sw + ".xxh3", "expected 16 hex digits, got '" + h + "'");
+      if (si.rows > kMaxI64 - sum) p.fail(sw + ".rows", "row count overflows");
+      sum += si.rows;
+      ds.shards_[s].push_back(std::move(si));
+    }
+    if (sum != rows)
+      p.fail(where + ".rows", str_cat(rows, " but its shards hold ", sum, " rows"));
+    ds.split_rows_[s] = rows;
+  }
+  const json& pipeline = p.field(meta, "", "pipeline");
+  if (!pipeline.is_object()) p.fail("pipeline", str_cat("expected an object, got ", pipeline.type_name()));
+  ds.pipeline_ = pipeline;
+  return ds;
+}
+
+int Dataset::find(std::string_view name) const {
+  for (size_t c = 0; c < columns_.size(); ++c)
+    if (columns_[c].name == name) return static_cast<int>(c);
+  return -1;
+}
+
+int64_t Dataset::split_rows(Split split) const { return split_rows_[static_cast<int>(split)]; }
+int Dataset::num_shards(Split split) const { return static_cast<int>(shards_[static_cast<int>(split)].size()); }
+const std::vector<ShardInfo>& Dataset::shards(Split split) const { return shards_[static_cast<int>(split)]; }
+
+namespace {
+std::vector<int> columns_with(const std::vector<DatasetColumn>& cols, std::initializer_list<Role> roles) {
+  std::vector<int> out;
+  for (size_t c = 0; c < cols.size(); ++c)
+    if (std::find(roles.begin(), roles.end(), cols[c].role) != roles.end()) out.push_back(static_cast<int>(c));
+  return out;
+}
+}  // namespace
+
+int Dataset::label_column() const {
+  auto v = columns_with(columns_, {Role::kLabel});
+  return v.empty() ? -1 : v[0];
+}
+std::vector<int> Dataset::dense_columns() const { return columns_with(columns_, {Role::kDense}); }
+std::vector<int> Dataset::categorical_columns() const { return columns_with(columns_, {Role::kCategorical}); }
+std::vector<int> Dataset::multi_columns() const { return columns_with(columns_, {Role::kMulti, Role::kSequence}); }
+std::vector<int> Dataset::aux_columns() const { return columns_with(columns_, {Role::kTimestamp, Role::kId}); }
+std::vector<int> Dataset::sparse_columns() const {
+  std::vector<int> out = categorical_columns();
+  for (int c : multi_columns()) out.push_back(c);
+  return out;
+}
+std::vector<int64_t> Dataset::sparse_cardinalities() const {
+  std::vector<int64_t> out;
+  for (int c : sparse_columns()) out.push_back(columns_[c].cardinality);
+  return out;
+}
+
+ShardView Dataset::open_shard(Split split, int index, bool verify) const {
+  const auto& list = shards_[static_cast<int>(split)];
+  BW_CHECK(index >= 0 && index < static_cast<int>(list.size()), ConfigError, "dataset '", root_.string(), "': ",
+           split_name(split), " split has ", list.size(), " shards, no shard ", index);
+  const ShardInfo& info = list[index];
+  fs::path path = root_ / info.file;
+  std::error_code ec;
+  BW_CHECK(fs::is_regular_file(path, ec), FormatError, path.string(), ": shard file listed in meta.json is missing");
+  auto map = std::make_shared<const MappedFile>(path);
+  const uint8_t* base = map->data();
+  const uint64_t size = map->size();
+  auto fail = [&](const std::string& what) -> void { BW_THROW(FormatError, path.string(), ": ", what); };
+  auto fail_col = [&](size_t c, const std::string& what) -> void {
+    BW_THROW(FormatError, path.string(), ": column '", columns_[c].name, "': ", what);
+  };
+
+  if (size != static_cast<uint64_t>(info.bytes))
+    fail(str_cat("size ", size, " bytes but meta.json says ", info.bytes, " (truncated or replaced)"));
+  if (size < kHeaderBytes) fail("too small for a shard header");
+  ShardHeader h;
+  std::memcpy(&h, base, kHeaderBytes);
+  if (std::memcmp(h.magic, kShardMagic, sizeof h.magic) != 0) fail("not a BlueWhale shard (bad magic)");
+  if (h.version < 1 || h.version > static_cast<uint32_t>(kDatasetFormatVersion))
+    fail(str_cat("shard format version ", h.version, " is not supported (this build reads up to ",
+                 kDatasetFormatVersion, ")"));
+  if (h.num_columns != columns_.size())
+    fail(str_cat("header says ", h.num_columns, " columns, meta.json has ", columns_.size()));
+  if (h.rows != info.rows) fail(str_cat("header says ", h.rows, " rows, meta.json says ", info.rows));
+  uint64_t expect_blocks = 0;
+  for (const auto& c : columns_) expect_blocks += blocks_of(c.dtype);
+  if (h.num_blocks != expect_blocks)
+    fail(str_cat("header says ", h.num_blocks, " blocks, the schema needs ", expect_blocks));
+  const uint64_t dir_end = kHeaderBytes + kEntryBytes * expect_blocks;
+  if (size < dir_end) fail("truncated column directory");
+  if (hash_bytes(base + kHeaderBytes, dir_end - kHeaderBytes) != h.dir_xxh3) fail("column directory checksum mismatch");
+
+  ShardView view;
+  view.rows_ = h.rows;
+  view.dtypes_.resize(columns_.size());
+  view.blocks_.resize(columns_.size());
+  const uint64_t rows = static_cast<uint64_t>(h.rows);
+  uint64_t prev_end = dir_end, k = 0;
+  std::vector<uint64_t> sums;
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    view.dtypes_[c] = columns_[c].dtype;
+    for (int part = 0; part < blocks_of(columns_[c].dtype); ++part, ++k) {
+      DirEntry e;
+      std::memcpy(&e, base + kHeaderBytes + k * kEntryBytes, kEntryBytes);
+      DType want = part_dtype(columns_[c].dtype, part);
+      if (e.column != c || e.part != part || e.dtype != static_cast<uint8_t>(want))
+        fail_col(c, str_cat("directory entry ", k, " does not match the schema (column ", e.column, ", part ",
+                            int(e.part), ", dtype ", int(e.dtype), ")"));
+      if (e.offset % kAlign != 0) fail_col(c, str_cat("block offset ", e.offset, " is not 64-byte aligned"));
+      if (e.offset < prev_end || e.offset > size || e.bytes > size - e.offset)
+        fail_col(c, str_cat("block [", e.offset, ", +", e.bytes, ") overlaps another or lies outside the file (",
+                            size, " bytes)"));
+      uint64_t es = elem_size(want);
+      bool is_offsets = columns_[c].dtype == DType::kListI32 && part == 1;
+      uint64_t want_elems = is_offsets ? rows + 1 : rows;
+      bool size_ok = e.bytes % es == 0 &&
+                     (columns_[c].dtype == DType::kListI32 && part == 0 ? true : e.bytes / es == want_elems);
+      if (!size_ok) fail_col(c, str_cat("block of ", e.bytes, " bytes does not hold ", want_elems, " ",
+                                        dtype_name(want), " values"));
+      view.blocks_[c][part] = {base + e.offset, e.bytes};
+      sums.push_back(e.xxh3);
+      prev_end = e.offset + e.bytes;
+    }
+  }
+  if (prev_end != size) fail(str_cat("unexpected bytes after the last block (", size - prev_end, " bytes)"));
+  if (hash_bytes(base, dir_end) != info.xxh3)
+    fail("header checksum does not match meta.json (the file belongs to another dataset or was modified)");
+
+  k = 0;
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    const DatasetColumn& dc = columns_[c];
+    if (verify) {
+      for (int part = 0; part < blocks_of(dc.dtype); ++part) {
+        const auto& b = view.blocks_[c][part];
+        if (hash_bytes(b.data, b.bytes) != sums[k + part]) fail_col(c, "checksum mismatch (corrupted data)");
+      }
+    }
+    k += blocks_of(dc.dtype);
+    if (dc.dtype == DType::kListI32) {
+      // Offsets are always checked: the loader indexes values through them.
+      auto off = view.offsets(static_cast<int>(c));
+      int64_t nvalues = static_cast<int64_t>(view.blocks_[c][0].bytes / 4);
+      if (off[0] != 0) fail_col(c, "list offsets do not start at 0");
+      bool mono = true;
+      for (uint64_t r = 0; r < rows; ++r) mono &= off[r + 1] >= off[r];
+      if (!mono) fail_col(c, "list offsets decrease");
+      if (off[rows] != nvalues)
+        fail_col(c, str_cat("list offsets end at ", off[rows], " but the values block holds ", nvalues));
+    }
+    if (verify && (dc.dtype == DType::kI32 || dc.dtype == DType::kListI32)) {
+      auto ids = dc.dtype == DType::kI32 ? view.ids(static_cast<int>(c)) : view.values(static_cast<int>(c));
+      const auto card = static_cast<uint32_t>(dc.cardinality);
+      bool ok = true;
+      // Unsigned compare also rejects negatives; branch-free so the loop vectorizes.
+      for (int32_t v : ids) ok &= static_cast<uint32_t>(v) < card;
+      if (!ok) fail_col(c, str_cat("id outside [0, ", dc.cardinality, ")"));
+    }
+  }
+  view.map_ = std::move(map);
+  return view;
+}
+
+const fs::path& ShardView::path() const {
+  static const fs::path kEmpty;
+  return map_ ? map_->path() : kEmpty;
+}
+
+std::span<const float> ShardView::f32(int column) const {
+  BW_ASSERT(column >= 0 && column < static_cast<int>(dtypes_.size()) && dtypes_[column] == DType::kF32);
+  const Block& b = blocks_[column][0];
+  return {reinterpret_cast<const float*>(b.data), b.bytes / 4};
+}
+std::span<const int32_t> ShardView::ids(int column) const {
+  BW_ASSERT(column >= 0 && column < static_cast<int>(dtypes_.size()) && dtypes_[column] == DType::kI32);
+  const Block& b = blocks_[column][0];
+  return {reinterpret_cast<const int32_t*>(b.data), b.bytes / 4};
+}
+std::span<const int64_t> ShardView::i64(int column) const {
+  BW_ASSERT(column >= 0 && column < static_cast<int>(dtypes_.size()) && dtypes_[column] == DType::kI64);
+  const Block& b = blocks_[column][0];
+  return {reinterpret_cast<const int64_t*>(b.data), b.bytes / 8};
+}
+std::span<const int64_t> ShardView::offsets(int column) const {
+  BW_ASSERT(column >= 0 && column < static_cast<int>(dtypes_.size()) && dtypes_[column] == DType::kListI32);
+  const Block& b = blocks_[column][1];
+  return {reinterpret_cast<const int64_t*>(b.data), b.bytes / 8};
+}
+std::span<const int32_t> ShardView::values(int column) const {
+  BW_ASSERT(column >= 0 && column < static_cast<int>(dtypes_.size()) && dtypes_[column] == DType::kListI32);
+  const Block& b = blocks_[column][0];
+  return {reinterpret_cast<const int32_t*>(b.data), b.bytes / 4};
+}
+
+}  // namespace bluewhale

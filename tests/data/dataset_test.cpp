@@ -1,0 +1,502 @@
+#include "bluewhale/data/dataset.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+
+#include "bluewhale/core/error.h"
+#include "test_util.h"
+
+namespace bluewhale {
+namespace {
+
+using json = nlohmann::json;
+using testing::TempDir;
+
+constexpr int64_t kMissingI64 = std::numeric_limits<int64_t>::min();
+
+// Every role, each value a function of the global row index g so any row can be checked on read-back.
+DatasetColumn col(std::string name, Role role, int64_t cardinality = 0) {
+  DatasetColumn c;
+  c.name = std::move(name);
+  c.role = role;
+  c.cardinality = cardinality;
+  return c;
+}
+
+std::vector<DatasetColumn> all_roles_schema() {
+  return {col("label", Role::kLabel),          col("d0", Role::kDense),  col("c0", Role::kCategorical, 10),
+          col("m0", Role::kMulti, 5),          col("s0", Role::kSequence, 1000), col("ts", Role::kTimestamp),
+          col("uid", Role::kId)};
+}
+
+float label_of(int64_t g) { return static_cast<float>(g % 2); }
+float dense_of(int64_t g) { return g % 5 == 3 ? kMissingFloat : static_cast<float>(g) * 0.5f; }
+bool cat_missing(int64_t g) { return g % 11 == 4; }
+int32_t cat_of(int64_t g) { return cat_missing(g) ? 0 : static_cast<int32_t>(g % 10); }
+int64_t mlen(int64_t g) { return g % 4; }  // 0: empty list
+int32_t mval(int64_t g, int64_t j) { return static_cast<int32_t>((g + j) % 5); }
+int64_t slen(int64_t g) { return g % 3 + 1; }
+int32_t sval(int64_t g, int64_t j) { return static_cast<int32_t>((g * 7 + j) % 1000); }
+bool ts_missing(int64_t g) { return g % 6 == 1; }
+int64_t ts_of(int64_t g) { return 1'600'000'000'000 + g; }
+
+// Rows [first, first+rows) of the synthetic input; split of row g given by split_of (nullptr: no split).
+Chunk make_chunk(int64_t first, int64_t rows, uint8_t (*split_of)(int64_t) = nullptr) {
+  Chunk ch;
+  ch.rows = rows;
+  ch.first_row = first;
+  auto add = [&](const char* name, Role role, ColumnKind kind) -> Column& {
+    Column c;
+    c.name = name;
+    c.role = role;
+    c.kind = kind;
+    c.resize(rows);
+    ch.columns.push_back(std::move(c));
+    return ch.columns.back();
+  };
+  Column& label = add("label", Role::kLabel, ColumnKind::kFloat);
+  for (int64_t r = 0; r < rows; ++r) label.f[r] = label_of(first + r);
+  Column& d0 = add("d0", Role::kDense, ColumnKind::kFloat);
+  for (int64_t r = 0; r < rows; ++r) d0.f[r] = dense_of(first + r);
+  Column& c0 = add("c0", Role::kCategorical, ColumnKind::kInt);
+  for (int64_t r = 0; r < rows; ++r) {
+    c0.i[r] = cat_missing(first + r) ? 123456 : cat_of(first + r);
+    c0.valid[r] = !cat_missing(first + r);
+  }
+  Column& m0 = add("m0", Role::kMulti, ColumnKind::kList);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < mlen(first + r); ++j) m0.i.push_back(mval(first + r, j));
+    m0.offsets[r + 1] = static_cast<int64_t>(m0.i.size());
+  }
+  Column& s0 = add("s0", Role::kSequence, ColumnKind::kList);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < slen(first + r); ++j) s0.i.push_back(sval(first + r, j));
+    s0.offsets[r + 1] = static_cast<int64_t>(s0.i.size());
+  }
+  Column& ts = add("ts", Role::kTimestamp, ColumnKind::kInt);
+  for (int64_t r = 0; r < rows; ++r) {
+    ts.i[r] = ts_of(first + r);
+    ts.valid[r] = !ts_missing(first + r);
+  }
+  Column& uid = add("uid", Role::kId, ColumnKind::kInt);
+  uid.valid.clear();  // all present
+  for (int64_t r = 0; r < rows; ++r) uid.i[r] = first + r;
+  // A column the writer does not store: ignored.
+  add("extra", Role::kDense, ColumnKind::kFloat);
+  if (split_of) {
+    ch.split.resize(rows);
+    for (int64_t r = 0; r < rows; ++r) ch.split[r] = split_of(first + r);
+  }
+  return ch;
+}
+
+uint8_t split_train_valid(int64_t g) { return g % 3 == 2 ? 1 : 0; }
+
+// Writes rows [0, n) in chunks of `chunk` rows.
+void write_dataset(const fs::path& out, int64_t n, int64_t chunk, DatasetWriterOptions o,
+                   uint8_t (*split_of)(int64_t) = nullptr, json pipeline = json::object()) {
+  DatasetWriter w(out, all_roles_schema(), o);
+  for (int64_t first = 0; first < n; first += chunk) w.append(make_chunk(first, std::min(chunk, n - first), split_of));
+  w.commit(std::move(pipeline));
+}
+
+// Checks every row of a split against the generator, given the global row ids expected in order.
+void expect_split_matches(const Dataset& ds, Split split, const std::vector<int64_t>& expected_rows) {
+  int64_t k = 0;
+  for (int s = 0; s < ds.num_shards(split); ++s) {
+    ShardView v = ds.open_shard(split, s);
+    auto label = v.f32(0), d0 = v.f32(1);
+    auto c0 = v.ids(2);
+    auto mo = v.offsets(3), so = v.offsets(4);
+    auto mv = v.values(3), sv = v.values(4);
+    auto ts = v.i64(5), uid = v.i64(6);
+    ASSERT_EQ(static_cast<int64_t>(label.size()), v.rows());
+    ASSERT_EQ(static_cast<int64_t>(mo.size()), v.rows() + 1);
+    for (int64_t r = 0; r < v.rows(); ++r, ++k) {
+      ASSERT_LT(k, static_cast<int64_t>(expected_rows.size()));
+      int64_t g = expected_rows[k];
+      EXPECT_EQ(uid[r], g);
+      EXPECT_EQ(label[r], label_of(g));
+      if (std::isnan(dense_of(g)))
+        EXPECT_TRUE(std::isnan(d0[r]));
+      else
+        EXPECT_EQ(d0[r], dense_of(g));
+      EXPECT_EQ(c0[r], cat_of(g));
+      ASSERT_EQ(mo[r + 1] - mo[r], mlen(g));
+      for (int64_t j = 0; j < mlen(g); ++j) EXPECT_EQ(mv[mo[r] + j], mval(g, j));
+      ASSERT_EQ(so[r + 1] - so[r], slen(g));
+      for (int64_t j = 0; j < slen(g); ++j) EXPECT_EQ(sv[so[r] + j], sval(g, j));
+      EXPECT_EQ(ts[r], ts_missing(g) ? kMissingI64 : ts_of(g));
+    }
+  }
+  EXPECT_EQ(k, static_cast<int64_t>(expected_rows.size()));
+}
+
+TEST(Dataset, RoundTripEveryRoleAcrossSplitsWithEmptySplit) {
+  TempDir tmp;
+  const int64_t n = 1000;
+  write_dataset(tmp / "ds", n, 97, {.shard_rows = 64}, split_train_valid, json{{"ops", json::array({"x"})}});
+  Dataset ds = Dataset::open(tmp / "ds");
+  ASSERT_EQ(ds.columns().size(), 7u);
+  EXPECT_EQ(ds.columns()[2].dtype, DType::kI32);
+  EXPECT_EQ(ds.columns()[3].dtype, DType::kListI32);
+  EXPECT_EQ(ds.columns()[5].dtype, DType::kI64);
+  EXPECT_EQ(ds.pipeline()["ops"][0], "x");
+  std::vector<int64_t> train, valid;
+  for (int64_t g = 0; g < n; ++g) (split_train_valid(g) ? valid : train).push_back(g);
+  EXPECT_EQ(ds.split_rows(Split::kTrain), static_cast<int64_t>(train.size()));
+  EXPECT_EQ(ds.split_rows(Split::kValid), static_cast<int64_t>(valid.size()));
+  EXPECT_EQ(ds.split_rows(Split::kTest), 0);
+  EXPECT_EQ(ds.num_shards(Split::kTest), 0);
+  expect_split_matches(ds, Split::kTrain, train);
+  expect_split_matches(ds, Split::kValid, valid);
+
+  EXPECT_EQ(ds.label_column(), 0);
+  EXPECT_EQ(ds.dense_columns(), std::vector<int>({1}));
+  EXPECT_EQ(ds.categorical_columns(), std::vector<int>({2}));
+  EXPECT_EQ(ds.multi_columns(), std::vector<int>({3, 4}));
+  EXPECT_EQ(ds.sparse_columns(), std::vector<int>({2, 3, 4}));
+  EXPECT_EQ(ds.sparse_cardinalities(), std::vector<int64_t>({10, 5, 1000}));
+  EXPECT_EQ(ds.aux_columns(), std::vector<int>({5, 6}));
+}
+
+TEST(Dataset, StatsCoverAllSplits) {
+  TempDir tmp;
+  const int64_t n = 300;
+  write_dataset(tmp / "ds", n, 50, {}, split_train_valid);
+  Dataset ds = Dataset::open(tmp / "ds");
+  double sum = 0, lo = 1e30, hi = -1e30;
+  int64_t missing = 0, present = 0;
+  for (int64_t g = 0; g < n; ++g) {
+    float v = dense_of(g);
+    if (std::isnan(v)) {
+      ++missing;
+      continue;
+    }
+    ++present;
+    sum += v;
+    lo = std::min<double>(lo, v);
+    hi = std::max<double>(hi, v);
+  }
+  const ColumnStats& d = ds.columns()[1].stats;
+  EXPECT_EQ(d.rows, n);
+  EXPECT_EQ(d.missing, missing);
+  EXPECT_DOUBLE_EQ(d.min, lo);
+  EXPECT_DOUBLE_EQ(d.max, hi);
+  EXPECT_NEAR(d.mean, sum / present, 1e-9);
+  EXPECT_EQ(d.distinct, -1);
+  const ColumnStats& c = ds.columns()[2].stats;
+  int64_t cmiss = 0;
+  for (int64_t g = 0; g < n; ++g) cmiss += cat_missing(g);
+  EXPECT_EQ(c.missing, cmiss);
+  EXPECT_EQ(c.distinct, 10);
+  EXPECT_EQ(c.min, 0);
+  EXPECT_EQ(c.max, 9);
+  const ColumnStats& m = ds.columns()[3].stats;  // list lengths 0..3; empty lists are missing
+  EXPECT_EQ(m.missing, n / 4);
+  EXPECT_EQ(m.min, 1);
+  EXPECT_EQ(m.max, 3);
+  EXPECT_EQ(m.distinct, 5);
+  int64_t tmiss = 0;
+  for (int64_t g = 0; g < n; ++g) tmiss += ts_missing(g);
+  EXPECT_EQ(ds.columns()[5].stats.missing, tmiss);
+}
+
+TEST(Dataset, ShardRolloverAtShardRows) {
+  TempDir tmp;
+  // Chunks of 7 rows do not line up with shards of 10: shards must still be cut at exactly 10 rows.
+  write_dataset(tmp / "ds", 25, 7, {.shard_rows = 10});
+  Dataset ds = Dataset::open(tmp / "ds");
+  ASSERT_EQ(ds.num_shards(Split::kTrain), 3);
+  EXPECT_EQ(ds.shards(Split::kTrain)[0].rows, 10);
+  EXPECT_EQ(ds.shards(Split::kTrain)[1].rows, 10);
+  EXPECT_EQ(ds.shards(Split::kTrain)[2].rows, 5);
+  EXPECT_EQ(ds.shards(Split::kTrain)[2].file, "train/shard-00002.bwd");
+  EXPECT_TRUE(fs::exists(tmp / "ds" / "train" / "shard-00002.bwd"));
+  std::vector<int64_t> all(25);
+  for (int64_t g = 0; g < 25; ++g) all[g] = g;
+  expect_split_matches(ds, Split::kTrain, all);
+}
+
+TEST(Dataset, ShardBlocksAre64ByteAligned) {
+  TempDir tmp;
+  write_dataset(tmp / "ds", 13, 13, {});
+  Dataset ds = Dataset::open(tmp / "ds");
+  ShardView v = ds.open_shard(Split::kTrain, 0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(v.f32(0).data()) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(v.values(3).data()) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(v.offsets(3).data()) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(v.i64(6).data()) % 64, 0u);
+}
+
+TEST(DatasetWriter, StagingPathFilesAreCommittedWithTheDataset) {
+  TempDir tmp;
+  DatasetWriter w(tmp / "ds", all_roles_schema());
+  w.append(make_chunk(0, 5));
+  testing::write_text(w.staging_path() / "pipeline" / "state.bin", "fitted");
+  EXPECT_FALSE(fs::exists(tmp / "ds"));
+  w.commit();
+  EXPECT_EQ(read_file(tmp / "ds" / "pipeline" / "state.bin"), "fitted");
+  EXPECT_EQ(Dataset::open(tmp / "ds").split_rows(Split::kTrain), 5);
+}
+
+TEST(DatasetWriter, DestroyedWithoutCommitLeavesNothing) {
+  TempDir tmp;
+  {
+    DatasetWriter w(tmp / "ds", all_roles_schema(), {.shard_rows = 4});
+    w.append(make_chunk(0, 20));  // several shards already on disk in the staging directory
+    EXPECT_TRUE(fs::exists(w.staging_path() / "train" / "shard-00000.bwd"));
+  }
+  EXPECT_FALSE(fs::exists(tmp / "ds"));
+  EXPECT_TRUE(fs::is_empty(tmp.path()));
+}
+
+TEST(DatasetWriter, ExceptionDuringAppendLeavesNothing) {
+  TempDir tmp;
+  try {
+    DatasetWriter w(tmp / "ds", all_roles_schema());
+    Chunk bad = make_chunk(0, 10);
+    bad.columns[2].i[7] = 10;  // categorical c0 has cardinality 10
+    bad.columns[2].valid[7] = 1;
+    w.append(bad);
+    FAIL() << "out-of-range id accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'c0'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("id 10 outside [0, 10)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("input row 7"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(tmp.path()));
+}
+
+TEST(DatasetWriter, MultiValueOutOfRangeIsInputError) {
+  TempDir tmp;
+  DatasetWriter w(tmp / "ds", all_roles_schema());
+  Chunk bad = make_chunk(0, 10);
+  bad.columns[3].i[0] = -1;
+  EXPECT_THROW(w.append(bad), InputError);
+}
+
+TEST(DatasetWriter, ExistingOutputWithoutOverwriteIsRejected) {
+  TempDir tmp;
+  write_dataset(tmp / "ds", 10, 10, {});
+  EXPECT_THROW(DatasetWriter(tmp / "ds", all_roles_schema()), IoError);
+  write_dataset(tmp / "ds", 30, 10, {.overwrite = true});
+  EXPECT_EQ(Dataset::open(tmp / "ds").split_rows(Split::kTrain), 30);
+}
+
+TEST(DatasetWriter, CategoricalWithoutCardinalityIsConfigError) {
+  TempDir tmp;
+  auto cols = all_roles_schema();
+  cols[2].cardinality = 0;
+  try {
+    DatasetWriter w(tmp / "ds", cols);
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'c0'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("categorify or hash"), std::string::npos) << e.what();
+  }
+  cols = all_roles_schema();
+  cols[3].cardinality = int64_t{1} << 31;
+  EXPECT_THROW(DatasetWriter(tmp / "ds", cols), ConfigError);
+  EXPECT_TRUE(fs::is_empty(tmp.path()));  // checked before anything is created
+}
+
+TEST(DatasetWriter, SchemaProblemsAreConfigErrors) {
+  TempDir tmp;
+  auto cols = all_roles_schema();
+  cols[1].name = "label";
+  EXPECT_THROW(DatasetWriter(tmp / "a", cols), ConfigError);
+  EXPECT_THROW(DatasetWriter(tmp / "b", all_roles_schema(), {.shard_rows = 0}), ConfigError);
+  DatasetWriter w(tmp / "c", all_roles_schema());
+  Chunk ch = make_chunk(0, 3);
+  ch.columns[1].kind = ColumnKind::kInt;  // dense column arriving as integers
+  EXPECT_THROW(w.append(ch), ConfigError);
+  Chunk missing = make_chunk(0, 3);
+  missing.columns.erase(missing.columns.begin() + 6);
+  EXPECT_THROW(w.append(missing), ConfigError);
+}
+
+// ---------------------------------------------------------------------------------- meta.json validation
+
+class MetaValidation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_dataset(tmp_ / "ds", 40, 40, {.shard_rows = 16});
+    meta_ = json::parse(read_file(tmp_ / "ds" / "meta.json"));
+  }
+  // Writes a mutated meta.json and expects FormatError mentioning `needle`.
+  void expect_rejected(const json& meta, const std::string& needle) {
+    testing::write_text(tmp_ / "ds" / "meta.json", meta.dump());
+    try {
+      Dataset::open(tmp_ / "ds");
+      ADD_FAILURE() << "accepted meta.json expected to fail with " << needle;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("meta.json"), std::string::npos) << e.what();
+    }
+  }
+  TempDir tmp_;
+  json meta_;
+};
+
+TEST_F(MetaValidation, OriginalOpens) { EXPECT_EQ(Dataset::open(tmp_ / "ds").num_shards(Split::kTrain), 3); }
+
+TEST_F(MetaValidation, NewerFormatVersion) {
+  json m = meta_;
+  m["format_version"] = kDatasetFormatVersion + 1;
+  expect_rejected(m, "format_version");
+}
+
+TEST_F(MetaValidation, MissingKeys) {
+  json m = meta_;
+  m.erase("columns");
+  expect_rejected(m, "columns: missing");
+  m = meta_;
+  m["splits"].erase("valid");
+  expect_rejected(m, "splits.valid: missing");
+  m = meta_;
+  m["splits"]["train"]["shards"][1].erase("xxh3");
+  expect_rejected(m, "splits.train.shards[1].xxh3: missing");
+  m = meta_;
+  m.erase("pipeline");
+  expect_rejected(m, "pipeline");
+}
+
+TEST_F(MetaValidation, WrongTypes) {
+  json m = meta_;
+  m["splits"]["train"]["rows"] = "forty";
+  expect_rejected(m, "splits.train.rows: expected an integer");
+  m = meta_;
+  m["columns"][0]["name"] = 3;
+  expect_rejected(m, "columns[0].name: expected a string");
+  m = meta_;
+  m["columns"][2]["dtype"] = "f32";
+  expect_rejected(m, "columns[2].dtype");
+  m = meta_;
+  m["columns"][1]["role"] = "banana";
+  expect_rejected(m, "columns[1].role");
+  m = meta_;
+  m["pipeline"] = json::array();
+  expect_rejected(m, "pipeline");
+}
+
+TEST_F(MetaValidation, NegativeAndInconsistentCounts) {
+  json m = meta_;
+  m["splits"]["train"]["shards"][0]["rows"] = -5;
+  expect_rejected(m, "splits.train.shards[0].rows");
+  m = meta_;
+  m["splits"]["train"]["rows"] = 41;
+  expect_rejected(m, "splits.train.rows");
+  m = meta_;
+  m["columns"][2]["cardinality"] = 0;
+  expect_rejected(m, "columns[2].cardinality");
+  m = meta_;
+  m["splits"]["train"]["shards"][0]["file"] = "../../etc/passwd";
+  expect_rejected(m, "splits.train.shards[0].file");
+}
+
+TEST_F(MetaValidation, NotJsonOrNotADataset) {
+  testing::write_text(tmp_ / "ds" / "meta.json", "{\"format\": ");
+  EXPECT_THROW(Dataset::open(tmp_ / "ds"), FormatError);
+  fs::create_directories(tmp_ / "empty");
+  EXPECT_THROW(Dataset::open(tmp_ / "empty"), FormatError);
+  EXPECT_THROW(Dataset::open(tmp_ / "nothing-here"), IoError);
+}
+
+// ------------------------------------------------------------------------------------------ corrupted shards
+
+class CorruptShard : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_dataset(tmp_ / "ds", 200, 50, {.shard_rows = 100});
+    ds_ = Dataset::open(tmp_ / "ds");
+    file_ = tmp_ / "ds" / "train" / "shard-00001.bwd";
+    bytes_ = read_file(file_);
+  }
+  void rewrite(const std::string& b) {
+    std::ofstream f(file_, std::ios::binary | std::ios::trunc);
+    f << b;
+  }
+  // Expects FormatError from opening shard 1 whose message holds every needle.
+  void expect_corrupt(std::initializer_list<std::string> needles, bool verify = true) {
+    try {
+      ds_.open_shard(Split::kTrain, 1, verify);
+      ADD_FAILURE() << "corruption not detected";
+    } catch (const FormatError& e) {
+      for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+    }
+  }
+  // Byte offset of block k's data, from the directory.
+  uint64_t block_offset(int k) {
+    uint64_t off;
+    std::memcpy(&off, bytes_.data() + 64 + 32 * k + 8, 8);
+    return off;
+  }
+  TempDir tmp_;
+  Dataset ds_;
+  fs::path file_;
+  std::string bytes_;
+};
+
+TEST_F(CorruptShard, FlippedDataByteNamesFileAndColumn) {
+  std::string b = bytes_;
+  b[block_offset(1) + 17] ^= 0x40;  // block 1 = column d0
+  rewrite(b);
+  expect_corrupt({"shard-00001.bwd", "'d0'", "checksum"});
+  EXPECT_NO_THROW(ds_.open_shard(Split::kTrain, 0));  // other shards unaffected
+  // Without verification a flipped float is not noticed: that is what the flag trades away.
+  EXPECT_NO_THROW(ds_.open_shard(Split::kTrain, 1, /*verify=*/false));
+}
+
+TEST_F(CorruptShard, FlippedListOffsetIsCaughtEvenWithoutVerify) {
+  std::string b = bytes_;
+  // Directory: label, d0, c0, m0 values, m0 offsets (block 4). Make offsets decrease at row 50.
+  uint64_t off = block_offset(4) + 8 * 50;
+  int64_t v;
+  std::memcpy(&v, b.data() + off, 8);
+  v += 1000;
+  std::memcpy(b.data() + off, &v, 8);
+  rewrite(b);
+  expect_corrupt({"shard-00001.bwd", "'m0'"}, /*verify=*/false);
+}
+
+TEST_F(CorruptShard, FlippedDirectoryByte) {
+  std::string b = bytes_;
+  b[64 + 32 * 2 + 9] ^= 0x01;  // offset of block 2
+  rewrite(b);
+  expect_corrupt({"shard-00001.bwd", "directory"});
+}
+
+TEST_F(CorruptShard, Truncated) {
+  rewrite(bytes_.substr(0, bytes_.size() - 100));
+  expect_corrupt({"shard-00001.bwd", "truncated"});
+  rewrite(bytes_.substr(0, 30));
+  expect_corrupt({"shard-00001.bwd"});
+  rewrite("");
+  expect_corrupt({"shard-00001.bwd"});
+}
+
+TEST_F(CorruptShard, WrongMagic) {
+  std::string b = bytes_;
+  b[0] = 'X';
+  rewrite(b);
+  expect_corrupt({"shard-00001.bwd", "magic"});
+}
+
+TEST_F(CorruptShard, ShardSwappedWithAnotherOfSameSize) {
+  // Shards 0 and 1 have the same size and structure; only the meta.json checksum tells them apart.
+  fs::copy_file(tmp_ / "ds" / "train" / "shard-00000.bwd", file_, fs::copy_options::overwrite_existing);
+  expect_corrupt({"shard-00001.bwd", "meta.json"});
+}
+
+TEST_F(CorruptShard, MissingFile) {
+  fs::remove(file_);
+  expect_corrupt({"shard-00001.bwd", "missing"});
+}
+
+}  // namespace
+}  // namespace bluewhale
