@@ -84,8 +84,8 @@ async function prep(opts) {
   times.read = (performance.now() - t) / 1000;
   t = performance.now();
 
-  // One frequency table per column: id = rank by (count DESC, value) + 1 for kept values, so the most
-  // frequent value gets id 2; rarer values get no row and fall back to 1 below.
+  // One frequency table per column, kept values only (count >= min_count): id = rank by (count DESC,
+  // value) + 1, so the most frequent value gets id 2; rare values find no row and map to 1 below.
   for (const c of kCat) {
     await con.run(`CREATE TEMP TABLE dict_${c} AS
       SELECT v, (ROW_NUMBER() OVER (ORDER BY n DESC, v) + 1)::INTEGER AS id
@@ -97,12 +97,14 @@ async function prep(opts) {
 
   const dense = kDense.map((c) => `LN(1 + GREATEST(COALESCE(r.${c}, 0), 0))::FLOAT AS ${c}`);
   const cat = kCat.map((c) => `(CASE WHEN r.${c} IS NULL THEN 0 ELSE COALESCE(d_${c}.id, 1) END)::INTEGER AS ${c}`);
+  // DuckDB's hash joins do not keep the input order (a LEFT JOIN emits unmatched probe rows after the
+  // matched ones), so the output is sorted back by the raw table's rowid: a dataset keeps the log's order.
   const joins = kCat.map((c) => `LEFT JOIN dict_${c} d_${c} ON r.${c} = d_${c}.v`);
   fs.rmSync(opts.out, { force: true, recursive: true });
   fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });
   const tmp = `${opts.out}.partial-${process.pid}`;
   await con.run(`COPY (SELECT r.label::FLOAT AS label, ${dense.join(', ')}, ${cat.join(', ')}
-                       FROM ${src} r ${joins.join(' ')})
+                       FROM ${src} r ${joins.join(' ')} ORDER BY r.rowid)
                  TO ${lit(tmp)} (FORMAT parquet, COMPRESSION ${opts.compression})`);
   fs.renameSync(tmp, opts.out);
   times.map_write = (performance.now() - t) / 1000;

@@ -2,12 +2,14 @@
 """pandas peer for the DLRM Criteo prep benchmark (see bench/prep/README.md).
 
   pandas_prep.py --input FILE.tsv --out OUT_DIR [--min-count 2]
-  pandas_prep.py --summary OUT_DIR
+  pandas_prep.py --summary OUT_DIR|BLUEWHALE_DATASET
 
 Prep mode prints one JSON line: {"tool":"pandas","rows":N,"seconds":S,"rows_per_s":R,...} and writes
 OUT_DIR/{label,I1..I13,C1..C26}.npy (float32, float32, int32), one file per column.
 Summary mode prints one JSON line of per-column checksums, defined exactly as in
-duckdb_prep.mjs --summary, so run.sh can compare the two outputs.
+duckdb_prep.mjs --summary, so run.sh can compare the outputs. Given a bluewhale dataset directory
+(meta.json + shards), it reads the shards directly and leaves out the order-sensitive checksums, since
+the recipe's train/valid/test split scatters the rows.
 
 The work is the same as `bluewhale prep --recipe recipes/dlrm-criteo.yaml`:
   dense I1..I13: missing -> 0, negative -> 0, log1p, float32
@@ -89,20 +91,62 @@ def prep(args) -> None:
     }))
 
 
-def summary(path: str) -> None:
+def load_npy_dir(path: str) -> dict:
     cols = {}
     for name in NAMES:
         f = os.path.join(path, f"{name}.npy")
         if not os.path.isfile(f):
             sys.exit(f"pandas_prep: '{f}' is missing")
         cols[name] = np.load(f)
+    return cols
+
+
+def load_bluewhale(path: str) -> dict:
+    """Columns of a bluewhale dataset (include/bluewhale/data/dataset.h), splits concatenated in
+    train, valid, test order: the split scatters rows, so only order-free checksums apply."""
+    with open(os.path.join(path, "meta.json")) as f:
+        meta = json.load(f)
+    if meta.get("format") != "bluewhale-dataset":
+        sys.exit(f"pandas_prep: {path}/meta.json: format is not 'bluewhale-dataset'")
+    names = [c["name"] for c in meta["columns"]]
+    missing = [n for n in NAMES if n not in names]
+    if missing:
+        sys.exit(f"pandas_prep: {path}: dataset has no column(s) {', '.join(missing)}")
+    parts = {n: [] for n in NAMES}
+    dtypes = {1: np.float32, 2: np.int32, 3: np.int64}
+    for split in ("train", "valid", "test"):
+        for shard in meta["splits"].get(split, {}).get("shards", []):
+            f = os.path.join(path, shard["file"])
+            with open(f, "rb") as fh:
+                buf = fh.read()
+            if buf[:8] != b"BWSHARD\0":
+                sys.exit(f"pandas_prep: {f}: not a bluewhale shard")
+            ncols, rows, nblocks = (int(np.frombuffer(buf, "<u4", 1, 12)[0]), int(np.frombuffer(buf, "<i8", 1, 16)[0]),
+                                    int(np.frombuffer(buf, "<u4", 1, 24)[0]))
+            for k in range(nblocks):
+                e = 64 + 32 * k
+                col, dt, part = int(np.frombuffer(buf, "<u4", 1, e)[0]), buf[e + 4], buf[e + 5]
+                off, length = int(np.frombuffer(buf, "<u8", 1, e + 8)[0]), int(np.frombuffer(buf, "<u8", 1, e + 16)[0])
+                if col >= ncols or part != 0 or dt not in dtypes or names[col] not in parts:
+                    continue
+                a = np.frombuffer(buf, dtypes[dt], length // np.dtype(dtypes[dt]).itemsize, off)
+                if len(a) != rows:
+                    sys.exit(f"pandas_prep: {f}: column {names[col]} has {len(a)} values for {rows} rows")
+                parts[names[col]].append(a)
+    return {n: (np.concatenate(v) if v else np.zeros(0)) for n, v in parts.items()}
+
+
+def summary(path: str) -> None:
+    bluewhale = os.path.isfile(os.path.join(path, "meta.json"))
+    cols = load_bluewhale(path) if bluewhale else load_npy_dir(path)
     rows = len(cols["label"])
     w = (np.arange(rows, dtype=np.int64) % 7919)
     s = {"rows": rows}
     for c in ["label"] + DENSE:
         x = cols[c].astype(np.float64)
         s[f"{c}_sum"] = float(x.sum())
-        s[f"{c}_wsum"] = float((x * w).sum())
+        if not bluewhale:
+            s[f"{c}_wsum"] = float((x * w).sum())
     for c in CAT:
         x = cols[c].astype(np.int64)
         s[f"{c}_distinct"] = int(len(np.unique(x)))
@@ -110,7 +154,8 @@ def summary(path: str) -> None:
         for k in (0, 1, 2):
             s[f"{c}_n{k}"] = int((x == k).sum())
         s[f"{c}_sum"] = int(x.sum())
-        s[f"{c}_wsum"] = int((x * w).sum())
+        if not bluewhale:
+            s[f"{c}_wsum"] = int((x * w).sum())
     print(json.dumps(s))
 
 

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "args.h"
+#include "bluewhale/core/error.h"
 #include "bluewhale/core/progress.h"
 #include "bluewhale/gen/criteo.h"
 #include "commands.h"

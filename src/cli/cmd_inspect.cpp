@@ -3,6 +3,7 @@
 #include <string>
 
 #include "args.h"
+#include "bluewhale/core/error.h"
 #include "bluewhale/core/parallel.h"
 #include "bluewhale/core/progress.h"
 #include "bluewhale/data/dataset.h"

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "args.h"
+#include "bluewhale/core/error.h"
 #include "bluewhale/core/io.h"
 #include "bluewhale/core/log.h"
 #include "bluewhale/prep/pipeline.h"

@@ -10,6 +10,38 @@
 //   5. save_state()/load_state() persist what fit learned, with the dataset, so `--apply-to` maps new
 //      files with the same dictionaries and statistics.
 // Operators see chunks that already went through every earlier operator.
+//
+// The operators (`bluewhale prep --help-op NAME` prints each one's parameters, from op_help()):
+//   fill_missing {columns, value=0}        kFloat: NaN -> value
+//   clip {columns, min, max}               kFloat: bound to [min, max]; NaN stays NaN
+//   log1p {columns, negative=symmetric}    kFloat: x -> log(1+x) for x >= 0. Negative values (Criteo's I2
+//                                          has some) are not an error by default: `symmetric` maps x < 0 to
+//                                          -log(1-x), monotonic and continuous at 0; `missing` makes them
+//                                          NaN; `error` throws InputError naming column, row and value.
+//   bucketize {columns, boundaries | num_buckets, sample_size, seed}
+//                                          kFloat -> kInt categorical: 0 missing, else 1 + (number of edges
+//                                          <= x). num_buckets places edges at quantiles of a bottom-k row
+//                                          sample (smallest mix64(global_row ^ seed)) of training rows.
+//   hash {columns, buckets, seed}          kInt/kList keys -> 0 missing, else 1 + mix64(key ^ seed) % (buckets-1)
+//   categorify {columns, min_count, max_size, order, memory_mb}
+//                                          kInt/kList keys -> 0 missing, 1 rare or unseen, 2.. kept values by
+//                                          descending training count (ties: smaller key) or by first
+//                                          appearance (smallest global row; ties: smaller key). Counting
+//                                          spills sorted runs to OpContext::temp_dir past its budget.
+//   count_encode / frequency_encode {columns, suffix}
+//                                          kInt -> adds kFloat name+suffix: training count (or count / training
+//                                          rows) of the value; 0 when missing or unseen
+//   target_encode {columns, target, folds, smoothing, seed, suffix}
+//                                          kInt -> adds kFloat name+suffix: (sum_y + smoothing * prior) /
+//                                          (count + smoothing); out-of-fold (fold = mix64(global_row ^ seed) %
+//                                          folds) for training rows when transform(fitted_rows = true); the
+//                                          prior (and missing/unseen values) = mean target of training rows
+//   cross {columns (>= 2 kInt), buckets, out, seed}
+//                                          adds kInt categorical `out` (default A_x_B): 0 if any input is
+//                                          missing, else 1 + chain-mixed keys % (buckets - 1)
+//   select {columns} / drop {columns}      keep (in the given order) / remove columns
+// Fitted results are identical for any thread count and chunk order (integer accumulators, sorted
+// merges, deterministic tie-breaks).
 #pragma once
 
 #include <cstdint>
@@ -61,6 +93,9 @@ class Op {
   virtual std::vector<std::string> inputs() const = 0;
   virtual std::vector<std::string> outputs() const = 0;
 
+  // Throws ConfigError (naming where()) for a missing column or a column of the wrong kind. Operators
+  // whose output cardinality is learned (categorify) report 0 before fit; calling plan() again after
+  // end_fit() or load_state() reports the fitted cardinality.
   virtual void plan(PlanState& state) const = 0;
 
   virtual bool needs_fit() const { return false; }

@@ -1,0 +1,109 @@
+// The raw text reader of `bluewhale prep`: streams TSV/CSV click logs (plain, gzip or zstd, larger than
+// memory) into columnar Chunks.
+//
+// Two stages, so that parsing scales over threads while file reading stays sequential:
+//   next()   one background thread reads and decompresses the files in order and cuts the text into
+//            TextChunks of whole records (about chunk_bytes each), numbered by line and by global row;
+//   parse()  any number of threads turn TextChunks into Chunks, concurrently, in any order.
+//
+//   TextReader reader(files, schema, 2 * threads);
+//   TextChunk t;
+//   while (reader.next(t)) { Chunk c; BadRowStats bad; reader.parse(t, c, bad); ... }
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bluewhale/data/column.h"
+#include "bluewhale/prep/schema.h"
+
+namespace bluewhale {
+
+// Whole records of one input file, decompressed. `text` starts with a record (never a blank line) and
+// every record in it ends with '\n' (the reader adds one after a final line that has none). Blank lines
+// and the header count in line numbers only. A chunk holds at least one record.
+struct TextChunk {
+  std::string text;         // complete records, CRLF kept as is (parse() strips the '\r')
+  int file_index = 0;       // index into TextReader::files()
+  int64_t first_line = 0;   // 1-based line number in that file of the first record (= first byte of `text`)
+  int64_t first_row = 0;    // global index of the first record over all files (headers, blank lines excluded)
+  int64_t records = 0;      // records in `text` (blank lines excluded, bad rows included)
+  int64_t raw_bytes = 0;    // on-disk (compressed) bytes read since the previous chunk, for progress
+};
+
+// Rows dropped by parse() under on_bad_rows: skip. Keep one per thread and add() them up at the end:
+// first_error is then the message of the earliest bad row in input order, whatever the thread schedule.
+struct BadRowStats {
+  int64_t skipped = 0;
+  std::string first_error;       // message of the earliest skipped row (lowest global row) seen so far
+  int64_t first_error_row = -1;  // its global row index; -1 while none
+
+  void add(const BadRowStats& other) {
+    skipped += other.skipped;
+    if (other.first_error_row >= 0 && (first_error_row < 0 || other.first_error_row < first_error_row)) {
+      first_error = other.first_error;
+      first_error_row = other.first_error_row;
+    }
+  }
+};
+
+class TextReader {
+ public:
+  // Opens every file up front, detects its compression and reads its header (once; the background thread
+  // reopens the files in turn, so only one is open at a time while streaming). Errors:
+  //   IoError      a path cannot be opened or read (the message names it);
+  //   InputError   with format.header, a header that lacks a non-ignored schema column, names a column
+  //                twice or names one the schema does not have (the message names the file and column);
+  //   ConfigError  an inconsistent schema (no columns, unknown format/compression/on_bad_rows, bad
+  //                delimiter or quote, chunk_bytes < 1).
+  // Without a header every record must have exactly schema.columns.size() fields, in schema order. With a
+  // header the columns may come in any order per file and ignored schema columns may be absent.
+  // prefetch_chunks (>= 1) bounds the TextChunks read ahead, so memory stays about
+  // (prefetch_chunks + chunks being parsed) * chunk_bytes whatever the file sizes.
+  TextReader(std::vector<std::string> files, InputSchema schema, int prefetch_chunks = 4);
+  // Stops the background thread and joins it.
+  ~TextReader();
+  TextReader(const TextReader&) = delete;
+  TextReader& operator=(const TextReader&) = delete;
+
+  // Moves the next chunk of records into `out` (files in order, chunks in order); false once every file
+  // is done. Blocks while the background thread reads. An error of that thread (IoError on a failed
+  // read, InputError on a truncated or corrupt gzip/zstd stream, both naming the file) is rethrown here
+  // after the chunks produced before it, and again on every later call. Call from one thread only.
+  bool next(TextChunk& out);
+
+  // Parses `in` into `out`, reusing out's vectors. Thread-safe (const, no shared mutable state): call it
+  // from many threads on different chunks, each with its own `out` and `stats`.
+  // `out` gets one Column per non-ignored schema column, in schema order, named and typed by role:
+  //   label, dense               kFloat, NaN when empty
+  //   categorical                kInt hash_string(field), valid 0 when empty
+  //   multi, sequence            kList, each non-empty part between separators hashed; empty field = []
+  //   timestamp                  kInt decimal int64, valid 0 when empty
+  //   id                         kInt decimal int64, or hash_string(field) when not a decimal int64
+  // out.rows, first_row, file_index, first_line (line of the first stored row) are set, split is cleared;
+  // out.row_index is filled only when rows were skipped.
+  // A malformed row (wrong field count, a value that does not parse, text after a closing quote, an
+  // unterminated quote) throws InputError under on_bad_rows: error, e.g.
+  //   "day_0.tsv:1207: column 'I3' (field 4 of 40): expected a number, got 'zz'"
+  //   "day_0.tsv:1208: expected 40 fields, got 39"
+  // and under on_bad_rows: skip is dropped, counted in stats.skipped, its message kept in
+  // stats.first_error when it comes before every bad row `stats` has seen. Fields are parsed strictly: no spaces are trimmed, and "nan" or
+  // "inf" are not numbers.
+  void parse(const TextChunk& in, Chunk& out, BadRowStats& stats) const;
+
+  // Sum of the on-disk sizes of all files in bytes. Every chunk's raw_bytes add up to it, except the bytes
+  // of trailing files that hold no record (they have no later chunk to be reported with).
+  int64_t total_bytes() const;
+  const InputSchema& schema() const;
+  const std::vector<std::string>& files() const;
+
+
+ private:
+  // Background thread, bounded queue and per-file field plans; defined in src/prep/reader.cpp.
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bluewhale

@@ -1,0 +1,237 @@
+// categorify: raw keys -> dense ids learned from the training rows (0 missing, 1 rare/unseen, 2.. kept).
+#include <algorithm>
+
+#include "bluewhale/data/binary_io.h"
+#include "prep/ops/flat_map.h"
+#include "prep/ops/key_counter.h"
+#include "prep/ops/op_common.h"
+
+namespace bluewhale::prep_ops {
+namespace {
+
+constexpr int64_t kMissingId = 0;
+constexpr int64_t kRareId = 1;
+constexpr int64_t kFirstKeptId = 2;
+
+// Decides which keys keep their own id from the merged (key, count, first) stream, in bounded memory
+// for the long tail: keys under min_count are dropped on sight and, with max_size, only a heap of the
+// max_size best keys is held.
+class Selector {
+ public:
+  Selector(int64_t min_count, int64_t max_size, bool by_first)
+      : min_count_(min_count), max_size_(static_cast<std::size_t>(max_size)), by_first_(by_first) {}
+
+  void add(const KeyCount& kc) {
+    ++distinct_;
+    if (kc.count < min_count_) return;
+    if (max_size_ == 0) {
+      kept_.push_back(kc);
+    } else if (kept_.size() < max_size_) {
+      kept_.push_back(kc);
+      std::push_heap(kept_.begin(), kept_.end(), more_frequent);  // front: the least frequent kept key
+    } else if (more_frequent(kc, kept_.front())) {
+      std::pop_heap(kept_.begin(), kept_.end(), more_frequent);
+      kept_.back() = kc;
+      std::push_heap(kept_.begin(), kept_.end(), more_frequent);
+    }
+  }
+
+  // The kept keys in id order.
+  std::vector<int64_t> finish() {
+    if (by_first_)
+      std::sort(kept_.begin(), kept_.end(), [](const KeyCount& a, const KeyCount& b) {
+        return a.first != b.first ? a.first < b.first : a.key < b.key;  // keys of one list row: by key
+      });
+    else
+      std::sort(kept_.begin(), kept_.end(), more_frequent);
+    std::vector<int64_t> keys;
+    keys.reserve(kept_.size());
+    for (const KeyCount& kc : kept_) keys.push_back(kc.key);
+    kept_ = {};
+    return keys;
+  }
+  int64_t distinct() const { return distinct_; }
+
+ private:
+  static bool more_frequent(const KeyCount& a, const KeyCount& b) {
+    return a.count != b.count ? a.count > b.count : a.key < b.key;
+  }
+  int64_t min_count_;
+  std::size_t max_size_;
+  bool by_first_;
+  int64_t distinct_ = 0;
+  std::vector<KeyCount> kept_;
+};
+
+class CategorifyOp : public ColumnsOp {
+ public:
+  struct Params {
+    std::vector<std::string> columns;
+    int64_t min_count, max_size, memory_mb;
+    std::string order;
+    static const ParamTable<Params>& params() {
+      static const auto t =
+          ParamTable<Params>("categorify")
+              .required("columns", &Params::columns, "integer or list columns (ranges like C1..C26 allowed)")
+              .add("min_count", &Params::min_count, int64_t{1},
+                   "values seen fewer times in training rows share the rare id 1")
+              .min(1)
+              .add("max_size", &Params::max_size, int64_t{0},
+                   "keep at most this many values per column, the most frequent (0 = no limit)")
+              .min(0)
+              .add("order", &Params::order, std::string("frequency"),
+                   "id order of kept values: frequency (most frequent first, ties by key) or first (first "
+                   "appearance)")
+              .choices({"frequency", "first"})
+              .add("memory_mb", &Params::memory_mb, int64_t{0},
+                   "counting memory before spilling to temp files, MiB (0 = the run's budget)")
+              .min(0);
+      return t;
+    }
+  };
+
+  CategorifyOp(const ConfigNode& node, const OpContext&) : counter_("categorify") {
+    set_where(op_where(node, name()));
+    p_ = Params::params().parse(node, {"op"});
+    columns_ = parse_columns(p_.columns, where());
+  }
+  std::string name() const override { return "categorify"; }
+
+  // Before fit the vocabulary size is unknown and the cardinality stays 0; after end_fit() or
+  // load_state() a new plan() reports it.
+  void plan(PlanState& state) const override {
+    for (std::size_t ci = 0; ci < columns_.size(); ++ci) {
+      ColumnInfo& info = state.get(columns_[ci], where());
+      require_kind(info, {ColumnKind::kInt, ColumnKind::kList}, where(),
+                   "integer keys (categorical, id) or a list (multi, sequence); use bucketize for float columns");
+      if (info.kind == ColumnKind::kInt) info.role = Role::kCategorical;
+      info.cardinality = fitted_ ? cardinality(ci) : 0;
+    }
+  }
+
+  bool needs_fit() const override { return true; }
+
+  void begin_fit(const OpContext& ctx) override {
+    threads_ = ctx.threads;
+    int64_t budget = p_.memory_mb > 0 ? p_.memory_mb << 20 : ctx.memory_budget;
+    counter_.begin(columns_.size(), ctx.threads, budget, ctx.temp_dir);
+  }
+
+  void fit_chunk(const Chunk& chunk, int thread_id) override {
+    std::vector<int64_t> keys, rows;
+    for (std::size_t ci = 0; ci < columns_.size(); ++ci) {
+      const Column& c = chunk_column(chunk, columns_[ci], {ColumnKind::kInt, ColumnKind::kList}, where());
+      keys.clear();
+      rows.clear();
+      if (c.kind == ColumnKind::kInt) {
+        for (int64_t r = 0; r < chunk.rows; ++r)
+          if (is_train_row(chunk, r) && (c.valid.empty() || c.valid[r])) {
+            keys.push_back(c.i[r]);
+            rows.push_back(chunk.global_row(r));
+          }
+      } else {
+        for (int64_t r = 0; r < chunk.rows; ++r) {
+          if (!is_train_row(chunk, r)) continue;
+          for (int64_t j = c.offsets[r]; j < c.offsets[r + 1]; ++j) {
+            keys.push_back(c.i[j]);
+            rows.push_back(chunk.global_row(r));
+          }
+        }
+      }
+      counter_.add_many(ci, thread_id, keys.data(), rows.data(), keys.size());
+    }
+  }
+
+  void end_fit() override {
+    last_spilled_runs_ = counter_.spilled_runs();
+    std::vector<Selector> sel;
+    for (std::size_t ci = 0; ci < columns_.size(); ++ci) sel.emplace_back(p_.min_count, p_.max_size, p_.order == "first");
+    counter_.finish(threads_, [&](std::size_t col, const KeyCount& kc) { sel[col].add(kc); });
+    std::vector<Dictionary> dicts(columns_.size());
+    for (std::size_t ci = 0; ci < columns_.size(); ++ci) {
+      dicts[ci].distinct = sel[ci].distinct();
+      build(dicts[ci], sel[ci].finish());
+    }
+    dicts_ = std::move(dicts);
+    fitted_ = true;
+  }
+
+  void transform(Chunk& chunk, bool) const override {
+    BW_ASSERT(fitted_, "categorify transform before fit or load_state");
+    for (std::size_t ci = 0; ci < columns_.size(); ++ci) {
+      Column& c = chunk_column(chunk, columns_[ci], {ColumnKind::kInt, ColumnKind::kList}, where());
+      dicts_[ci].index.find_batch(c.i.data(), c.i.size(), c.i.data(), kRareId);
+      if (c.kind == ColumnKind::kInt) {
+        for (std::size_t r = 0; r < c.valid.size(); ++r)
+          if (!c.valid[r]) c.i[r] = kMissingId;
+        c.role = Role::kCategorical;
+      }
+      c.cardinality = cardinality(ci);
+    }
+  }
+
+  void save_state(BinaryWriter& out) const override {
+    BW_ASSERT(fitted_, "categorify save_state before fit");
+    write_state_header(out, name(), 1, columns_);
+    for (const Dictionary& d : dicts_) {
+      out.write<int64_t>(d.distinct);
+      out.write_vector(d.keys);
+    }
+  }
+
+  void load_state(BinaryReader& in) override {
+    read_state_header(in, name(), 1, columns_);
+    std::vector<Dictionary> dicts(columns_.size());
+    for (Dictionary& d : dicts) {
+      d.distinct = in.read<int64_t>();
+      std::vector<int64_t> keys = in.read_vector<int64_t>();
+      in.check(d.distinct >= static_cast<int64_t>(keys.size()), "categorify: more kept values than distinct values");
+      in.check(build(d, std::move(keys)), "categorify: a value appears twice in the dictionary");
+    }
+    dicts_ = std::move(dicts);
+    fitted_ = true;
+  }
+
+  std::string summary() const override {
+    std::string s;
+    for (std::size_t ci = 0; ci < dicts_.size(); ++ci)
+      s += str_cat(ci ? "; " : "", "categorify ", columns_[ci], ": ", with_commas(dicts_[ci].distinct), " distinct, ",
+                   with_commas(static_cast<int64_t>(dicts_[ci].keys.size())), " kept (min_count ", p_.min_count,
+                   p_.max_size ? str_cat(", max_size ", p_.max_size) : "", ")");
+    if (last_spilled_runs_ > 0) s += str_cat("; ", last_spilled_runs_, " spill runs");
+    return s;
+  }
+
+ private:
+  struct Dictionary {
+    int64_t distinct = 0;
+    std::vector<int64_t> keys;  // kept keys in id order: keys[j] has id kFirstKeptId + j
+    KeyIndex index;             // key -> id
+  };
+
+  static bool build(Dictionary& d, std::vector<int64_t> keys) {
+    d.keys = std::move(keys);
+    d.index = KeyIndex();
+    d.index.reserve(d.keys.size());
+    for (std::size_t j = 0; j < d.keys.size(); ++j)
+      if (!d.index.get_or_add(d.keys[j], kFirstKeptId + static_cast<int64_t>(j)).second) return false;
+    return true;
+  }
+  int64_t cardinality(std::size_t ci) const { return kFirstKeptId + static_cast<int64_t>(dicts_[ci].keys.size()); }
+
+  Params p_;
+  KeyCounter counter_;
+  int threads_ = 1;
+  std::vector<Dictionary> dicts_;
+  bool fitted_ = false;
+  int64_t last_spilled_runs_ = 0;
+};
+
+}  // namespace
+
+std::vector<OpSpec> categorify_op_specs() {
+  return {make_spec<CategorifyOp>("categorify",
+                                  "keys -> dense ids from training counts: 0 missing, 1 rare/unseen, 2.. kept values")};
+}
+
+}  // namespace bluewhale::prep_ops

@@ -1,0 +1,277 @@
+// Open-addressing hash tables keyed by int64 for the fit and transform hot paths of the operators.
+//
+// Both use linear probing over a power-of-two slot array, with INT64_MIN as the empty-slot marker and
+// that one key kept in a side slot, so every int64 key is storable. std::unordered_map allocates a node
+// per key and chases a pointer per lookup, several times slower at 10M keys.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "bluewhale/core/error.h"
+#include "bluewhale/core/hash.h"
+
+namespace bluewhale::prep_ops {
+
+inline constexpr int64_t kEmptyKey = std::numeric_limits<int64_t>::min();
+
+inline std::size_t pow2_at_least(std::size_t n) {
+  std::size_t c = 1;
+  while (c < n) c <<= 1;
+  return c;
+}
+
+// key -> int64 value; built once (fit or load), then read concurrently by const lookups.
+class KeyIndex {
+ public:
+  KeyIndex() { rehash(kMinCapacity); }
+
+  // Sizes the table for n keys without rehashing later.
+  void reserve(std::size_t n) {
+    std::size_t cap = pow2_at_least(std::max(kMinCapacity, n + n / 2 + 1));
+    if (cap > slots_.size()) rehash(cap);
+  }
+
+  // Returns the value stored for key, inserting value_if_new first when absent; second = inserted.
+  std::pair<int64_t*, bool> get_or_add(int64_t key, int64_t value_if_new) {
+    if (key == kEmptyKey) {
+      bool inserted = !has_empty_key_;
+      if (inserted) empty_key_value_ = value_if_new;
+      has_empty_key_ = true;
+      return {&empty_key_value_, inserted};
+    }
+    if ((size_ + 1) * 4 > slots_.size() * 3) rehash(slots_.size() * 2);  // load <= 3/4
+    std::size_t i = mix64(static_cast<uint64_t>(key)) & mask_;
+    for (;;) {
+      Slot& s = slots_[i];
+      if (s.key == key) return {&s.value, false};
+      if (s.key == kEmptyKey) {
+        s.key = key;
+        s.value = value_if_new;
+        ++size_;
+        return {&s.value, true};
+      }
+      i = (i + 1) & mask_;
+    }
+  }
+
+  int64_t find(int64_t key, int64_t not_found) const {
+    if (key == kEmptyKey) return has_empty_key_ ? empty_key_value_ : not_found;
+    std::size_t i = mix64(static_cast<uint64_t>(key)) & mask_;
+    for (;;) {
+      const Slot& s = slots_[i];
+      if (s.key == key) return s.value;
+      if (s.key == kEmptyKey) return not_found;
+      i = (i + 1) & mask_;
+    }
+  }
+
+  // out[j] = find(keys[j], not_found) for j < n; out may alias keys. Large tables miss the cache on
+  // almost every lookup, so the slots of a block of keys are prefetched before any is probed: the
+  // misses then overlap instead of being paid one after the other.
+  void find_batch(const int64_t* keys, std::size_t n, int64_t* out, int64_t not_found) const {
+    constexpr std::size_t kBlock = 16;
+    std::size_t pos[kBlock];
+    for (std::size_t b = 0; b < n; b += kBlock) {
+      std::size_t m = std::min(kBlock, n - b);
+      for (std::size_t j = 0; j < m; ++j) {
+        pos[j] = mix64(static_cast<uint64_t>(keys[b + j])) & mask_;
+        __builtin_prefetch(&slots_[pos[j]]);
+      }
+      for (std::size_t j = 0; j < m; ++j) {
+        int64_t key = keys[b + j];
+        if (key == kEmptyKey) {
+          out[b + j] = has_empty_key_ ? empty_key_value_ : not_found;
+          continue;
+        }
+        std::size_t i = pos[j];
+        for (;;) {
+          const Slot& s = slots_[i];
+          if (s.key == key) {
+            out[b + j] = s.value;
+            break;
+          }
+          if (s.key == kEmptyKey) {
+            out[b + j] = not_found;
+            break;
+          }
+          i = (i + 1) & mask_;
+        }
+      }
+    }
+  }
+
+  std::size_t size() const { return size_ + (has_empty_key_ ? 1 : 0); }
+  std::size_t bytes() const { return slots_.size() * sizeof(Slot); }
+
+  // Visits every (key, value) in slot order (not a meaningful order: callers sort when it matters).
+  template <class F>
+  void for_each(F&& f) const {
+    if (has_empty_key_) f(kEmptyKey, empty_key_value_);
+    for (const Slot& s : slots_)
+      if (s.key != kEmptyKey) f(s.key, s.value);
+  }
+
+ private:
+  static constexpr std::size_t kMinCapacity = 16;
+  struct Slot {
+    int64_t key;
+    int64_t value;
+  };
+
+  void rehash(std::size_t capacity) {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(capacity, Slot{kEmptyKey, 0});
+    mask_ = capacity - 1;
+    for (const Slot& s : old) {
+      if (s.key == kEmptyKey) continue;
+      std::size_t i = mix64(static_cast<uint64_t>(s.key)) & mask_;
+      while (slots_[i].key != kEmptyKey) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0, size_ = 0;
+  bool has_empty_key_ = false;
+  int64_t empty_key_value_ = 0;
+};
+
+// One distinct key seen during a fit: how often, and the smallest global row it appeared in.
+struct KeyCount {
+  int64_t key;
+  int64_t count;
+  int64_t first;
+};
+
+// Occurrence counter for one column on one thread. The caller checks full() before add() and either
+// grows or spills (release_sorted) the table, which is how the memory budget is enforced.
+class CountTable {
+ public:
+  static constexpr std::size_t kMinCapacity = 1024;
+
+  explicit CountTable(std::size_t capacity = kMinCapacity) { reset(capacity); }
+
+  bool full() const { return has_room(1) == false; }
+  // Whether m more distinct keys fit under the 0.7 load limit.
+  bool has_room(std::size_t m) const { return (size_ + m) * 10 <= slots_.size() * 7; }
+  std::size_t bytes() const { return slots_.size() * sizeof(KeyCount); }
+  std::size_t capacity() const { return slots_.size(); }
+  std::size_t size() const { return size_ + (has_empty_key_ ? 1 : 0); }
+
+  void add(int64_t key, int64_t row) {
+    if (key == kEmptyKey) {
+      if (!has_empty_key_) empty_key_ = KeyCount{key, 0, row};
+      has_empty_key_ = true;
+      ++empty_key_.count;
+      empty_key_.first = std::min(empty_key_.first, row);
+      return;
+    }
+    std::size_t i = mix64(static_cast<uint64_t>(key)) & mask_;
+    for (;;) {
+      KeyCount& s = slots_[i];
+      if (s.key == key) {
+        ++s.count;
+        if (row < s.first) s.first = row;
+        return;
+      }
+      if (s.key == kEmptyKey) {
+        BW_ASSERT(!full(), "CountTable::add on a full table");
+        s = KeyCount{key, 1, row};
+        ++size_;
+        return;
+      }
+      i = (i + 1) & mask_;
+    }
+  }
+
+  // add() for n keys (n <= kBlock, has_room(n) checked by the caller). The probe starts of the whole
+  // block are prefetched first so that their cache misses overlap: counting 10M distinct keys is bound
+  // by memory latency, not by arithmetic.
+  static constexpr std::size_t kBlock = 16;
+  void add_block(const int64_t* keys, const int64_t* rows, std::size_t n) {
+    std::size_t pos[kBlock];
+    for (std::size_t j = 0; j < n; ++j) {
+      pos[j] = mix64(static_cast<uint64_t>(keys[j])) & mask_;
+      __builtin_prefetch(&slots_[pos[j]], 1);
+    }
+    for (std::size_t j = 0; j < n; ++j) {
+      const int64_t key = keys[j];
+      if (key == kEmptyKey) {
+        add(key, rows[j]);
+        continue;
+      }
+      std::size_t i = pos[j];
+      for (;;) {
+        KeyCount& s = slots_[i];
+        if (s.key == key) {
+          ++s.count;
+          if (rows[j] < s.first) s.first = rows[j];
+          break;
+        }
+        if (s.key == kEmptyKey) {
+          s = KeyCount{key, 1, rows[j]};
+          ++size_;
+          break;
+        }
+        i = (i + 1) & mask_;
+      }
+    }
+  }
+
+  void grow() {
+    std::vector<KeyCount> old = std::move(slots_);
+    std::size_t cap = old.size() * 2;
+    slots_.assign(cap, KeyCount{kEmptyKey, 0, 0});
+    mask_ = cap - 1;
+    for (const KeyCount& s : old) {
+      if (s.key == kEmptyKey) continue;
+      std::size_t i = mix64(static_cast<uint64_t>(s.key)) & mask_;
+      while (slots_[i].key != kEmptyKey) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+  }
+
+  // Moves the entries out sorted by key (reusing the slot array, no second copy) and leaves the table
+  // empty with `new_capacity` slots.
+  std::vector<KeyCount> release_sorted(std::size_t new_capacity) {
+    std::vector<KeyCount> out = std::move(slots_);
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < out.size(); ++i)
+      if (out[i].key != kEmptyKey) out[n++] = out[i];
+    out.resize(n);
+    if (has_empty_key_) out.push_back(empty_key_);  // kEmptyKey is the smallest int64: sorts first
+    std::sort(out.begin(), out.end(), [](const KeyCount& a, const KeyCount& b) { return a.key < b.key; });
+    reset(new_capacity);
+    return out;
+  }
+
+  // Visits every entry in slot order.
+  template <class F>
+  void for_each(F&& f) const {
+    if (has_empty_key_) f(empty_key_);
+    for (const KeyCount& s : slots_)
+      if (s.key != kEmptyKey) f(s);
+  }
+
+  void reset(std::size_t capacity) {
+    capacity = pow2_at_least(std::max(capacity, kMinCapacity));
+    slots_.assign(capacity, KeyCount{kEmptyKey, 0, 0});
+    slots_.shrink_to_fit();
+    mask_ = capacity - 1;
+    size_ = 0;
+    has_empty_key_ = false;
+  }
+
+ private:
+  std::vector<KeyCount> slots_;
+  std::size_t mask_ = 0, size_ = 0;
+  bool has_empty_key_ = false;
+  KeyCount empty_key_{kEmptyKey, 0, 0};
+};
+
+}  // namespace bluewhale::prep_ops

@@ -1,0 +1,247 @@
+#include "prep/ops/key_counter.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <queue>
+
+#include "bluewhale/core/error.h"
+#include "bluewhale/core/parallel.h"
+
+namespace bluewhale::prep_ops {
+namespace {
+
+// More open runs than this are first merged into longer runs, so a tiny budget on a huge column never
+// needs thousands of open files or buffers at once.
+constexpr std::size_t kMaxFanIn = 64;
+constexpr std::size_t kIoRecords = 8192;
+
+std::atomic<uint64_t> g_run_serial{0};
+
+class RunWriter {
+ public:
+  explicit RunWriter(fs::path path) : path_(std::move(path)) {
+    file_ = std::fopen(path_.c_str(), "wb");
+    if (!file_) BW_THROW(IoError, "cannot create spill file '", path_.string(), "': ", std::strerror(errno));
+    buf_.reserve(kIoRecords);
+  }
+  ~RunWriter() {
+    if (file_) {
+      std::fclose(file_);
+      std::remove(path_.c_str());
+    }
+  }
+  void append(const KeyCount& kc) {
+    buf_.push_back(kc);
+    if (buf_.size() == kIoRecords) flush();
+  }
+  RunFile close() {
+    flush();
+    int rc = std::fclose(file_);
+    file_ = nullptr;
+    RunFile run(path_, records_);  // owns the file from here: removed even if the check below throws
+    if (rc != 0) BW_THROW(IoError, "cannot write spill file '", path_.string(), "': ", std::strerror(errno));
+    return run;
+  }
+
+ private:
+  void flush() {
+    if (buf_.empty()) return;
+    if (std::fwrite(buf_.data(), sizeof(KeyCount), buf_.size(), file_) != buf_.size())
+      BW_THROW(IoError, "cannot write spill file '", path_.string(), "' (disk full?): ", std::strerror(errno));
+    records_ += static_cast<int64_t>(buf_.size());
+    buf_.clear();
+  }
+  fs::path path_;
+  std::FILE* file_ = nullptr;
+  std::vector<KeyCount> buf_;
+  int64_t records_ = 0;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual bool next(KeyCount& out) = 0;
+};
+
+class VectorSource : public Source {
+ public:
+  explicit VectorSource(std::vector<KeyCount> v) : v_(std::move(v)) {}
+  bool next(KeyCount& out) override {
+    if (pos_ == v_.size()) return false;
+    out = v_[pos_++];
+    return true;
+  }
+
+ private:
+  std::vector<KeyCount> v_;
+  std::size_t pos_ = 0;
+};
+
+class FileSource : public Source {
+ public:
+  explicit FileSource(const RunFile& run) : path_(run.path()), left_(run.records()) {
+    file_ = std::fopen(path_.c_str(), "rb");
+    if (!file_) BW_THROW(IoError, "cannot open spill file '", path_.string(), "': ", std::strerror(errno));
+    buf_.resize(kIoRecords);
+  }
+  ~FileSource() override { std::fclose(file_); }
+  bool next(KeyCount& out) override {
+    if (pos_ == len_) {
+      if (left_ == 0) return false;
+      len_ = static_cast<std::size_t>(std::min<int64_t>(left_, kIoRecords));
+      if (std::fread(buf_.data(), sizeof(KeyCount), len_, file_) != len_)
+        BW_THROW(IoError, "cannot read spill file '", path_.string(), "' (short read)");
+      left_ -= static_cast<int64_t>(len_);
+      pos_ = 0;
+    }
+    out = buf_[pos_++];
+    return true;
+  }
+
+ private:
+  fs::path path_;
+  std::FILE* file_ = nullptr;
+  std::vector<KeyCount> buf_;
+  std::size_t pos_ = 0, len_ = 0;
+  int64_t left_;
+};
+
+// Merges sources sorted by key into one stream with one record per key (counts summed, first = min).
+template <class Out>
+void merge_sources(std::vector<std::unique_ptr<Source>>& sources, Out&& out) {
+  using Head = std::pair<int64_t, std::size_t>;  // (key, source)
+  std::priority_queue<Head, std::vector<Head>, std::greater<Head>> heap;
+  std::vector<KeyCount> cur(sources.size());
+  for (std::size_t s = 0; s < sources.size(); ++s)
+    if (sources[s]->next(cur[s])) heap.push({cur[s].key, s});
+  while (!heap.empty()) {
+    auto [key, s] = heap.top();
+    heap.pop();
+    KeyCount acc = cur[s];
+    if (sources[s]->next(cur[s])) heap.push({cur[s].key, s});
+    while (!heap.empty() && heap.top().first == key) {
+      std::size_t t = heap.top().second;
+      heap.pop();
+      acc.count += cur[t].count;
+      acc.first = std::min(acc.first, cur[t].first);
+      if (sources[t]->next(cur[t])) heap.push({cur[t].key, t});
+    }
+    out(acc);
+  }
+}
+
+}  // namespace
+
+RunFile::~RunFile() {
+  if (!path_.empty()) std::remove(path_.c_str());
+}
+
+RunFile& RunFile::operator=(RunFile&& o) noexcept {
+  if (this != &o) {
+    if (!path_.empty()) std::remove(path_.c_str());
+    path_ = std::move(o.path_);
+    records_ = o.records_;
+    o.path_.clear();
+  }
+  return *this;
+}
+
+KeyCounter::KeyCounter(std::string label) : label_(std::move(label)) {}
+
+KeyCounter::~KeyCounter() = default;
+
+void KeyCounter::begin(std::size_t columns, int threads, int64_t budget_bytes, const std::string& temp_dir) {
+  BW_ASSERT(threads >= 1);
+  columns_ = columns;
+  threads_.clear();
+  for (int t = 0; t < threads; ++t) {
+    auto ts = std::make_unique<ThreadState>();
+    ts->tables.resize(columns_);
+    ts->runs.resize(columns_);
+    for (const CountTable& t : ts->tables) ts->bytes += t.bytes();
+    threads_.push_back(std::move(ts));
+  }
+  share_bytes_ = static_cast<std::size_t>(std::max<int64_t>(budget_bytes, 1)) / static_cast<std::size_t>(threads);
+  temp_dir_ = temp_dir;
+}
+
+void KeyCounter::make_room(ThreadState& ts, std::size_t col) {
+  // Leaves room for at least CountTable::kBlock new keys in the table of `col`.
+  CountTable& t = ts.tables[col];
+  while (ts.bytes + t.bytes() > share_bytes_) {
+    // Spill the biggest table: that frees the most memory per run written. A table still at minimum
+    // capacity frees nothing when emptied, so then the growing table itself goes out.
+    std::size_t victim = col;
+    for (std::size_t c = 0; c < columns_; ++c)
+      if (ts.tables[c].size() > 0 && ts.tables[c].bytes() > ts.tables[victim].bytes()) victim = c;
+    if (ts.tables[victim].capacity() == CountTable::kMinCapacity) victim = col;
+    CountTable& vt = ts.tables[victim];
+    std::size_t before = vt.bytes();
+    // The growing table keeps its size (it is about to refill); others shrink to give memory back.
+    std::size_t keep = victim == col ? vt.capacity() : CountTable::kMinCapacity;
+    std::vector<KeyCount> sorted = vt.release_sorted(keep);
+    ts.runs[victim].push_back(write_run(sorted));
+    ts.bytes = ts.bytes - before + vt.bytes();
+    if (victim == col) return;
+  }
+  ts.bytes += t.bytes();  // doubling adds as much as it had
+  t.grow();
+}
+
+RunFile KeyCounter::write_run(const std::vector<KeyCount>& sorted) {
+  fs::path path = temp_dir_ / str_cat("bw-", label_, "-", ::getpid(), "-", g_run_serial++, ".run");
+  RunWriter w(path);
+  for (const KeyCount& kc : sorted) w.append(kc);
+  return w.close();
+}
+
+int64_t KeyCounter::spilled_runs() const {
+  int64_t n = 0;
+  for (const auto& ts : threads_)
+    for (const auto& r : ts->runs) n += static_cast<int64_t>(r.size());
+  return n;
+}
+
+void KeyCounter::finish(int threads, const std::function<void(std::size_t, const KeyCount&)>& sink) {
+  parallel_for_dynamic(static_cast<int64_t>(columns_), threads,
+                       [&](int64_t col, int) { finish_column(static_cast<std::size_t>(col), sink); });
+  threads_.clear();
+}
+
+void KeyCounter::finish_column(std::size_t col, const std::function<void(std::size_t, const KeyCount&)>& sink) {
+  std::vector<RunFile> runs;
+  std::vector<CountTable*> tables;
+  for (auto& ts : threads_) {
+    for (auto& r : ts->runs[col]) runs.push_back(std::move(r));
+    ts->runs[col].clear();
+    if (ts->tables[col].size() > 0) tables.push_back(&ts->tables[col]);
+  }
+  // One table and nothing on disk: every key is already unique, no sort needed.
+  if (runs.empty() && tables.size() <= 1) {
+    if (!tables.empty()) tables[0]->for_each([&](const KeyCount& kc) { sink(col, kc); });
+    for (auto& ts : threads_) ts->tables[col] = CountTable();
+    return;
+  }
+  while (runs.size() > kMaxFanIn) {
+    std::vector<std::unique_ptr<Source>> group;
+    for (std::size_t i = 0; i < kMaxFanIn; ++i) group.push_back(std::make_unique<FileSource>(runs[i]));
+    fs::path path = temp_dir_ / str_cat("bw-", label_, "-", ::getpid(), "-", g_run_serial++, ".run");
+    RunWriter w(path);
+    merge_sources(group, [&](const KeyCount& kc) { w.append(kc); });
+    RunFile merged = w.close();
+    group.clear();
+    runs.erase(runs.begin(), runs.begin() + kMaxFanIn);
+    runs.push_back(std::move(merged));
+  }
+  std::vector<std::unique_ptr<Source>> sources;
+  for (const RunFile& r : runs) sources.push_back(std::make_unique<FileSource>(r));
+  for (CountTable* t : tables) sources.push_back(std::make_unique<VectorSource>(t->release_sorted(0)));
+  merge_sources(sources, [&](const KeyCount& kc) { sink(col, kc); });
+  for (auto& ts : threads_) ts->tables[col] = CountTable();
+}
+
+}  // namespace bluewhale::prep_ops

@@ -1,0 +1,92 @@
+// Counting distinct int64 keys per column over many threads within a memory budget.
+//
+// Each thread counts into its own CountTable per column. When growing a table would take the thread's
+// tables past its share of the budget (budget / threads), the thread's largest table is written to a
+// temporary file as a run sorted by key and emptied. finish() merges, per column, the runs and what is
+// left in memory with a k-way merge that sums counts and keeps the smallest first row, so the result is
+// the same whatever the chunk order, the thread count and the budget (all sums are integers).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bluewhale/core/io.h"
+#include "prep/ops/flat_map.h"
+
+namespace bluewhale::prep_ops {
+
+// A sorted run of KeyCount records in a temporary file, removed when the object dies.
+class RunFile {
+ public:
+  RunFile(fs::path path, int64_t records) : path_(std::move(path)), records_(records) {}
+  RunFile(RunFile&& o) noexcept : path_(std::move(o.path_)), records_(o.records_) { o.path_.clear(); }
+  RunFile& operator=(RunFile&& o) noexcept;
+  RunFile(const RunFile&) = delete;
+  ~RunFile();
+  const fs::path& path() const { return path_; }
+  int64_t records() const { return records_; }
+
+ private:
+  fs::path path_;
+  int64_t records_;
+};
+
+class KeyCounter {
+ public:
+  // `label` names the owner in spill file names ("categorify").
+  explicit KeyCounter(std::string label);
+  ~KeyCounter();
+
+  // Drops anything counted before. budget_bytes: all tables of all threads together.
+  void begin(std::size_t columns, int threads, int64_t budget_bytes, const std::string& temp_dir);
+
+  // Counts one occurrence of key in column col, seen at global row `row`, on thread `thread`.
+  void add(std::size_t col, int thread, int64_t key, int64_t row) {
+    ThreadState& ts = *threads_[thread];
+    CountTable& t = ts.tables[col];
+    if (t.full()) make_room(ts, col);
+    t.add(key, row);
+  }
+
+  // add() for n keys with their rows; faster on large tables (prefetched probes).
+  void add_many(std::size_t col, int thread, const int64_t* keys, const int64_t* rows, std::size_t n) {
+    ThreadState& ts = *threads_[thread];
+    CountTable& t = ts.tables[col];
+    for (std::size_t b = 0; b < n; b += CountTable::kBlock) {
+      std::size_t m = std::min(CountTable::kBlock, n - b);
+      if (!t.has_room(m)) make_room(ts, col);
+      t.add_block(keys + b, rows + b, m);
+    }
+  }
+
+  // Visits every distinct key of every column once with its totals; columns are processed in parallel
+  // on up to `threads` threads, each column's calls come from one thread, in no particular key order.
+  // Releases all counting memory and temporary files.
+  void finish(int threads, const std::function<void(std::size_t col, const KeyCount& kc)>& sink);
+
+  // Runs written so far (all columns and threads), for tests and summaries.
+  int64_t spilled_runs() const;
+
+ private:
+  struct ThreadState {
+    std::vector<CountTable> tables;
+    std::vector<std::vector<RunFile>> runs;  // per column
+    std::size_t bytes = 0;
+  };
+
+  void make_room(ThreadState& ts, std::size_t col);
+  RunFile write_run(const std::vector<KeyCount>& sorted);
+  void finish_column(std::size_t col, const std::function<void(std::size_t, const KeyCount&)>& sink);
+
+  std::size_t columns_ = 0;
+  std::string label_;
+  std::vector<std::unique_ptr<ThreadState>> threads_;
+  std::size_t share_bytes_ = 0;
+  fs::path temp_dir_;
+};
+
+}  // namespace bluewhale::prep_ops

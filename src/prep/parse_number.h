@@ -1,0 +1,79 @@
+// Private to the text reader: strict decimal parsing of one field, with a fast path for the short plain
+// integers that dominate click logs (Criteo dense features, labels, timestamps).
+//
+// Accepted: optional '+' or '-', then what std::from_chars accepts in general format ("12", "1.5",
+// ".5", "3e-4"). Rejected: empty input, surrounding spaces, "nan", "inf", hex, anything left over, and
+// values beyond the range of the target type.
+#pragma once
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <system_error>
+
+namespace bluewhale::text {
+
+// Parses [b, e) as a float. Plain integers of up to 18 digits skip from_chars: an int64 to float
+// conversion rounds once, to nearest, exactly as from_chars would.
+inline bool parse_float(const char* b, const char* e, float& out) {
+  const char* p = b;
+  bool neg = false;
+  if (p < e && (*p == '-' || *p == '+')) {
+    neg = *p == '-';
+    ++p;
+  }
+  // from_chars would take a second '-' ("--5"), so a sign after the sign is rejected here.
+  if (p == e || *p == '-' || *p == '+') return false;
+  const char* digits_end = e - p > 18 ? p + 18 : e;
+  uint64_t v = 0;
+  const char* q = p;
+  for (; q < digits_end; ++q) {
+    unsigned d = static_cast<unsigned char>(*q) - static_cast<unsigned>('0');
+    if (d > 9) break;
+    v = v * 10 + d;
+  }
+  if (q == e) {
+    float f = static_cast<float>(static_cast<int64_t>(v));
+    out = neg ? -f : f;
+    return true;
+  }
+  // from_chars takes no '+'; the sign is applied after so both signs go through one path.
+  float f = 0;
+  auto r = std::from_chars(p, e, f, std::chars_format::general);
+  if (r.ptr != e) return false;
+  if (r.ec == std::errc::result_out_of_range) {
+    // Underflow is fine (the value rounds to zero or a subnormal); overflow is an error.
+    double d = 0;
+    auto rd = std::from_chars(p, e, d, std::chars_format::general);
+    if (rd.ec != std::errc() || rd.ptr != e || std::fabs(d) >= 1.0) return false;
+    f = static_cast<float>(d);
+  } else if (r.ec != std::errc()) {
+    return false;
+  }
+  if (!std::isfinite(f)) return false;  // "nan", "inf", "infinity" are not numbers here
+  out = neg ? -f : f;
+  return true;
+}
+
+// Parses [b, e) as a decimal int64 (optional sign, digits only).
+inline bool parse_int64(const char* b, const char* e, int64_t& out) {
+  const char* p = b;
+  bool neg = false;
+  if (p < e && (*p == '-' || *p == '+')) {
+    neg = *p == '-';
+    ++p;
+  }
+  if (p == e || e - p > 19) return false;
+  uint64_t v = 0;
+  for (; p < e; ++p) {
+    unsigned d = static_cast<unsigned char>(*p) - static_cast<unsigned>('0');
+    if (d > 9) return false;
+    v = v * 10 + d;  // at most 19 digits: below 2^64, no wrap
+  }
+  const uint64_t limit = neg ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
+  if (v > limit) return false;
+  out = neg ? static_cast<int64_t>(0 - v) : static_cast<int64_t>(v);
+  return true;
+}
+
+}  // namespace bluewhale::text

@@ -1,0 +1,562 @@
+#include "bluewhale/prep/pipeline.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "bluewhale/core/hash.h"
+#include "bluewhale/core/log.h"
+#include "bluewhale/core/parallel.h"
+#include "bluewhale/core/progress.h"
+#include "bluewhale/data/binary_io.h"
+#include "bluewhale/data/dataset.h"
+#include "bluewhale/prep/ops.h"
+#include "bluewhale/prep/reader.h"
+
+namespace bluewhale {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+constexpr uint32_t kOpStateVersion = 1;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct SplitParams {
+  std::string by;
+  double valid, test;
+  int64_t seed;
+  std::vector<std::string> valid_files, test_files;
+  std::string column;
+  int64_t valid_from, test_from;
+  static const ParamTable<SplitParams>& params() {
+    static const auto t =
+        ParamTable<SplitParams>("split")
+            .add("by", &SplitParams::by, std::string("ratio"), "how rows are assigned to train/valid/test")
+            .choices({"ratio", "file", "time", "none"})
+            .add("valid", &SplitParams::valid, 0.0, "by ratio: fraction of rows for validation").min(0).max(1)
+            .add("test", &SplitParams::test, 0.0, "by ratio: fraction of rows for test").min(0).max(1)
+            .add("seed", &SplitParams::seed, int64_t{0}, "by ratio: seed of the per-row draw")
+            .add("valid_files", &SplitParams::valid_files, std::vector<std::string>{},
+                 "by file: inputs (path or file name) whose rows are validation")
+            .add("test_files", &SplitParams::test_files, std::vector<std::string>{},
+                 "by file: inputs (path or file name) whose rows are test")
+            .add("column", &SplitParams::column, std::string(), "by time: the timestamp column")
+            .add("valid_from", &SplitParams::valid_from, int64_t{0}, "by time: first time of validation rows")
+            .add("test_from", &SplitParams::test_from, int64_t{0}, "by time: first time of test rows");
+    return t;
+  }
+};
+
+struct OutputParams {
+  int64_t shard_rows;
+  static const ParamTable<OutputParams>& params() {
+    static const auto t = ParamTable<OutputParams>("output").add(
+        "shard_rows", &OutputParams::shard_rows, int64_t{1} << 20, "rows per dataset shard file").min(1024).max(int64_t{1} << 30);
+    return t;
+  }
+};
+
+const std::vector<std::string> kTopLevelKeys = {"name", "description", "input", "schema", "ops", "split",
+                                                "output", "model", "train", "eval", "tune", "serve"};
+
+// Which pass an operator's transform becomes available after (0 = from the start). A fitted operator is
+// fitted in the pass after everything it reads is available.
+std::vector<int> compute_stages(const std::vector<std::unique_ptr<Op>>& ops) {
+  std::vector<int> avail(ops.size(), 0);
+  for (std::size_t j = 0; j < ops.size(); ++j) {
+    int need = 0;
+    auto in = ops[j]->inputs();
+    for (std::size_t i = 0; i < j; ++i) {
+      auto out = ops[i]->outputs();
+      bool touches = false;
+      for (const auto& a : in)
+        for (const auto& b : out) touches = touches || a == b;
+      if (touches) need = std::max(need, avail[i]);
+    }
+    avail[j] = ops[j]->needs_fit() ? need + 1 : need;
+  }
+  return avail;
+}
+
+ColumnKind kind_for_role(Role r) {
+  switch (r) {
+    case Role::kLabel:
+    case Role::kDense: return ColumnKind::kFloat;
+    case Role::kMulti:
+    case Role::kSequence: return ColumnKind::kList;
+    default: return ColumnKind::kInt;
+  }
+}
+
+// Assigns chunk.split per the recipe.
+class Splitter {
+ public:
+  Splitter(const SplitSpec& spec, const std::vector<std::string>& files, const PrepOptions& opt) : spec_(spec) {
+    if (!opt.apply_to.empty()) {
+      fixed_ = static_cast<int>(opt.apply_split);
+      return;
+    }
+    if (spec.by == "file") {
+      auto matches = [](const std::string& file, const std::vector<std::string>& list) {
+        for (const auto& l : list)
+          if (l == file || fs::path(file).filename() == l) return true;
+        return false;
+      };
+      for (const auto& f : files) file_split_.push_back(matches(f, spec.test_files)    ? 2
+                                                        : matches(f, spec.valid_files) ? 1
+                                                                                       : 0);
+      for (const auto* list : {&spec.valid_files, &spec.test_files})
+        for (const auto& l : *list) {
+          bool found = false;
+          for (const auto& f : files) found = found || l == f || fs::path(f).filename() == l;
+          BW_CHECK(found, ConfigError, "split: file '", l, "' named in the recipe is not among the inputs");
+        }
+    }
+  }
+
+  void assign(Chunk& c) const {
+    if (fixed_ >= 0) {
+      c.split.assign(c.rows, static_cast<uint8_t>(fixed_));
+      return;
+    }
+    if (spec_.by == "none") {
+      c.split.clear();
+      return;
+    }
+    c.split.resize(c.rows);
+    if (spec_.by == "file") {
+      std::fill(c.split.begin(), c.split.end(), static_cast<uint8_t>(file_split_[c.file_index]));
+    } else if (spec_.by == "ratio") {
+      for (int64_t r = 0; r < c.rows; ++r) {
+        double u = unit_interval(mix64(static_cast<uint64_t>(c.global_row(r)) ^ mix64(spec_.seed)));
+        c.split[r] = u < spec_.test ? 2 : u < spec_.test + spec_.valid ? 1 : 0;
+      }
+    } else {  // time
+      const Column& t = c.get(spec_.column, "split by time");
+      for (int64_t r = 0; r < c.rows; ++r) {
+        int64_t v = t.is_missing(r) ? INT64_MIN : t.i[r];
+        c.split[r] = v >= spec_.test_from ? 2 : v >= spec_.valid_from ? 1 : 0;
+      }
+    }
+  }
+
+ private:
+  SplitSpec spec_;
+  std::vector<int> file_split_;
+  int fixed_ = -1;
+};
+
+// Hands finished chunks to one writer thread in input order, so writing overlaps parsing.
+class OrderedWriter {
+ public:
+  explicit OrderedWriter(DatasetWriter* writer) : writer_(writer) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~OrderedWriter() { stop(); }
+
+  void push(std::vector<Chunk>&& chunks) {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return queue_.size() < 2 || error_; });
+    if (error_) std::rethrow_exception(error_);
+    queue_.push_back(std::move(chunks));
+    cv_.notify_all();
+  }
+
+  // Waits for everything pushed; rethrows a writer error.
+  void finish() {
+    stop();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void loop() {
+    for (;;) {
+      std::vector<Chunk> batch;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return !queue_.empty() || done_; });
+        if (queue_.empty()) return;
+        batch = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      cv_.notify_all();
+      try {
+        for (const auto& c : batch) writer_->append(c);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu_);
+        error_ = std::current_exception();
+        queue_.clear();
+        cv_.notify_all();
+        return;
+      }
+    }
+  }
+
+  DatasetWriter* writer_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<Chunk>> queue_;
+  std::exception_ptr error_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+// Missing-value counts of the raw input columns, per thread, for the summary.
+struct MissingCounter {
+  std::vector<std::vector<int64_t>> per_thread;
+  void count(const Chunk& c, int tid) {
+    auto& m = per_thread[tid];
+    if (m.size() < c.columns.size()) m.resize(c.columns.size(), 0);
+    for (std::size_t k = 0; k < c.columns.size(); ++k) {
+      const Column& col = c.columns[k];
+      int64_t n = 0;
+      for (int64_t r = 0; r < c.rows; ++r) n += col.is_missing(r);
+      m[k] += n;
+    }
+  }
+};
+
+std::string op_state_file(std::size_t index, const std::string& name) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "op-%02zu-%s.bin", index, name.c_str());
+  return buf;
+}
+
+}  // namespace
+
+Recipe parse_recipe(const std::string& text, const std::string& source) {
+  Recipe r;
+  r.path = source;
+  r.text = text;
+  r.root = ConfigNode::parse_yaml(text, source);
+  BW_CHECK(r.root.is_map(), ConfigError, source, ": a recipe must be a mapping with sections input, schema, ops, ...");
+  r.root.check_keys(kTopLevelKeys);
+  static const ConfigNode kNull;
+  const ConfigNode* input = r.root.find("input");
+  r.input = parse_input_schema(input ? *input : kNull, r.root.at("schema"));
+  if (const ConfigNode* ops = r.root.find("ops"); ops && !ops->is_null()) {
+    BW_CHECK(ops->is_list(), ConfigError, ops->where(), ": ops must be a list of {op: NAME, ...} entries");
+    r.ops = ops->as_list();
+  }
+  const ConfigNode* split = r.root.find("split");
+  SplitParams sp = SplitParams::params().parse(split ? *split : kNull);
+  r.split.by = sp.by;
+  r.split.valid = sp.valid;
+  r.split.test = sp.test;
+  r.split.seed = static_cast<uint64_t>(sp.seed);
+  r.split.valid_files = sp.valid_files;
+  r.split.test_files = sp.test_files;
+  r.split.column = sp.column;
+  r.split.valid_from = sp.valid_from;
+  r.split.test_from = sp.test_from;
+  std::string where = split ? split->where() : source + ": split";
+  BW_CHECK(sp.valid + sp.test < 1.0, ConfigError, where, ": valid + test must leave rows for training, got ",
+           sp.valid + sp.test);
+  if (sp.by == "time") {
+    const InputColumn* c = r.input.find(sp.column);
+    BW_CHECK(c && c->role == Role::kTimestamp, ConfigError, where,
+             ": split by time needs 'column' naming a timestamp column of the schema, got '", sp.column, "'");
+    BW_CHECK(sp.valid_from <= sp.test_from, ConfigError, where, ": valid_from must not be after test_from");
+  }
+  if (sp.by == "file")
+    BW_CHECK(!sp.valid_files.empty() || !sp.test_files.empty(), ConfigError, where,
+             ": split by file needs valid_files and/or test_files");
+  const ConfigNode* out = r.root.find("output");
+  r.shard_rows = OutputParams::params().parse(out ? *out : kNull).shard_rows;
+  // Build every operator once so that recipe mistakes surface before any data is read.
+  OpContext ctx;
+  for (const auto& node : r.ops) create_op(node, ctx);
+  return r;
+}
+
+Recipe load_recipe(const std::string& path) {
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const IoError& e) {
+    BW_THROW(ConfigError, "cannot read recipe: ", e.what());
+  }
+  return parse_recipe(text, path);
+}
+
+Recipe load_dataset_recipe(const fs::path& dataset) {
+  Dataset ds = Dataset::open(dataset);
+  const json& p = ds.pipeline();
+  BW_CHECK(p.is_object() && p.contains("recipe") && p["recipe"].is_string(), FormatError, (dataset / "meta.json").string(),
+           ": no prep recipe stored in 'pipeline.recipe'");
+  Recipe r = parse_recipe(p["recipe"].get<std::string>(), (dataset / "meta.json").string() + " (stored recipe)");
+  r.path.clear();
+  return r;
+}
+
+PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
+  auto t0 = Clock::now();
+  BW_CHECK(!opt.inputs.empty(), ConfigError, "prep: no input files given (--input FILE ...)");
+  BW_CHECK(!opt.out.empty(), ConfigError, "prep: no output directory given (--out DIR)");
+  const int threads = resolve_threads(opt.threads);
+  PrepReport report;
+
+  OpContext ctx;
+  ctx.threads = threads;
+  ctx.memory_budget = opt.memory_mb << 20;
+  ctx.temp_dir = opt.temp_dir.empty() ? (opt.out.has_parent_path() ? opt.out.parent_path().string() : std::string("."))
+                                      : opt.temp_dir;
+
+  std::vector<std::unique_ptr<Op>> ops;
+  for (const auto& node : recipe.ops) ops.push_back(create_op(node, ctx));
+
+  // The layout every chunk will have, from the reader through each operator.
+  PlanState plan;
+  for (const auto& c : recipe.input.columns)
+    if (c.role != Role::kIgnore) plan.columns.push_back(ColumnInfo{c.name, c.role, kind_for_role(c.role), 0});
+  const std::size_t raw_columns = plan.columns.size();
+  std::vector<std::string> raw_names;
+  for (const auto& c : plan.columns) raw_names.push_back(c.name);
+  for (const auto& op : ops) op->plan(plan);
+
+  // Catch what would otherwise fail only after a full fit pass.
+  for (const auto& c : plan.columns) {
+    bool sparse = c.role == Role::kCategorical || c.role == Role::kMulti || c.role == Role::kSequence;
+    if (!sparse || c.cardinality > 0) continue;
+    bool fitted_later = false;
+    for (const auto& op : ops)
+      for (const auto& o : op->outputs()) fitted_later = fitted_later || (op->needs_fit() && o == c.name);
+    BW_CHECK(fitted_later, ConfigError, recipe.path, ": column '", c.name, "' is ", role_name(c.role),
+             " but no operator maps its values to ids; add {op: categorify, columns: ", c.name,
+             "} or {op: hash, columns: ", c.name, ", buckets: N} to the ops");
+  }
+  {
+    std::error_code ec;
+    BW_CHECK(opt.overwrite || !fs::exists(opt.out, ec), IoError, "output '", opt.out.string(),
+             "' already exists (pass --overwrite to replace it)");
+  }
+
+  const bool applying = !opt.apply_to.empty();
+  std::vector<int> avail = compute_stages(ops);
+  int fit_passes = 0;
+  if (applying) {
+    Dataset src = Dataset::open(opt.apply_to);
+    const json& p = src.pipeline();
+    BW_CHECK(p.contains("ops") && p["ops"].is_array() && p["ops"].size() == ops.size(), FormatError,
+             (opt.apply_to / "meta.json").string(), ": stored pipeline does not match its recipe (", ops.size(), " operators)");
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      const json& e = p["ops"][i];
+      BW_CHECK(e.is_object() && e.value("op", "") == ops[i]->name(), FormatError, (opt.apply_to / "meta.json").string(),
+               ": stored operator ", i, " is not '", ops[i]->name(), "'");
+      if (!ops[i]->needs_fit()) continue;
+      std::string file = e.value("state", "");
+      BW_CHECK(!file.empty() && file.find('/') == std::string::npos && file.find("..") == std::string::npos, FormatError,
+               (opt.apply_to / "meta.json").string(), ": bad state file name for operator ", i);
+      BinaryReader in(opt.apply_to / "pipeline" / file, "op-state", kOpStateVersion);
+      ops[i]->load_state(in);
+    }
+  } else {
+    for (int a : avail) fit_passes = std::max(fit_passes, a);
+  }
+
+  for (const auto& f : opt.inputs) report.input_bytes += file_size(f);
+  Splitter splitter(recipe.split, opt.inputs, opt);
+
+  std::unique_ptr<DatasetWriter> writer;
+  MissingCounter missing;
+  missing.per_thread.resize(threads);
+  std::vector<BadRowStats> bad(threads);
+
+  // One streaming pass. `pass` < fit_passes fits the operators whose stage is pass+1; the last pass
+  // transforms everything and writes.
+  auto run_pass = [&](int pass, bool write) {
+    std::string label = write ? (fit_passes ? str_cat("prep: pass ", pass + 1, "/", fit_passes + 1, " (transform, write)")
+                                            : std::string("prep: transform, write"))
+                              : str_cat("prep: pass ", pass + 1, "/", fit_passes + 1, " (fit)");
+    if (opt.progress) log_info(label, " over ", opt.inputs.size(), " file(s), ", format_bytes(report.input_bytes));
+    ProgressReporter progress(label, report.input_bytes);
+    if (!opt.progress) progress.finish();
+    for (std::size_t i = 0; i < ops.size(); ++i)
+      if (!write && avail[i] == pass + 1) ops[i]->begin_fit(ctx);
+    for (auto& b : bad) b = BadRowStats{};
+    TextReader reader(opt.inputs, recipe.input, 2 * threads);
+    std::unique_ptr<OrderedWriter> ordered;
+    if (write) ordered = std::make_unique<OrderedWriter>(writer.get());
+    const std::size_t batch_chunks = static_cast<std::size_t>(2 * threads);
+    bool more = true;
+    while (more) {
+      std::vector<TextChunk> texts;
+      while (texts.size() < batch_chunks) {
+        TextChunk t;
+        if (!reader.next(t)) {
+          more = false;
+          break;
+        }
+        texts.push_back(std::move(t));
+      }
+      if (texts.empty()) break;
+      std::vector<Chunk> chunks(texts.size());
+      parallel_for_dynamic(static_cast<int64_t>(texts.size()), threads, [&](int64_t k, int tid) {
+        Chunk& c = chunks[k];
+        reader.parse(texts[k], c, bad[tid]);
+        splitter.assign(c);
+        if (pass == 0) missing.count(c, tid);
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+          if (write || applying || avail[i] <= pass) {
+            ops[i]->transform(c, !applying);
+          } else if (avail[i] == pass + 1) {
+            ops[i]->fit_chunk(c, tid);
+          }
+        }
+        progress.add(c.rows, texts[k].raw_bytes);
+      });
+      if (write) {
+        for (const auto& c : chunks) {
+          report.rows += c.rows;
+          if (c.split.empty()) report.split_rows[0] += c.rows;
+          else
+            for (uint8_t s : c.split) report.split_rows[s]++;
+        }
+        ordered->push(std::move(chunks));
+      }
+    }
+    if (ordered) ordered->finish();
+    for (std::size_t i = 0; i < ops.size(); ++i)
+      if (!write && avail[i] == pass + 1) ops[i]->end_fit();
+    progress.finish();
+  };
+
+  // With no fitting (apply-to or stateless recipes), a single pass counts missing values too.
+  auto tf = Clock::now();
+  for (int pass = 0; pass < fit_passes; ++pass) run_pass(pass, false);
+  report.fit_seconds = since(tf);
+  // Fitted operators know their output sizes (categorify's cardinality) only now: plan again.
+  PlanState fitted;
+  for (const auto& c : recipe.input.columns)
+    if (c.role != Role::kIgnore) fitted.columns.push_back(ColumnInfo{c.name, c.role, kind_for_role(c.role), 0});
+  for (const auto& op : ops) op->plan(fitted);
+  plan = fitted;
+  std::vector<DatasetColumn> out_cols;
+  for (const auto& c : plan.columns) {
+    if (c.role == Role::kIgnore) continue;
+    DatasetColumn d;
+    d.name = c.name;
+    d.role = c.role;
+    d.cardinality = c.cardinality;
+    out_cols.push_back(d);
+  }
+  DatasetWriterOptions wopt;
+  wopt.shard_rows = recipe.shard_rows;
+  wopt.overwrite = opt.overwrite;
+  writer = std::make_unique<DatasetWriter>(opt.out, out_cols, wopt);
+  auto tw = Clock::now();
+  run_pass(fit_passes, true);
+  report.write_seconds = since(tw);
+  report.passes = fit_passes + 1;
+  BadRowStats all_bad;
+  for (const auto& b : bad) all_bad.add(b);
+  report.skipped_rows = all_bad.skipped;
+  report.first_skip_error = all_bad.first_error;
+  if (report.skipped_rows > 0)
+    log_warn("prep: skipped ", report.skipped_rows, " bad row(s); first: ", report.first_skip_error);
+
+  // Persist the fitted pipeline with the dataset.
+  fs::path pipe_dir = writer->staging_path() / "pipeline";
+  fs::create_directories(pipe_dir);
+  json pipeline;
+  pipeline["recipe"] = recipe.text;
+  pipeline["recipe_source"] = recipe.path;
+  pipeline["inputs"] = opt.inputs;
+  pipeline["applied_from"] = applying ? fs::absolute(opt.apply_to).string() : std::string();
+  json op_list = json::array();
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    json e;
+    e["op"] = ops[i]->name();
+    if (ops[i]->needs_fit()) {
+      std::string file = op_state_file(i, ops[i]->name());
+      BinaryWriter out(pipe_dir / file, "op-state", kOpStateVersion);
+      ops[i]->save_state(out);
+      out.close();
+      e["state"] = file;
+    }
+    std::string s = ops[i]->summary();
+    if (!s.empty()) report.op_summaries.push_back(s);
+    op_list.push_back(e);
+  }
+  pipeline["ops"] = op_list;
+  writer->commit(pipeline);
+
+  std::vector<int64_t> miss(raw_columns, 0);
+  for (const auto& m : missing.per_thread)
+    for (std::size_t k = 0; k < m.size() && k < raw_columns; ++k) miss[k] += m[k];
+  int64_t total_rows = report.rows + report.skipped_rows;
+  for (const auto& c : plan.columns) {
+    PrepColumnSummary s;
+    s.name = c.name;
+    s.role = std::string(role_name(c.role));
+    s.cardinality = c.cardinality;
+    auto it = std::find(raw_names.begin(), raw_names.end(), c.name);
+    s.missing_rate = it == raw_names.end() || total_rows == 0 ? 0.0 : double(miss[it - raw_names.begin()]) / double(total_rows);
+    report.columns.push_back(s);
+  }
+  report.seconds = since(t0);
+  return report;
+}
+
+std::string PrepReport::to_json() const {
+  json j;
+  j["rows"] = rows;
+  j["split_rows"] = {{"train", split_rows[0]}, {"valid", split_rows[1]}, {"test", split_rows[2]}};
+  j["skipped_rows"] = skipped_rows;
+  if (!first_skip_error.empty()) j["first_skip_error"] = first_skip_error;
+  j["input_bytes"] = input_bytes;
+  j["passes"] = passes;
+  j["seconds"] = seconds;
+  j["fit_seconds"] = fit_seconds;
+  j["write_seconds"] = write_seconds;
+  j["rows_per_second"] = seconds > 0 ? double(rows + skipped_rows) / seconds : 0.0;
+  j["input_mb_per_second"] = seconds > 0 ? double(input_bytes) * passes / 1e6 / seconds : 0.0;
+  json cols = json::array();
+  for (const auto& c : columns)
+    cols.push_back({{"name", c.name}, {"role", c.role}, {"cardinality", c.cardinality}, {"missing_rate", c.missing_rate}});
+  j["columns"] = cols;
+  j["operators"] = op_summaries;
+  return j.dump(2);
+}
+
+std::string PrepReport::to_text() const {
+  std::string s;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "rows: %lld (train %lld, valid %lld, test %lld)%s\n", (long long)rows,
+                (long long)split_rows[0], (long long)split_rows[1], (long long)split_rows[2],
+                skipped_rows ? str_cat(", skipped ", skipped_rows).c_str() : "");
+  s += buf;
+  double rps = seconds > 0 ? double(rows + skipped_rows) / seconds : 0.0;
+  s += "time: " + format_duration(seconds) + " (" + std::to_string(passes) + " pass" + (passes > 1 ? "es" : "") +
+       "; fit " + format_duration(fit_seconds) + ", transform+write " + format_duration(write_seconds) + "), " +
+       format_count(rps) + " rows/s, " + format_bytes(seconds > 0 ? double(input_bytes) / seconds : 0) + "/s of input\n";
+  s += "columns:\n";
+  for (const auto& c : columns) {
+    std::snprintf(buf, sizeof buf, "  %-20s %-12s cardinality %-10s missing %5.1f%%\n", c.name.c_str(), c.role.c_str(),
+                  c.cardinality ? std::to_string(c.cardinality).c_str() : "-", 100.0 * c.missing_rate);
+    s += buf;
+  }
+  for (const auto& o : op_summaries) s += "  " + o + "\n";
+  return s;
+}
+
+}  // namespace bluewhale

@@ -1,0 +1,887 @@
+#include "bluewhale/prep/reader.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <string_view>
+#include <thread>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "bluewhale/core/error.h"
+#include "bluewhale/core/hash.h"
+#include "bluewhale/core/io.h"
+#include "prep/decompress.h"
+#include "prep/parse_number.h"
+
+namespace bluewhale {
+namespace {
+
+constexpr std::size_t kNpos = std::numeric_limits<std::size_t>::max();
+// A header that does not end within this many bytes is not a header (binary file, wrong format).
+constexpr std::size_t kMaxHeaderBytes = std::size_t{64} << 20;
+
+// How one field of a record is stored.
+enum class FieldKind : uint8_t { kSkip, kFloat, kHash, kList, kInt, kId };
+
+struct FieldPlan {
+  FieldKind kind = FieldKind::kSkip;
+  int out = -1;         // output column
+  int schema_col = -1;  // for error messages
+  char separator = '|';
+};
+
+// Field index -> what to do with it, for one file (header files may order columns differently).
+struct FilePlan {
+  std::vector<FieldPlan> fields;
+};
+
+struct OutSpec {
+  std::string name;
+  Role role;
+  ColumnKind kind;
+};
+
+FieldKind field_kind(Role r) {
+  switch (r) {
+    case Role::kLabel:
+    case Role::kDense: return FieldKind::kFloat;
+    case Role::kCategorical: return FieldKind::kHash;
+    case Role::kMulti:
+    case Role::kSequence: return FieldKind::kList;
+    case Role::kTimestamp: return FieldKind::kInt;
+    case Role::kId: return FieldKind::kId;
+    case Role::kIgnore: return FieldKind::kSkip;
+  }
+  return FieldKind::kSkip;
+}
+
+ColumnKind column_kind(Role r) {
+  switch (field_kind(r)) {
+    case FieldKind::kFloat: return ColumnKind::kFloat;
+    case FieldKind::kList: return ColumnKind::kList;
+    default: return ColumnKind::kInt;
+  }
+}
+
+inline int64_t count_newlines(const char* b, const char* e) {
+  int64_t n = 0;
+  while (b < e) {
+    const void* p = std::memchr(b, '\n', static_cast<std::size_t>(e - b));
+    if (!p) break;
+    ++n;
+    b = static_cast<const char*>(p) + 1;
+  }
+  return n;
+}
+
+// A record [b, e) (its '\n' included) with no content: blank lines are skipped, not rows.
+inline bool is_blank(const char* s, std::size_t b, std::size_t e) {
+  std::size_t len = e - b;
+  if (len > 0 && s[e - 1] == '\n') --len;
+  return len == 0 || (len == 1 && s[b] == '\r');
+}
+
+// End (one past its '\n') of the record that starts at `pos`, or kNpos when it is not complete within
+// [pos, size). At end of data (eof) an unterminated last record ends at `size`. `newlines` grows by the
+// line breaks the record spans. With kQuotes a quote opens a quoted field only at the start of a field,
+// "" inside it is an escaped quote, and newlines inside it do not end the record; parse() follows the
+// same rules so chunk boundaries and row numbers always agree with it.
+template <bool kQuotes>
+std::size_t record_end(const char* s, std::size_t pos, std::size_t size, bool eof, char delim, char quote,
+                       int64_t& newlines) {
+  const char* nl = static_cast<const char*>(std::memchr(s + pos, '\n', size - pos));
+  if constexpr (kQuotes) {
+    const char* limit = nl ? nl : s + size;
+    if (std::memchr(s + pos, quote, static_cast<std::size_t>(limit - (s + pos)))) {
+      int64_t inner = 0;
+      bool field_start = true;
+      std::size_t i = pos;
+      while (i < size) {
+        const char c = s[i];
+        if (c == quote && field_start) {
+          ++i;
+          for (;;) {
+            const char* q = static_cast<const char*>(std::memchr(s + i, quote, size - i));
+            if (!q) {
+              if (!eof) return kNpos;
+              newlines += inner + count_newlines(s + i, s + size);
+              return size;  // unterminated quote: parse() reports it
+            }
+            inner += count_newlines(s + i, q);
+            i = static_cast<std::size_t>(q - s) + 1;
+            if (i < size && s[i] == quote) {
+              ++i;
+              continue;
+            }
+            // A quote as the last byte may be the first half of "": wait for more data.
+            if (i >= size && !eof) return kNpos;
+            break;
+          }
+          field_start = false;
+          continue;
+        }
+        if (c == '\n') {
+          newlines += inner + 1;
+          return i + 1;
+        }
+        field_start = c == delim;
+        ++i;
+      }
+      if (!eof) return kNpos;
+      newlines += inner;
+      return size;
+    }
+  }
+  if (nl) {
+    ++newlines;
+    return static_cast<std::size_t>(nl - s) + 1;
+  }
+  return eof && pos < size ? size : kNpos;
+}
+
+struct ScanResult {
+  std::size_t lead = 0;     // bytes of blank lines before the first record
+  int64_t lead_lines = 0;   // and their count
+  std::size_t end = 0;      // bytes of complete records from the start (lead included)
+  int64_t lines = 0;        // line breaks in [lead, end)
+  int64_t records = 0;      // non-blank records among them
+};
+
+template <bool kQuotes>
+ScanResult scan_records(const char* s, std::size_t size, bool eof, char delim, char quote) {
+  ScanResult r;
+  std::size_t pos = 0;
+  while (pos < size) {
+    int64_t nl = 0;
+    std::size_t e = record_end<kQuotes>(s, pos, size, eof, delim, quote, nl);
+    if (e == kNpos) break;
+    if (!is_blank(s, pos, e)) {
+      ++r.records;
+    } else if (r.records == 0) {
+      r.lead = e;
+      r.lead_lines += nl;
+      nl = 0;
+    }
+    r.lines += nl;
+    pos = e;
+  }
+  r.end = pos;
+  return r;
+}
+
+// Decompressed bytes of one file in a growable window: fill() appends, take() cuts whole records off the
+// front. A UTF-8 byte order mark at the start of the file is dropped.
+class RecordBuffer {
+ public:
+  explicit RecordBuffer(std::unique_ptr<text::ByteSource> src) : src_(std::move(src)) {}
+
+  // Reads until `want` bytes are buffered or the data ends.
+  void fill(std::size_t want) {
+    if (eof_ || have_ >= want) return;
+    if (buf_.size() < want) buf_.resize(want);
+    const std::size_t got = src_->read_full(buf_.data() + have_, want - have_);
+    if (got < want - have_) eof_ = true;
+    have_ += got;
+    if (at_start_ && (have_ >= 3 || eof_)) {
+      at_start_ = false;
+      if (have_ >= 3 && std::memcmp(buf_.data(), "\xEF\xBB\xBF", 3) == 0) consume(3);
+    }
+  }
+  // Drops the first n bytes.
+  void consume(std::size_t n) {
+    std::memmove(buf_.data(), buf_.data() + n, have_ - n);
+    have_ -= n;
+  }
+  // Returns the first n bytes as a string and keeps the rest. The big buffer moves out whole so only the
+  // (short) partial record after it is copied.
+  std::string take(std::size_t n) {
+    std::string out;
+    out.swap(buf_);
+    buf_.assign(out.data() + n, have_ - n);
+    have_ -= n;
+    out.resize(n);
+    return out;
+  }
+  const char* data() const { return buf_.data(); }
+  std::size_t size() const { return have_; }
+  bool eof() const { return eof_; }
+  text::ByteSource& source() { return *src_; }
+
+ private:
+  std::unique_ptr<text::ByteSource> src_;
+  std::string buf_;
+  std::size_t have_ = 0;
+  bool eof_ = false;
+  bool at_start_ = true;
+};
+
+// Splits one record (header lines only: not a hot path) into unquoted field texts.
+std::vector<std::string> split_record(std::string_view rec, bool quotes, char delim, char quote) {
+  if (!rec.empty() && rec.back() == '\n') rec.remove_suffix(1);
+  if (!rec.empty() && rec.back() == '\r') rec.remove_suffix(1);
+  std::vector<std::string> out(1);
+  bool field_start = true;
+  for (std::size_t i = 0; i < rec.size(); ++i) {
+    const char c = rec[i];
+    if (quotes && field_start && c == quote) {
+      for (++i; i < rec.size(); ++i) {
+        if (rec[i] != quote) {
+          out.back() += rec[i];
+        } else if (i + 1 < rec.size() && rec[i + 1] == quote) {
+          out.back() += quote;
+          ++i;
+        } else {
+          break;
+        }
+      }
+      field_start = false;
+    } else if (c == delim) {
+      out.emplace_back();
+      field_start = true;
+    } else {
+      out.back() += c;
+      field_start = false;
+    }
+  }
+  return out;
+}
+
+std::string quote_for_message(const char* b, const char* e) {
+  constexpr std::ptrdiff_t kMax = 60;
+  if (e - b <= kMax) return std::string(b, e);
+  return std::string(b, b + kMax) + "...";
+}
+
+// Positions of delimiters, '\n' (and quotes when kQuotes) in a text, in increasing order, found 64 bytes
+// at a time: one SSE2 compare per 16 bytes and one bit scan per field instead of a test per byte. SSE2 is
+// part of baseline x86-64, so this needs no run-time dispatch; other targets use the scalar loop.
+template <bool kQuotes>
+class SeparatorScan {
+ public:
+  SeparatorScan(const char* s, std::size_t n, char delim, char quote) : s_(s), n_(n), delim_(delim), quote_(quote) {}
+
+  // The next next() returns the first separator at or after pos.
+  void seek(std::size_t pos) {
+    base_ = pos & ~std::size_t{63};
+    mask_ = block(base_) & (~uint64_t{0} << (pos - base_));
+  }
+  // Position of the next separator, or n at the end of the text.
+  std::size_t next() {
+    while (mask_ == 0) {
+      base_ += 64;
+      if (base_ >= n_) return n_;
+      mask_ = block(base_);
+    }
+    const std::size_t r = base_ + static_cast<std::size_t>(__builtin_ctzll(mask_));
+    mask_ &= mask_ - 1;
+    return r;
+  }
+
+ private:
+  uint64_t block(std::size_t at) const {
+#if defined(__SSE2__)
+    if (at + 64 <= n_) {
+      const __m128i d = _mm_set1_epi8(delim_), nl = _mm_set1_epi8('\n'), q = _mm_set1_epi8(quote_);
+      uint64_t m = 0;
+      for (int k = 0; k < 4; ++k) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s_ + at + 16 * k));
+        __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(x, d), _mm_cmpeq_epi8(x, nl));
+        if constexpr (kQuotes) hit = _mm_or_si128(hit, _mm_cmpeq_epi8(x, q));
+        m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(hit))) << (16 * k);
+      }
+      return m;
+    }
+#endif
+    uint64_t m = 0;
+    const std::size_t end = std::min(at + 64, n_);
+    for (std::size_t i = at; i < end; ++i) {
+      const char c = s_[i];
+      if (c == delim_ || c == '\n' || (kQuotes && c == quote_)) m |= uint64_t{1} << (i - at);
+    }
+    return m;
+  }
+
+  const char* s_;
+  std::size_t n_;
+  char delim_, quote_;
+  std::size_t base_ = 0;
+  uint64_t mask_ = 0;
+};
+
+enum class FieldError : uint8_t { kNone, kNumber, kInteger, kAfterQuote, kUnterminated };
+
+// Output column storage while a chunk is being filled; raw pointers so the per-field store is one write.
+struct OutCol {
+  Column* col = nullptr;
+  float* f = nullptr;
+  int64_t* i = nullptr;
+  uint8_t* valid = nullptr;
+};
+
+}  // namespace
+
+struct TextReader::Impl {
+  std::vector<std::string> files;
+  InputSchema schema;
+  bool quotes = false;  // csv: quoted fields possible
+  char delim = '\t';
+  char quote = '"';
+  bool skip_bad = false;
+  std::size_t chunk_bytes = 4 << 20;
+  std::size_t prefetch = 4;
+  int64_t total_bytes = 0;
+  std::vector<OutSpec> outs;
+  std::vector<FilePlan> plans;
+
+  std::mutex mu;
+  std::condition_variable not_empty, not_full;
+  std::deque<TextChunk> queue;
+  bool done = false, stop = false;
+  std::exception_ptr error;
+  std::thread worker;
+
+  void validate_schema();
+  FilePlan plan_for_schema_order() const;
+  FilePlan read_header_plan(const std::string& path) const;
+
+  void produce();
+  template <bool kQuotes>
+  void produce_file(int file_index, int64_t& global_row, int64_t& pending_raw);
+  bool push(TextChunk&& c);
+
+  template <bool kQuotes>
+  void parse_chunk(const TextChunk& in, Chunk& out, BadRowStats& stats) const;
+};
+
+void TextReader::Impl::validate_schema() {
+  const InputFormat& f = schema.format;
+  BW_CHECK(f.format == "tsv" || f.format == "csv", ConfigError, "input format must be tsv or csv, got '", f.format, "'");
+  BW_CHECK(f.on_bad_rows == "error" || f.on_bad_rows == "skip", ConfigError,
+           "input on_bad_rows must be error or skip, got '", f.on_bad_rows, "'");
+  BW_CHECK(f.compression == "auto" || f.compression == "none" || f.compression == "gzip" || f.compression == "zstd",
+           ConfigError, "input compression must be one of auto, none, gzip, zstd, got '", f.compression, "'");
+  BW_CHECK(f.chunk_bytes >= 1, ConfigError, "input chunk_bytes must be at least 1, got ", f.chunk_bytes);
+  BW_CHECK(f.delimiter != '\n' && f.delimiter != '\r', ConfigError, "input delimiter cannot be a line break");
+  quotes = f.format == "csv";
+  BW_CHECK(!quotes || (f.quote != f.delimiter && f.quote != '\n' && f.quote != '\r'), ConfigError,
+           "input quote character must differ from the delimiter and from line breaks");
+  BW_CHECK(!schema.columns.empty(), ConfigError, "input schema has no columns");
+  delim = f.delimiter;
+  quote = f.quote;
+  skip_bad = f.on_bad_rows == "skip";
+  chunk_bytes = static_cast<std::size_t>(f.chunk_bytes);
+  for (std::size_t k = 0; k < schema.columns.size(); ++k) {
+    const InputColumn& c = schema.columns[k];
+    for (std::size_t j = 0; j < k; ++j)
+      BW_CHECK(schema.columns[j].name != c.name, ConfigError, "input schema declares column '", c.name, "' twice");
+    if (c.role == Role::kIgnore) continue;
+    outs.push_back(OutSpec{c.name, c.role, column_kind(c.role)});
+  }
+}
+
+FilePlan TextReader::Impl::plan_for_schema_order() const {
+  FilePlan p;
+  int out = 0;
+  for (std::size_t k = 0; k < schema.columns.size(); ++k) {
+    const InputColumn& c = schema.columns[k];
+    FieldPlan fp;
+    fp.kind = field_kind(c.role);
+    fp.schema_col = static_cast<int>(k);
+    fp.separator = c.separator;
+    if (fp.kind != FieldKind::kSkip) fp.out = out++;
+    p.fields.push_back(fp);
+  }
+  return p;
+}
+
+FilePlan TextReader::Impl::read_header_plan(const std::string& path) const {
+  RecordBuffer rb(text::open_byte_source(path, schema.format.compression));
+  std::size_t want = 1 << 16;
+  std::string_view header;
+  for (;;) {
+    rb.fill(want);
+    std::size_t pos = 0;
+    bool incomplete = false;
+    while (pos < rb.size()) {
+      int64_t nl = 0;
+      const std::size_t e = quotes ? record_end<true>(rb.data(), pos, rb.size(), rb.eof(), delim, quote, nl)
+                                   : record_end<false>(rb.data(), pos, rb.size(), rb.eof(), delim, quote, nl);
+      if (e == kNpos) {
+        incomplete = true;
+        break;
+      }
+      if (!is_blank(rb.data(), pos, e)) {
+        header = std::string_view(rb.data() + pos, e - pos);
+        break;
+      }
+      pos = e;
+    }
+    if (!header.empty() || (!incomplete && rb.eof())) break;
+    BW_CHECK(want < kMaxHeaderBytes, InputError, path, ": the header line does not end within the first ",
+             kMaxHeaderBytes >> 20, " MiB; is this a ", schema.format.format, " file?");
+    want *= 2;
+  }
+  // An empty file has no header and no rows; any plan will do.
+  if (header.empty()) return plan_for_schema_order();
+
+  const std::vector<std::string> names = split_record(header, quotes, delim, quote);
+  FilePlan p;
+  std::vector<int> seen(schema.columns.size(), -1);
+  std::vector<int> out_of_schema(schema.columns.size(), -1);
+  {
+    int out = 0;
+    for (std::size_t k = 0; k < schema.columns.size(); ++k)
+      if (schema.columns[k].role != Role::kIgnore) out_of_schema[k] = out++;
+  }
+  for (std::size_t f = 0; f < names.size(); ++f) {
+    const std::string& name = names[f];
+    int col = -1;
+    for (std::size_t k = 0; k < schema.columns.size(); ++k)
+      if (schema.columns[k].name == name) col = static_cast<int>(k);
+    BW_CHECK(col >= 0, InputError, path, ":1: header column '", name, "' (field ", f + 1, " of ", names.size(),
+             ") is not in the schema; declare it (role: ignore to drop it)");
+    BW_CHECK(seen[col] < 0, InputError, path, ":1: header names column '", name, "' twice (fields ", seen[col] + 1,
+             " and ", f + 1, ")");
+    seen[col] = static_cast<int>(f);
+    const InputColumn& c = schema.columns[col];
+    FieldPlan fp;
+    fp.kind = field_kind(c.role);
+    fp.schema_col = col;
+    fp.separator = c.separator;
+    fp.out = out_of_schema[col];
+    p.fields.push_back(fp);
+  }
+  for (std::size_t k = 0; k < schema.columns.size(); ++k)
+    BW_CHECK(seen[k] >= 0 || schema.columns[k].role == Role::kIgnore, InputError, path,
+             ":1: header has no column '", schema.columns[k].name, "' (role ", role_name(schema.columns[k].role),
+             ") that the schema needs; the header has ", names.size(), " columns");
+  return p;
+}
+
+bool TextReader::Impl::push(TextChunk&& c) {
+  std::unique_lock lk(mu);
+  not_full.wait(lk, [&] { return stop || queue.size() < prefetch; });
+  if (stop) return false;
+  queue.push_back(std::move(c));
+  lk.unlock();
+  not_empty.notify_one();
+  return true;
+}
+
+template <bool kQuotes>
+void TextReader::Impl::produce_file(int file_index, int64_t& global_row, int64_t& pending_raw) {
+  RecordBuffer rb(text::open_byte_source(files[file_index], schema.format.compression));
+  int64_t line = 1;
+  int64_t raw_reported = 0;
+  bool need_header = schema.format.header;
+  std::size_t want = chunk_bytes;
+  for (;;) {
+    {
+      std::lock_guard lk(mu);
+      if (stop) return;
+    }
+    rb.fill(want);
+    if (need_header) {
+      // The header is the first non-blank record; blank lines before it still count as lines.
+      std::size_t pos = 0;
+      int64_t lines = 0;
+      bool found = false;
+      while (pos < rb.size()) {
+        std::size_t e = record_end<kQuotes>(rb.data(), pos, rb.size(), rb.eof(), delim, quote, lines);
+        if (e == kNpos) break;
+        const bool blank = is_blank(rb.data(), pos, e);
+        pos = e;
+        if (!blank) {
+          found = true;
+          break;
+        }
+      }
+      if (found) {
+        rb.consume(pos);
+        line += lines;
+        need_header = false;
+        continue;
+      }
+      if (rb.eof()) break;
+      want = std::max(want, rb.size()) * 2;
+      continue;
+    }
+    ScanResult r = scan_records<kQuotes>(rb.data(), rb.size(), rb.eof(), delim, quote);
+    if (r.lead > 0) {
+      // Chunks start at a record so that first_line is the line of their first row.
+      rb.consume(r.lead);
+      line += r.lead_lines;
+      r.end -= r.lead;
+    }
+    if (r.end == 0) {
+      // At end of data every byte left forms complete records, so nothing left means done.
+      if (rb.eof()) break;
+      // Otherwise either blank lines were dropped (read on), or one record is longer than the chunk:
+      // grow until it fits.
+      if (r.lead == 0) want = std::max(want, rb.size()) * 2;
+      continue;
+    }
+    TextChunk c;
+    c.text = rb.take(r.end);
+    if (c.text.back() != '\n') c.text.push_back('\n');
+    c.file_index = file_index;
+    c.first_line = line;
+    c.first_row = global_row;
+    c.records = r.records;
+    line += r.lines;
+    global_row += r.records;
+    const int64_t raw = rb.source().raw_bytes();
+    pending_raw += raw - raw_reported;
+    raw_reported = raw;
+    want = chunk_bytes;
+    c.raw_bytes = pending_raw;
+    pending_raw = 0;
+    if (!push(std::move(c))) return;
+  }
+  pending_raw += rb.source().raw_bytes() - raw_reported;
+}
+
+void TextReader::Impl::produce() {
+  try {
+    int64_t global_row = 0, pending_raw = 0;
+    for (std::size_t k = 0; k < files.size(); ++k) {
+      if (quotes) produce_file<true>(static_cast<int>(k), global_row, pending_raw);
+      else produce_file<false>(static_cast<int>(k), global_row, pending_raw);
+      std::lock_guard lk(mu);
+      if (stop) break;
+    }
+  } catch (...) {
+    std::lock_guard lk(mu);
+    error = std::current_exception();
+  }
+  {
+    std::lock_guard lk(mu);
+    done = true;
+  }
+  not_empty.notify_all();
+}
+
+template <bool kQuotes>
+void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats& stats) const {
+  BW_ASSERT(in.file_index >= 0 && static_cast<std::size_t>(in.file_index) < plans.size(), "chunk of file ",
+            in.file_index, " but the reader has ", plans.size(), " files");
+  const std::vector<FieldPlan>& plan = plans[in.file_index].fields;
+  const int nfields = static_cast<int>(plan.size());
+  const char* s = in.text.data();
+  const std::size_t n = in.text.size();
+
+  const std::size_t ncols = outs.size();
+  out.columns.resize(ncols);
+  std::vector<OutCol> oc(ncols);
+  for (std::size_t k = 0; k < ncols; ++k) {
+    Column& c = out.columns[k];
+    c.name = outs[k].name;
+    c.role = outs[k].role;
+    c.kind = outs[k].kind;
+    c.cardinality = 0;
+    c.f.clear();
+    c.i.clear();
+    c.valid.clear();
+    c.offsets.clear();
+    oc[k].col = &c;
+  }
+  out.split.clear();
+  out.row_index.clear();
+
+  // Rows are written at index `row` straight into the column vectors, sized ahead from the record count
+  // the producer found, and grown by doubling when a hand-made chunk has more.
+  int64_t cap = 0;
+  auto grow = [&](int64_t want) {
+    cap = want;
+    for (auto& o : oc) {
+      Column& c = *o.col;
+      switch (c.kind) {
+        case ColumnKind::kFloat:
+          c.f.resize(cap);
+          o.f = c.f.data();
+          break;
+        case ColumnKind::kInt:
+          c.i.resize(cap);
+          c.valid.resize(cap);
+          o.i = c.i.data();
+          o.valid = c.valid.data();
+          break;
+        case ColumnKind::kList: c.offsets.resize(cap + 1); break;
+      }
+    }
+  };
+  grow(std::max<int64_t>(in.records, 16));
+  for (auto& o : oc)
+    if (o.col->kind == ColumnKind::kList) o.col->offsets[0] = 0;
+
+  const std::string& file = files[in.file_index];
+  int64_t line = in.first_line;
+  int64_t row = 0;      // rows stored
+  int64_t records = 0;  // records seen, bad ones included
+  int64_t first_stored_line = 0;
+  bool tracking = false;  // row_index in use (a row was skipped)
+  std::string scratch;    // unescaped quoted field ("" inside)
+
+  SeparatorScan<kQuotes> scan(s, n, delim, quote);
+  scan.seek(0);
+  std::size_t pos = 0;
+  while (pos < n) {
+    if (row == cap) grow(cap * 2);
+    const int64_t rec_line = line;
+    std::size_t fstart = pos;
+    int field = 0;
+    FieldError err = FieldError::kNone;
+    int err_field = 0;
+    std::string err_text;  // copied: the bytes may live in `scratch`, which a later field reuses
+    auto fail = [&](FieldError e, int f, const char* b, const char* end) {
+      if (err != FieldError::kNone) return;
+      err = e;
+      err_field = f;
+      err_text = quote_for_message(b, end);
+    };
+    bool blank = false;
+    for (;;) {
+      std::size_t sp = scan.next();
+      char c = sp < n ? s[sp] : '\n';
+      const char* vb = s + fstart;
+      const char* ve = s + sp;
+      bool quoted = false;
+      if constexpr (kQuotes) {
+        if (c == quote) {
+          // A quote inside an unquoted field is an ordinary byte.
+          if (sp != fstart) continue;
+          quoted = true;
+          std::size_t i = sp + 1;
+          bool escaped = false;
+          bool closed = false;
+          for (;;) {
+            const char* q = static_cast<const char*>(std::memchr(s + i, quote, n - i));
+            if (!q) break;
+            const std::size_t qpos = static_cast<std::size_t>(q - s);
+            line += count_newlines(s + i, q);
+            if (qpos + 1 < n && s[qpos + 1] == quote) {
+              if (!escaped) scratch.clear();
+              scratch.append(s + i, qpos + 1 - i);
+              escaped = true;
+              i = qpos + 2;
+              continue;
+            }
+            if (escaped) scratch.append(s + i, qpos - i);
+            ve = q;
+            i = qpos + 1;
+            closed = true;
+            break;
+          }
+          if (!closed) {
+            line += count_newlines(s + i, s + n);
+            fail(FieldError::kUnterminated, field, s, s);
+            if (escaped) scratch.append(s + i, n - i);
+            ve = s + n;
+            i = n;
+          }
+          vb = s + sp + 1;
+          if (escaped) {
+            vb = scratch.data();
+            ve = scratch.data() + scratch.size();
+          }
+          // The field must end right after its closing quote; text up to the next separator is an error.
+          scan.seek(i);
+          for (;;) {
+            sp = scan.next();
+            c = sp < n ? s[sp] : '\n';
+            if (c != quote) break;
+          }
+          const bool clean = sp == i || (c == '\n' && sp == i + 1 && s[i] == '\r');
+          if (!clean) fail(FieldError::kAfterQuote, field, s + i, s + sp);
+        }
+      }
+      if (!quoted && c == '\n' && ve > vb && ve[-1] == '\r') --ve;
+      if (field < nfields) {
+        const FieldPlan& fp = plan[field];
+        switch (fp.kind) {
+          case FieldKind::kSkip: break;
+          case FieldKind::kFloat: {
+            float v = kMissingFloat;
+            if (vb != ve && !text::parse_float(vb, ve, v)) fail(FieldError::kNumber, field, vb, ve);
+            oc[fp.out].f[row] = v;
+            break;
+          }
+          case FieldKind::kHash: {
+            const OutCol& o = oc[fp.out];
+            const bool present = vb != ve;
+            o.i[row] = present ? static_cast<int64_t>(hash_string(std::string_view(vb, ve - vb))) : 0;
+            o.valid[row] = present;
+            break;
+          }
+          case FieldKind::kList: {
+            Column& col = *oc[fp.out].col;
+            const char* p = vb;
+            while (p < ve) {
+              const char* q = static_cast<const char*>(std::memchr(p, fp.separator, ve - p));
+              if (!q) q = ve;
+              // Empty parts ("a||b", a trailing separator) are not values.
+              if (q != p) col.i.push_back(static_cast<int64_t>(hash_string(std::string_view(p, q - p))));
+              p = q + 1;
+            }
+            col.offsets[row + 1] = static_cast<int64_t>(col.i.size());
+            break;
+          }
+          case FieldKind::kInt: {
+            const OutCol& o = oc[fp.out];
+            int64_t v = 0;
+            bool present = vb != ve;
+            if (present && !text::parse_int64(vb, ve, v)) {
+              present = false;
+              fail(FieldError::kInteger, field, vb, ve);
+            }
+            o.i[row] = v;
+            o.valid[row] = present;
+            break;
+          }
+          case FieldKind::kId: {
+            const OutCol& o = oc[fp.out];
+            int64_t v = 0;
+            const bool present = vb != ve;
+            if (present && !text::parse_int64(vb, ve, v))
+              v = static_cast<int64_t>(hash_string(std::string_view(vb, ve - vb)));
+            o.i[row] = v;
+            o.valid[row] = present;
+            break;
+          }
+        }
+      }
+      ++field;
+      if (c == '\n') {
+        pos = sp + 1;
+        ++line;
+        blank = field == 1 && !quoted && vb == ve;
+        break;
+      }
+      fstart = sp + 1;
+    }
+    if (blank) continue;
+    ++records;
+    std::string message;
+    if (field != nfields) {
+      message = str_cat(file, ":", rec_line, ": expected ", nfields, " fields, got ", field);
+    } else if (err != FieldError::kNone) {
+      const FieldPlan& fp = plan[err_field];
+      std::string col = fp.schema_col >= 0 ? schema.columns[fp.schema_col].name : std::string("?");
+      std::string where = str_cat(file, ":", rec_line, ": column '", col, "' (field ", err_field + 1, " of ", nfields, "): ");
+      switch (err) {
+        case FieldError::kNumber:
+          message = where + "expected a number, got '" + err_text + "'";
+          break;
+        case FieldError::kInteger:
+          message = where + "expected an integer, got '" + err_text + "'";
+          break;
+        case FieldError::kAfterQuote:
+          message = where + "expected a delimiter after the closing quote, got '" + err_text + "'";
+          break;
+        case FieldError::kUnterminated: message = where + "quoted field is not closed before the end of the file"; break;
+        case FieldError::kNone: break;
+      }
+    }
+    if (!message.empty()) {
+      if (!skip_bad) throw InputError(message);
+      ++stats.skipped;
+      const int64_t global = in.first_row + records - 1;
+      if (stats.first_error_row < 0 || global < stats.first_error_row) {
+        stats.first_error = std::move(message);
+        stats.first_error_row = global;
+      }
+      // Undo the list values this row appended; scalar slots are simply overwritten by the next row.
+      for (auto& o : oc)
+        if (o.col->kind == ColumnKind::kList) o.col->i.resize(o.col->offsets[row]);
+      if (!tracking) {
+        tracking = true;
+        out.row_index.resize(row);
+        for (int64_t r = 0; r < row; ++r) out.row_index[r] = in.first_row + r;
+      }
+      continue;
+    }
+    if (tracking) out.row_index.push_back(in.first_row + records - 1);
+    if (row == 0) first_stored_line = rec_line;
+    ++row;
+  }
+
+  for (auto& o : oc) {
+    Column& c = *o.col;
+    switch (c.kind) {
+      case ColumnKind::kFloat: c.f.resize(row); break;
+      case ColumnKind::kInt:
+        c.i.resize(row);
+        c.valid.resize(row);
+        break;
+      case ColumnKind::kList: c.offsets.resize(row + 1); break;
+    }
+  }
+  out.rows = row;
+  out.first_row = in.first_row;
+  out.file_index = in.file_index;
+  out.first_line = row > 0 ? first_stored_line : in.first_line;
+}
+
+TextReader::TextReader(std::vector<std::string> files, InputSchema schema, int prefetch_chunks)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.files = std::move(files);
+  m.schema = std::move(schema);
+  m.prefetch = static_cast<std::size_t>(std::max(1, prefetch_chunks));
+  m.validate_schema();
+  BW_CHECK(m.files.size() <= static_cast<std::size_t>(std::numeric_limits<int>::max()), ConfigError,
+           "too many input files: ", m.files.size());
+  for (const auto& path : m.files) {
+    if (m.schema.format.header) {
+      m.plans.push_back(m.read_header_plan(path));
+    } else {
+      // Opening checks readability now rather than after hours of streaming the files before it.
+      text::open_byte_source(path, m.schema.format.compression);
+      m.plans.push_back(m.plan_for_schema_order());
+    }
+    m.total_bytes += file_size(path);
+  }
+  m.worker = std::thread([&m] { m.produce(); });
+}
+
+TextReader::~TextReader() {
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->not_full.notify_all();
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+bool TextReader::next(TextChunk& out) {
+  Impl& m = *impl_;
+  std::unique_lock lk(m.mu);
+  m.not_empty.wait(lk, [&] { return !m.queue.empty() || m.done; });
+  if (!m.queue.empty()) {
+    out = std::move(m.queue.front());
+    m.queue.pop_front();
+    lk.unlock();
+    m.not_full.notify_one();
+    return true;
+  }
+  if (m.error) std::rethrow_exception(m.error);
+  return false;
+}
+
+void TextReader::parse(const TextChunk& in, Chunk& out, BadRowStats& stats) const {
+  if (impl_->quotes) impl_->parse_chunk<true>(in, out, stats);
+  else impl_->parse_chunk<false>(in, out, stats);
+}
+
+int64_t TextReader::total_bytes() const { return impl_->total_bytes; }
+const InputSchema& TextReader::schema() const { return impl_->schema; }
+const std::vector<std::string>& TextReader::files() const { return impl_->files; }
+
+}  // namespace bluewhale

@@ -1,0 +1,260 @@
+// End-to-end tests of `bluewhale prep` / `inspect` through the built binary, on the real Criteo sample
+// and on small hand-written inputs.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "bluewhale/data/dataset.h"
+#include "test_util.h"
+
+namespace bluewhale {
+namespace {
+
+using testing::run_cli;
+using testing::TempDir;
+using testing::write_text;
+
+const std::string kCriteoSchema =
+    "schema:\n"
+    "  - {name: label, role: label}\n"
+    "  - {names: I1..I13, role: dense}\n"
+    "  - {names: C1..C26, role: categorical}\n";
+
+const std::string kCriteoOps =
+    "ops:\n"
+    "  - {op: fill_missing, columns: I1..I13, value: 0}\n"
+    "  - {op: clip, columns: I1..I13, min: 0}\n"
+    "  - {op: log1p, columns: I1..I13}\n"
+    "  - {op: categorify, columns: C1..C26, min_count: 2, order: frequency}\n";
+
+std::vector<std::vector<std::string>> read_tsv(const fs::path& p) {
+  std::ifstream f(p);
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  while (std::getline(f, line)) {
+    std::vector<std::string> fields;
+    std::size_t start = 0;
+    for (;;) {
+      std::size_t tab = line.find('\t', start);
+      fields.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+      if (tab == std::string::npos) break;
+      start = tab + 1;
+    }
+    rows.push_back(fields);
+  }
+  return rows;
+}
+
+bool no_partial_left(const fs::path& dir) {
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().find(".partial-") != std::string::npos) return false;
+  return true;
+}
+
+TEST(PrepCli, RealCriteoSampleCardinalitiesMatchAnIndependentCount) {
+  fs::path data = testing::shared_data_dir();
+  if (data.empty()) GTEST_SKIP() << "../shared/data is absent: skipping the real Criteo sample test";
+  fs::path tsv = data / "criteo" / "criteo_dac_13k.tsv";
+  TempDir dir;
+  write_text(dir / "r.yaml", kCriteoSchema + kCriteoOps + "split: {by: none}\n");
+  auto r = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + tsv.string() + " --out " +
+                   (dir / "ds").string() + " --threads 2 --quiet");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  auto rows = read_tsv(tsv);
+  Dataset ds = Dataset::open(dir / "ds");
+  ASSERT_EQ(ds.split_rows(Split::kTrain), static_cast<int64_t>(rows.size()));
+  // Independent count: values seen at least twice are kept; ids 0 (missing) and 1 (rare) are reserved.
+  for (int c = 0; c < 26; ++c) {
+    std::map<std::string, int64_t> counts;
+    for (const auto& row : rows)
+      if (!row[14 + c].empty()) counts[row[14 + c]]++;
+    int64_t kept = 0;
+    for (const auto& [v, n] : counts) kept += n >= 2;
+    int col = ds.find("C" + std::to_string(c + 1));
+    ASSERT_GE(col, 0);
+    EXPECT_EQ(ds.columns()[col].cardinality, kept + 2) << "C" << c + 1;
+  }
+  // Row-level check on C1 and I5: the most frequent value gets id 2, missing gets 0, log1p(max(x,0)).
+  std::map<std::string, int64_t> c1;
+  for (const auto& row : rows)
+    if (!row[14].empty()) c1[row[14]]++;
+  std::string top;
+  int64_t top_n = -1;
+  for (const auto& [v, n] : c1)
+    if (n > top_n) top = v, top_n = n;
+  int64_t seen = 0;
+  int ci = ds.find("C1"), ii = ds.find("I5"), li = ds.label_column();
+  for (int s = 0; s < ds.num_shards(Split::kTrain); ++s) {
+    ShardView v = ds.open_shard(Split::kTrain, s);
+    for (int64_t r = 0; r < v.rows(); ++r, ++seen) {
+      const auto& row = rows[seen];
+      int32_t id = v.ids(ci)[r];
+      if (row[14].empty()) EXPECT_EQ(id, 0);
+      else if (row[14] == top) EXPECT_EQ(id, 2);
+      else if (c1[row[14]] < 2) EXPECT_EQ(id, 1);
+      else EXPECT_GT(id, 2);
+      double x = row[5].empty() ? 0.0 : std::max(0.0, std::stod(row[5]));
+      EXPECT_NEAR(v.f32(ii)[r], std::log1p(x), 1e-5 * (1 + std::log1p(x)));
+      EXPECT_EQ(v.f32(li)[r], std::stof(row[0]));
+    }
+  }
+  EXPECT_EQ(seen, static_cast<int64_t>(rows.size()));
+
+  auto ins = run_cli("inspect " + (dir / "ds").string() + " --rows 2 --verify");
+  EXPECT_EQ(ins.exit_code, 0) << ins.output;
+  EXPECT_NE(ins.output.find("categorify"), std::string::npos) << ins.output;
+  EXPECT_NE(ins.output.find("verified"), std::string::npos) << ins.output;
+}
+
+TEST(PrepCli, ApplyToMapsNewFilesWithTheFittedDictionaries) {
+  TempDir dir;
+  // The fit file: 'a' three times, 'b' twice, 'c' once (rare); the new file has an unseen 'z'.
+  write_text(dir / "fit.tsv", "1\t5\ta\n0\t\tb\n1\t2\ta\n0\t-3\tb\n1\t1\ta\n0\t1\tc\n");
+  write_text(dir / "new.tsv", "0\t7\tb\n1\t0\tz\n0\t1\ta\n1\t\t\n");
+  write_text(dir / "r.yaml",
+             "schema: [{name: y, role: label}, {name: x, role: dense}, {name: c, role: categorical}]\n"
+             "ops:\n"
+             "  - {op: fill_missing, columns: x}\n"
+             "  - {op: clip, columns: x, min: 0}\n"
+             "  - {op: log1p, columns: x}\n"
+             "  - {op: categorify, columns: c, min_count: 2}\n"
+             "split: {by: none}\n");
+  auto a = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "fit.tsv").string() + " --out " +
+                   (dir / "fit").string() + " --quiet");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  auto b = run_cli("prep --apply-to " + (dir / "fit").string() + " --input " + (dir / "new.tsv").string() + " --out " +
+                   (dir / "new").string() + " --quiet");
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  Dataset fit = Dataset::open(dir / "fit"), nw = Dataset::open(dir / "new");
+  EXPECT_EQ(fit.columns()[fit.find("c")].cardinality, 4);  // missing, rare, a, b
+  EXPECT_EQ(nw.columns()[nw.find("c")].cardinality, 4);
+  ASSERT_EQ(nw.split_rows(Split::kTest), 4);
+  ShardView v = nw.open_shard(Split::kTest, 0);
+  std::vector<int32_t> ids(v.ids(nw.find("c")).begin(), v.ids(nw.find("c")).end());
+  EXPECT_EQ(ids, (std::vector<int32_t>{3, 1, 2, 0}));  // b, unseen z -> rare, a, missing
+  EXPECT_NEAR(v.f32(nw.find("x"))[0], std::log1p(7.0), 1e-6);
+}
+
+TEST(PrepCli, BadRowFailsNamingFileLineColumnAndLeavesNoDataset) {
+  TempDir dir;
+  write_text(dir / "in.tsv", "1\t5\ta\n0\tfive\tb\n");
+  write_text(dir / "r.yaml", "schema: [{name: y, role: label}, {name: x, role: dense}, {name: c, role: categorical}]\n"
+                             "ops: [{op: categorify, columns: c}]\n");
+  auto r = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "in.tsv").string() + " --out " +
+                   (dir / "ds").string() + " --quiet");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("in.tsv:2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'x'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("five"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "ds"));
+  EXPECT_TRUE(no_partial_left(dir.path()));
+
+  write_text(dir / "short.tsv", "1\t5\ta\n0\t1\n");
+  r = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "short.tsv").string() + " --out " +
+              (dir / "ds").string() + " --quiet");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("short.tsv:2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("3"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "ds"));
+}
+
+TEST(PrepCli, SkipModeCountsBadRows) {
+  TempDir dir;
+  write_text(dir / "in.tsv", "1\t5\ta\n0\tfive\tb\n1\t2\n0\t3\ta\n");
+  write_text(dir / "r.yaml", "input: {on_bad_rows: skip}\n"
+                             "schema: [{name: y, role: label}, {name: x, role: dense}, {name: c, role: categorical}]\n"
+                             "ops: [{op: categorify, columns: c}]\nsplit: {by: none}\n");
+  auto r = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "in.tsv").string() + " --out " +
+                   (dir / "ds").string() + " --report " + (dir / "rep.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("skipped 2"), std::string::npos) << r.output;
+  EXPECT_EQ(Dataset::open(dir / "ds").split_rows(Split::kTrain), 2);
+  std::ifstream rep(dir / "rep.json");
+  std::stringstream ss;
+  ss << rep.rdbuf();
+  EXPECT_NE(ss.str().find("\"skipped_rows\": 2"), std::string::npos) << ss.str();
+}
+
+TEST(PrepCli, RecipeMistakesNameTheNearestKey) {
+  TempDir dir;
+  write_text(dir / "in.tsv", "1\t5\n");
+  write_text(dir / "r.yaml", "schema: [{name: y, role: label}, {name: x, role: dense}]\nsplitt: {by: none}\n");
+  auto r = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "in.tsv").string() + " --out " +
+                   (dir / "ds").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("r.yaml:2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("did you mean 'split'"), std::string::npos) << r.output;
+
+  write_text(dir / "r2.yaml", "schema: [{name: y, role: label}, {name: x, role: dense}]\n"
+                              "ops: [{op: log1p, columns: x, bogus: 1}]\n");
+  r = run_cli("prep --recipe " + (dir / "r2.yaml").string() + " --input " + (dir / "in.tsv").string() + " --out " +
+              (dir / "ds").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("bogus"), std::string::npos) << r.output;
+
+  r = run_cli("prep --recipe " + (dir / "r2.yaml").string() + " --inptu x");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("did you mean '--input'"), std::string::npos) << r.output;
+
+  r = run_cli("prep --recipe " + (dir / "nope.yaml").string() + " --input " + (dir / "in.tsv").string() + " --out x");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("nope.yaml"), std::string::npos) << r.output;
+}
+
+TEST(PrepCli, UnreadableInputIsNamedAndNothingIsWritten) {
+  TempDir dir;
+  write_text(dir / "r.yaml", "schema: [{name: y, role: label}, {name: x, role: dense}]\n");
+  auto r = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "missing.tsv").string() +
+                   " --out " + (dir / "ds").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("missing.tsv"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "ds"));
+}
+
+TEST(PrepCli, GzipInputGivesTheSameDatasetAsPlainText) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 3000; ++i) text += std::to_string(i % 2) + "\t" + std::to_string(i % 17) + "\tv" + std::to_string(i % 11) + "\n";
+  write_text(dir / "in.tsv", text);
+  gzFile gz = gzopen((dir / "in.tsv.gz").c_str(), "wb");
+  gzwrite(gz, text.data(), static_cast<unsigned>(text.size()));
+  gzclose(gz);
+  write_text(dir / "r.yaml", "schema: [{name: y, role: label}, {name: x, role: dense}, {name: c, role: categorical}]\n"
+                             "ops: [{op: categorify, columns: c}]\nsplit: {by: ratio, valid: 0.2, seed: 3}\n");
+  for (const char* in : {"in.tsv", "in.tsv.gz"}) {
+    auto r = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / in).string() + " --out " +
+                     (dir / (std::string(in) + ".ds")).string() + " --quiet");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  Dataset a = Dataset::open(dir / "in.tsv.ds"), b = Dataset::open(dir / "in.tsv.gz.ds");
+  for (Split s : {Split::kTrain, Split::kValid}) {
+    ASSERT_EQ(a.split_rows(s), b.split_rows(s));
+    ShardView va = a.open_shard(s, 0), vb = b.open_shard(s, 0);
+    auto ia = va.ids(a.find("c")), ib = vb.ids(b.find("c"));
+    EXPECT_TRUE(std::equal(ia.begin(), ia.end(), ib.begin()));
+  }
+  EXPECT_GT(a.split_rows(Split::kValid), 450);
+  EXPECT_LT(a.split_rows(Split::kValid), 750);
+}
+
+TEST(Cli, HelpAndUnknownCommand) {
+  auto r = run_cli("prep --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--recipe"), std::string::npos);
+  EXPECT_NE(r.output.find("--threads"), std::string::npos);
+  r = run_cli("prpe");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("did you mean 'prep'"), std::string::npos) << r.output;
+  for (const char* cmd : {"gen criteo --help", "inspect --help"}) {
+    r = run_cli(cmd);
+    EXPECT_EQ(r.exit_code, 0) << cmd << r.output;
+    EXPECT_NE(r.output.find("--threads"), std::string::npos) << cmd;
+  }
+}
+
+}  // namespace
+}  // namespace bluewhale

@@ -1,0 +1,827 @@
+// Feature operators against plain std::map references on random chunks (missing values, empty chunks,
+// lists, non-training rows), fit determinism over thread counts and chunk orders, the categorify spill
+// path, out-of-fold target encoding, state round trips and recipe errors.
+#include "bluewhale/prep/ops.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "bluewhale/core/hash.h"
+#include "bluewhale/core/io.h"
+#include "bluewhale/core/parallel.h"
+#include "bluewhale/data/binary_io.h"
+#include "test_util.h"
+
+namespace bluewhale {
+namespace {
+
+using testing::TempDir;
+
+constexpr int64_t kMinKey = std::numeric_limits<int64_t>::min();
+
+Column make_column(const std::string& name, Role role, ColumnKind kind) {
+  Column c;
+  c.name = name;
+  c.role = role;
+  c.kind = kind;
+  return c;
+}
+
+ConfigNode yaml(const std::string& text) { return ConfigNode::parse_yaml(text, "test.yaml"); }
+
+std::unique_ptr<Op> make_op(const std::string& text, const OpContext& ctx = {}) {
+  auto op = create_op(yaml(text), ctx);
+  return op;
+}
+
+// Random chunks: I1 float (NaN, negatives), C1 int with missing rows and some INT64_MIN keys, C2 int with
+// no validity vector, L1 lists of 0-3 keys, label 0/1 with a few NaN, splits 70/15/15. Chunk 0 has no
+// split vector (all training rows), one chunk is empty and one uses row_index.
+std::vector<Chunk> make_chunks(uint64_t seed, int n_chunks, int64_t max_rows, int64_t key_range) {
+  std::mt19937_64 rng(seed);
+  std::vector<Chunk> chunks;
+  int64_t next_row = 0;
+  auto key = [&] {
+    // Skewed: small keys are frequent, so counts vary and min_count / max_size matter.
+    int64_t a = static_cast<int64_t>(rng() % key_range), b = static_cast<int64_t>(rng() % key_range);
+    if (rng() % 100 == 0) return kMinKey;
+    return std::min(a, b) - key_range / 3;
+  };
+  for (int c = 0; c < n_chunks; ++c) {
+    Chunk ch;
+    ch.rows = c == 2 ? 0 : static_cast<int64_t>(rng() % max_rows) + 1;
+    ch.first_row = next_row;
+    ch.file_index = c % 2;
+    ch.first_line = 1;
+    Column i1 = make_column("I1", Role::kDense, ColumnKind::kFloat);
+    Column c1 = make_column("C1", Role::kCategorical, ColumnKind::kInt);
+    Column c2 = make_column("C2", Role::kCategorical, ColumnKind::kInt);
+    Column l1 = make_column("L1", Role::kMulti, ColumnKind::kList);
+    Column label = make_column("label", Role::kLabel, ColumnKind::kFloat);
+    l1.offsets.push_back(0);
+    for (int64_t r = 0; r < ch.rows; ++r) {
+      i1.f.push_back(rng() % 10 == 0 ? kMissingFloat : static_cast<float>(static_cast<int64_t>(rng() % 2000) - 300) / 7.0f);
+      bool missing = rng() % 10 == 0;
+      c1.i.push_back(missing ? static_cast<int64_t>(rng()) : key());
+      c1.valid.push_back(missing ? 0 : 1);
+      c2.i.push_back(key());
+      int n = static_cast<int>(rng() % 4);
+      for (int j = 0; j < n; ++j) l1.i.push_back(key());
+      l1.offsets.push_back(static_cast<int64_t>(l1.i.size()));
+      label.f.push_back(rng() % 50 == 0 ? kMissingFloat : static_cast<float>(rng() % 3 == 0));
+      if (c != 0) ch.split.push_back(rng() % 100 < 70 ? 0 : (rng() % 2 ? 1 : 2));
+    }
+    if (c == 3) {
+      for (int64_t r = 0; r < ch.rows; ++r) ch.row_index.push_back(ch.first_row + 2 * r);
+    }
+    next_row += 2 * ch.rows + 1;
+    ch.columns = {std::move(i1), std::move(c1), std::move(c2), std::move(l1), std::move(label)};
+    chunks.push_back(std::move(ch));
+  }
+  return chunks;
+}
+
+PlanState plan_of(const std::vector<Chunk>& chunks) {
+  PlanState s;
+  for (const auto& c : chunks[0].columns) s.columns.push_back(ColumnInfo{c.name, c.role, c.kind, c.cardinality});
+  return s;
+}
+
+std::vector<std::size_t> identity_order(std::size_t n) {
+  std::vector<std::size_t> o(n);
+  std::iota(o.begin(), o.end(), 0);
+  return o;
+}
+
+void fit(Op& op, const std::vector<Chunk>& chunks, int threads, std::vector<std::size_t> order = {},
+         OpContext ctx = {}) {
+  if (order.empty()) order = identity_order(chunks.size());
+  ctx.threads = threads;
+  op.begin_fit(ctx);
+  parallel_for_dynamic(static_cast<int64_t>(order.size()), threads,
+                       [&](int64_t i, int t) { op.fit_chunk(chunks[order[i]], t); });
+  op.end_fit();
+}
+
+std::vector<Chunk> transform_all(const Op& op, std::vector<Chunk> chunks, bool fitted_rows = false) {
+  for (auto& c : chunks) op.transform(c, fitted_rows);
+  return chunks;
+}
+
+std::string state_bytes(const Op& op, const fs::path& path) {
+  BinaryWriter w(path, "op-state", 1);
+  op.save_state(w);
+  w.close();
+  return read_file(path);
+}
+
+void load(Op& op, const fs::path& path) {
+  BinaryReader r(path, "op-state", 1);
+  op.load_state(r);
+  r.expect_end();
+}
+
+bool train(const Chunk& c, int64_t r) { return c.split.empty() || c.split[r] == 0; }
+
+// Reference categorify: std::map counts over training rows, then the documented selection.
+std::map<int64_t, int64_t> reference_dictionary(const std::vector<Chunk>& chunks, const std::string& col,
+                                                int64_t min_count, int64_t max_size, bool by_first) {
+  std::map<int64_t, std::pair<int64_t, int64_t>> stats;  // key -> (count, first row)
+  auto see = [&](int64_t k, int64_t row) {
+    auto [it, inserted] = stats.try_emplace(k, 0, row);
+    it->second.first += 1;
+    it->second.second = std::min(it->second.second, row);
+  };
+  for (const auto& ch : chunks) {
+    const Column& c = *ch.find(col);
+    for (int64_t r = 0; r < ch.rows; ++r) {
+      if (!train(ch, r)) continue;
+      if (c.kind == ColumnKind::kList) {
+        for (int64_t j = c.offsets[r]; j < c.offsets[r + 1]; ++j) see(c.i[j], ch.global_row(r));
+      } else if (!c.is_missing(r)) {
+        see(c.i[r], ch.global_row(r));
+      }
+    }
+  }
+  struct E {
+    int64_t key, count, first;
+  };
+  std::vector<E> kept;
+  for (auto& [k, v] : stats)
+    if (v.first >= min_count) kept.push_back({k, v.first, v.second});
+  std::sort(kept.begin(), kept.end(), [](const E& a, const E& b) { return a.count != b.count ? a.count > b.count : a.key < b.key; });
+  if (max_size > 0 && static_cast<int64_t>(kept.size()) > max_size) kept.resize(max_size);
+  if (by_first)
+    std::sort(kept.begin(), kept.end(), [](const E& a, const E& b) { return a.first != b.first ? a.first < b.first : a.key < b.key; });
+  std::map<int64_t, int64_t> ids;
+  for (std::size_t j = 0; j < kept.size(); ++j) ids[kept[j].key] = 2 + static_cast<int64_t>(j);
+  return ids;
+}
+
+void expect_categorified(const std::vector<Chunk>& before, const std::vector<Chunk>& after, const std::string& col,
+                         const std::map<int64_t, int64_t>& ids) {
+  for (std::size_t k = 0; k < before.size(); ++k) {
+    const Column& in = *before[k].find(col);
+    const Column& out = *after[k].find(col);
+    ASSERT_EQ(out.cardinality, static_cast<int64_t>(ids.size()) + 2);
+    ASSERT_EQ(in.i.size(), out.i.size());
+    for (int64_t r = 0; r < before[k].rows; ++r) {
+      auto id_of = [&](int64_t key) {
+        auto it = ids.find(key);
+        return it == ids.end() ? int64_t{1} : it->second;
+      };
+      if (in.kind == ColumnKind::kList) {
+        for (int64_t j = in.offsets[r]; j < in.offsets[r + 1]; ++j) ASSERT_EQ(out.i[j], id_of(in.i[j])) << col;
+      } else {
+        ASSERT_EQ(out.i[r], in.is_missing(r) ? 0 : id_of(in.i[r])) << col << " chunk " << k << " row " << r;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Dense operators
+
+TEST(FillMissing, ReplacesOnlyNaN) {
+  auto chunks = make_chunks(1, 6, 300, 50);
+  auto op = make_op("{op: fill_missing, columns: [I1], value: -7.5}");
+  auto out = transform_all(*op, chunks);
+  for (std::size_t k = 0; k < chunks.size(); ++k)
+    for (int64_t r = 0; r < chunks[k].rows; ++r) {
+      float x = chunks[k].find("I1")->f[r];
+      EXPECT_EQ(out[k].find("I1")->f[r], std::isnan(x) ? -7.5f : x);
+    }
+}
+
+TEST(Clip, BoundsValuesAndKeepsMissing) {
+  auto chunks = make_chunks(2, 6, 300, 50);
+  auto op = make_op("{op: clip, columns: I1, min: -10, max: 100}");
+  auto out = transform_all(*op, chunks);
+  for (std::size_t k = 0; k < chunks.size(); ++k)
+    for (int64_t r = 0; r < chunks[k].rows; ++r) {
+      float x = chunks[k].find("I1")->f[r], y = out[k].find("I1")->f[r];
+      if (std::isnan(x)) EXPECT_TRUE(std::isnan(y));
+      else EXPECT_EQ(y, std::min(100.0f, std::max(-10.0f, x)));
+    }
+}
+
+TEST(Log1p, SymmetricForNegativesByDefault) {
+  auto chunks = make_chunks(3, 6, 300, 50);
+  auto op = make_op("{op: log1p, columns: [I1]}");
+  auto out = transform_all(*op, chunks);
+  for (std::size_t k = 0; k < chunks.size(); ++k)
+    for (int64_t r = 0; r < chunks[k].rows; ++r) {
+      float x = chunks[k].find("I1")->f[r], y = out[k].find("I1")->f[r];
+      if (std::isnan(x)) EXPECT_TRUE(std::isnan(y));
+      else EXPECT_FLOAT_EQ(y, x >= 0 ? std::log1p(x) : -std::log1p(-x));
+    }
+}
+
+TEST(Log1p, NegativeModesMissingAndError) {
+  Chunk ch;
+  ch.rows = 3;
+  ch.first_row = 40;
+  Column c = make_column("I1", Role::kDense, ColumnKind::kFloat);
+  c.f = {1.0f, -2.0f, kMissingFloat};
+  ch.columns.push_back(c);
+  Chunk a = ch;
+  make_op("{op: log1p, columns: [I1], negative: missing}")->transform(a, false);
+  EXPECT_FLOAT_EQ(a.columns[0].f[0], std::log1p(1.0f));
+  EXPECT_TRUE(std::isnan(a.columns[0].f[1]));
+  Chunk b = ch;
+  try {
+    make_op("{op: log1p, columns: [I1], negative: error}")->transform(b, false);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("row 41"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("-2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Bucketize, FixedBoundariesMatchLinearScan) {
+  auto chunks = make_chunks(4, 6, 300, 50);
+  auto op = make_op("{op: bucketize, columns: [I1], boundaries: [-10, 0, 0.5, 30]}");
+  EXPECT_FALSE(op->needs_fit());
+  PlanState ps = plan_of(chunks);
+  op->plan(ps);
+  EXPECT_EQ(ps.find("I1")->kind, ColumnKind::kInt);
+  EXPECT_EQ(ps.find("I1")->cardinality, 6);
+  auto out = transform_all(*op, chunks);
+  std::vector<double> b = {-10, 0, 0.5, 30};
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    const Column& o = *out[k].find("I1");
+    EXPECT_EQ(o.kind, ColumnKind::kInt);
+    for (int64_t r = 0; r < chunks[k].rows; ++r) {
+      float x = chunks[k].find("I1")->f[r];
+      int64_t expected = 0;
+      if (!std::isnan(x)) {
+        expected = 1;
+        for (double e : b) expected += x >= e ? 1 : 0;
+      }
+      EXPECT_EQ(o.i[r], expected);
+      EXPECT_EQ(o.is_missing(r), std::isnan(x));
+    }
+  }
+}
+
+TEST(Bucketize, FittedQuantilesFromTrainingRowsOnly) {
+  auto chunks = make_chunks(5, 8, 400, 50);
+  // sample_size above the number of rows: the sample is every training value, so edges are exact quantiles.
+  auto op = make_op("{op: bucketize, columns: [I1], num_buckets: 4, sample_size: 100000}");
+  fit(*op, chunks, 2);
+  std::vector<float> v;
+  for (const auto& ch : chunks)
+    for (int64_t r = 0; r < ch.rows; ++r)
+      if (train(ch, r) && !std::isnan(ch.find("I1")->f[r])) v.push_back(ch.find("I1")->f[r]);
+  std::sort(v.begin(), v.end());
+  std::vector<double> edges;
+  for (int b = 1; b < 4; ++b) edges.push_back(v[b * v.size() / 4]);
+  auto out = transform_all(*op, chunks);
+  std::vector<int64_t> per_bucket(6, 0);
+  for (std::size_t k = 0; k < chunks.size(); ++k)
+    for (int64_t r = 0; r < chunks[k].rows; ++r) {
+      float x = chunks[k].find("I1")->f[r];
+      int64_t expected = std::isnan(x) ? 0 : 1 + (std::upper_bound(edges.begin(), edges.end(), x) - edges.begin());
+      ASSERT_EQ(out[k].find("I1")->i[r], expected);
+      per_bucket[expected]++;
+    }
+  for (int b = 1; b <= 4; ++b) EXPECT_GT(per_bucket[b], 0);
+  EXPECT_EQ(out[0].find("I1")->cardinality, 5);
+}
+
+TEST(Bucketize, SampledFitIsIndependentOfThreadsAndOrder) {
+  auto chunks = make_chunks(6, 12, 500, 50);
+  TempDir dir;
+  std::string ref;
+  for (int threads : {1, 2, 4}) {
+    auto op = make_op("{op: bucketize, columns: [I1], num_buckets: 10, sample_size: 300}");
+    auto order = identity_order(chunks.size());
+    std::shuffle(order.begin(), order.end(), std::mt19937(threads));
+    fit(*op, chunks, threads, order);
+    std::string s = state_bytes(*op, dir / "b.state");
+    if (ref.empty()) ref = s;
+    EXPECT_EQ(s, ref) << threads << " threads";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Hash and cross
+
+TEST(Hash, MapsKeysIntoBucketsWithZeroForMissing) {
+  auto chunks = make_chunks(7, 6, 300, 1000);
+  auto op = make_op("{op: hash, columns: [C1, L1], buckets: 100, seed: 9}");
+  auto out = transform_all(*op, chunks);
+  auto h = [](int64_t k) { return 1 + static_cast<int64_t>(mix64(static_cast<uint64_t>(k) ^ 9u) % 99); };
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    const Column &in = *chunks[k].find("C1"), &o = *out[k].find("C1");
+    EXPECT_EQ(o.cardinality, 100);
+    for (int64_t r = 0; r < chunks[k].rows; ++r) EXPECT_EQ(o.i[r], in.is_missing(r) ? 0 : h(in.i[r]));
+    const Column &li = *chunks[k].find("L1"), &lo = *out[k].find("L1");
+    EXPECT_EQ(li.offsets, lo.offsets);
+    for (std::size_t j = 0; j < li.i.size(); ++j) EXPECT_EQ(lo.i[j], h(li.i[j]));
+  }
+}
+
+TEST(Cross, CombinesColumnsAndMarksMissing) {
+  auto chunks = make_chunks(8, 6, 300, 1000);
+  auto op = make_op("{op: cross, columns: [C1, C2], buckets: 1000}");
+  EXPECT_EQ(op->outputs(), std::vector<std::string>{"C1_x_C2"});
+  PlanState ps = plan_of(chunks);
+  op->plan(ps);
+  ASSERT_TRUE(ps.find("C1_x_C2"));
+  EXPECT_EQ(ps.find("C1_x_C2")->cardinality, 1000);
+  auto out = transform_all(*op, chunks);
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    const Column &a = *chunks[k].find("C1"), &b = *chunks[k].find("C2"), &o = *out[k].find("C1_x_C2");
+    for (int64_t r = 0; r < chunks[k].rows; ++r) {
+      uint64_t h = mix64(mix64(mix64(0) ^ static_cast<uint64_t>(a.i[r])) ^ static_cast<uint64_t>(b.i[r]));
+      EXPECT_EQ(o.i[r], a.is_missing(r) ? 0 : 1 + static_cast<int64_t>(h % 999));
+    }
+  }
+  // Swapping the inputs is a different cross.
+  auto swapped = transform_all(*make_op("{op: cross, columns: [C2, C1], buckets: 1000, out: X}"), chunks);
+  int same = 0, total = 0;
+  for (std::size_t k = 0; k < chunks.size(); ++k)
+    for (int64_t r = 0; r < chunks[k].rows; ++r, ++total)
+      same += swapped[k].find("X")->i[r] == out[k].find("C1_x_C2")->i[r];
+  EXPECT_LT(same, total / 2 + 1);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Categorify
+
+struct CategorifyCase {
+  std::string params;
+  int64_t min_count, max_size;
+  bool by_first;
+};
+
+const std::vector<CategorifyCase> kCategorifyCases = {
+    {"", 1, 0, false},
+    {"min_count: 3", 3, 0, false},
+    {"max_size: 20", 1, 20, false},
+    {"order: first", 1, 0, true},
+    {"order: first, min_count: 2, max_size: 15", 2, 15, true},
+};
+
+TEST(Categorify, MatchesReferenceForIntAndListColumns) {
+  auto chunks = make_chunks(10, 10, 400, 200);
+  for (const auto& tc : kCategorifyCases) {
+    SCOPED_TRACE(tc.params);
+    auto op = make_op("{op: categorify, columns: [C1, C2, L1]" + (tc.params.empty() ? "" : ", " + tc.params) + "}");
+    fit(*op, chunks, 2);
+    auto out = transform_all(*op, chunks);
+    for (const char* col : {"C1", "C2", "L1"})
+      expect_categorified(chunks, out, col, reference_dictionary(chunks, col, tc.min_count, tc.max_size, tc.by_first));
+  }
+}
+
+TEST(Categorify, RareValuesMapToOovBucketAndUnseenToo) {
+  // Key 5 seen 3 times, key 7 once, key 9 twice but only in a validation row; id 0 for missing.
+  Chunk ch;
+  ch.rows = 7;
+  Column c = make_column("C1", Role::kCategorical, ColumnKind::kInt);
+  c.i = {5, 7, 5, 9, 5, 9, 123};
+  c.valid = {1, 1, 1, 1, 1, 1, 0};
+  ch.columns.push_back(c);
+  ch.split = {0, 0, 0, 1, 0, 1, 0};
+  auto op = make_op("{op: categorify, columns: C1, min_count: 2}");
+  fit(*op, std::vector<Chunk>{ch}, 1);
+  Chunk t = ch;
+  t.columns[0].i[6] = 5;  // a value under a missing flag stays missing
+  op->transform(t, false);
+  EXPECT_EQ(t.columns[0].i, (std::vector<int64_t>{2, 1, 2, 1, 2, 1, 0}));
+  EXPECT_EQ(t.columns[0].cardinality, 3);
+  EXPECT_NE(op->summary().find("categorify C1: 2 distinct, 1 kept (min_count 2)"), std::string::npos)
+      << op->summary();
+}
+
+TEST(Categorify, FrequencyOrderBreaksTiesByKeyAndFirstOrderByRow) {
+  Chunk ch;
+  ch.rows = 6;
+  ch.first_row = 100;
+  Column c = make_column("C1", Role::kCategorical, ColumnKind::kInt);
+  c.i = {30, 20, 10, 20, 10, 30};
+  ch.columns.push_back(c);
+  auto freq = make_op("{op: categorify, columns: [C1]}");
+  fit(*freq, std::vector<Chunk>{ch}, 1);
+  Chunk a = ch;
+  freq->transform(a, false);
+  EXPECT_EQ(a.columns[0].i, (std::vector<int64_t>{4, 3, 2, 3, 2, 4}));
+  auto first = make_op("{op: categorify, columns: [C1], order: first}");
+  fit(*first, std::vector<Chunk>{ch}, 1);
+  Chunk b = ch;
+  first->transform(b, false);
+  EXPECT_EQ(b.columns[0].i, (std::vector<int64_t>{2, 3, 4, 3, 4, 2}));
+}
+
+TEST(Categorify, FitIsIdenticalAcrossThreadCountsAndChunkOrders) {
+  auto chunks = make_chunks(11, 16, 500, 300);
+  TempDir dir;
+  for (const auto& tc : kCategorifyCases) {
+    SCOPED_TRACE(tc.params);
+    std::string ref;
+    for (int threads : {1, 2, 4}) {
+      for (int shuffle = 0; shuffle < 2; ++shuffle) {
+        auto op = make_op("{op: categorify, columns: [C1, L1]" + (tc.params.empty() ? "" : ", " + tc.params) + "}");
+        auto order = identity_order(chunks.size());
+        if (shuffle) std::shuffle(order.begin(), order.end(), std::mt19937(threads * 7 + shuffle));
+        else std::reverse(order.begin(), order.end());
+        fit(*op, chunks, threads, order);
+        std::string s = state_bytes(*op, dir / "c.state");
+        if (ref.empty()) ref = s;
+        EXPECT_EQ(s, ref) << threads << " threads, shuffle " << shuffle;
+      }
+    }
+  }
+}
+
+TEST(Categorify, SpillingToDiskGivesTheInMemoryResult) {
+  // ~60k distinct keys per column; a 64 KiB budget forces hundreds of runs per column (more than one
+  // merge pass), with two threads and an unordered schedule.
+  auto chunks = make_chunks(12, 24, 6000, 120000);
+  TempDir dir;
+  for (const auto& tc : kCategorifyCases) {
+    SCOPED_TRACE(tc.params);
+    std::string recipe = "{op: categorify, columns: [C1, L1]" + (tc.params.empty() ? "" : ", " + tc.params) + "}";
+    auto mem = make_op(recipe);
+    fit(*mem, chunks, 1);
+    EXPECT_EQ(mem->summary().find("spill"), std::string::npos);
+    auto disk = make_op(recipe);
+    OpContext small;
+    small.memory_budget = 64 << 10;
+    small.temp_dir = dir.path().string();
+    auto order = identity_order(chunks.size());
+    std::shuffle(order.begin(), order.end(), std::mt19937(3));
+    fit(*disk, chunks, 2, order, small);
+    EXPECT_NE(disk->summary().find("spill runs"), std::string::npos) << disk->summary();
+    EXPECT_EQ(state_bytes(*disk, dir / "disk.state"), state_bytes(*mem, dir / "mem.state"));
+    auto out = transform_all(*disk, chunks);
+    expect_categorified(chunks, out, "C1", reference_dictionary(chunks, "C1", tc.min_count, tc.max_size, tc.by_first));
+  }
+  // Spill files are removed after the fit.
+  std::size_t leftover = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) leftover += e.path().extension() == ".run";
+  EXPECT_EQ(leftover, 0u);
+}
+
+TEST(Categorify, PlanReportsFittedCardinalityAndRejectsFloatColumns) {
+  auto chunks = make_chunks(13, 4, 200, 50);
+  auto op = make_op("{op: categorify, columns: [C1]}");
+  PlanState ps = plan_of(chunks);
+  op->plan(ps);
+  EXPECT_EQ(ps.find("C1")->cardinality, 0);
+  fit(*op, chunks, 1);
+  PlanState after = plan_of(chunks);
+  op->plan(after);
+  EXPECT_EQ(after.find("C1")->cardinality, static_cast<int64_t>(reference_dictionary(chunks, "C1", 1, 0, false).size()) + 2);
+
+  auto bad = make_op("{op: categorify, columns: [C1, I1]}");
+  PlanState ps2 = plan_of(chunks);
+  try {
+    bad->plan(ps2);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("test.yaml"), std::string::npos) << m;
+    EXPECT_NE(m.find("(categorify)"), std::string::npos) << m;
+    EXPECT_NE(m.find("'I1' is float (dense)"), std::string::npos) << m;
+    EXPECT_NE(m.find("bucketize"), std::string::npos) << m;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Count, frequency and target encoding
+
+TEST(CountEncode, AddsTrainingCountsAndFrequencies) {
+  auto chunks = make_chunks(20, 10, 300, 100);
+  auto count = make_op("{op: count_encode, columns: [C1, C2]}");
+  auto freq = make_op("{op: frequency_encode, columns: [C1], suffix: _f}");
+  fit(*count, chunks, 2);
+  fit(*freq, chunks, 3);
+  std::map<int64_t, int64_t> c1, c2;
+  int64_t train_rows = 0;
+  for (const auto& ch : chunks)
+    for (int64_t r = 0; r < ch.rows; ++r) {
+      if (!train(ch, r)) continue;
+      ++train_rows;
+      if (!ch.find("C1")->is_missing(r)) c1[ch.find("C1")->i[r]]++;
+      c2[ch.find("C2")->i[r]]++;
+    }
+  auto oc = transform_all(*count, chunks);
+  auto of = transform_all(*freq, chunks);
+  auto get = [](const std::map<int64_t, int64_t>& m, int64_t k) {
+    auto it = m.find(k);
+    return it == m.end() ? int64_t{0} : it->second;
+  };
+  for (std::size_t k = 0; k < chunks.size(); ++k)
+    for (int64_t r = 0; r < chunks[k].rows; ++r) {
+      const Column& in1 = *chunks[k].find("C1");
+      int64_t n1 = in1.is_missing(r) ? 0 : get(c1, in1.i[r]);
+      EXPECT_EQ(oc[k].find("C1_count")->f[r], static_cast<float>(n1));
+      EXPECT_EQ(oc[k].find("C2_count")->f[r], static_cast<float>(get(c2, chunks[k].find("C2")->i[r])));
+      EXPECT_FLOAT_EQ(of[k].find("C1_f")->f[r], static_cast<float>(static_cast<double>(n1) / train_rows));
+      EXPECT_EQ(oc[k].find("C1")->i, in1.i);  // the input column is unchanged
+    }
+}
+
+TEST(TargetEncode, OutOfFoldStatisticsMatchBruteForce) {
+  auto chunks = make_chunks(21, 8, 400, 40);
+  const int folds = 4;
+  const double m = 3.5;
+  auto op = make_op("{op: target_encode, columns: [C1, C2], target: label, folds: 4, smoothing: 3.5, seed: 11}");
+  fit(*op, chunks, 2);
+  auto fitted = transform_all(*op, chunks, true);
+  auto fresh = transform_all(*op, chunks, false);
+  auto fold_of = [&](int64_t row) { return static_cast<int>(mix64(static_cast<uint64_t>(row) ^ 11u) % folds); };
+  double sum = 0, n = 0;
+  for (const auto& ch : chunks)
+    for (int64_t r = 0; r < ch.rows; ++r)
+      if (train(ch, r) && !std::isnan(ch.find("label")->f[r])) sum += ch.find("label")->f[r], n += 1;
+  const double prior = sum / n;
+  for (const char* col : {"C1", "C2"}) {
+    for (std::size_t k = 0; k < chunks.size(); ++k) {
+      const Chunk& ch = chunks[k];
+      const Column& c = *ch.find(col);
+      for (int64_t r = 0; r < ch.rows; ++r) {
+        auto brute = [&](bool exclude_own_fold) {
+          double s = 0, cnt = 0;
+          if (c.is_missing(r)) return prior;
+          for (const auto& other : chunks) {
+            const Column& oc = *other.find(col);
+            const Column& y = *other.find("label");
+            for (int64_t q = 0; q < other.rows; ++q) {
+              if (!train(other, q) || std::isnan(y.f[q]) || oc.is_missing(q) || oc.i[q] != c.i[r]) continue;
+              if (exclude_own_fold && fold_of(other.global_row(q)) == fold_of(ch.global_row(r))) continue;
+              s += y.f[q];
+              cnt += 1;
+            }
+          }
+          return (s + m * prior) / (cnt + m);
+        };
+        std::string out = std::string(col) + "_te";
+        ASSERT_NEAR(fitted[k].find(out)->f[r], brute(train(ch, r)), 1e-5) << col << " chunk " << k << " row " << r;
+        ASSERT_NEAR(fresh[k].find(out)->f[r], brute(false), 1e-5);
+      }
+    }
+  }
+}
+
+TEST(TargetEncode, FitIsIdenticalAcrossThreadCountsAndChunkOrders) {
+  auto chunks = make_chunks(22, 16, 300, 100);
+  TempDir dir;
+  std::string ref;
+  for (int threads : {1, 2, 4}) {
+    auto op = make_op("{op: target_encode, columns: [C1, C2], target: label}");
+    auto order = identity_order(chunks.size());
+    std::shuffle(order.begin(), order.end(), std::mt19937(threads));
+    fit(*op, chunks, threads, order);
+    std::string s = state_bytes(*op, dir / "t.state");
+    if (ref.empty()) ref = s;
+    EXPECT_EQ(s, ref) << threads << " threads";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// State files
+
+void expect_same_chunks(const std::vector<Chunk>& a, const std::vector<Chunk>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    ASSERT_EQ(a[k].columns.size(), b[k].columns.size());
+    for (std::size_t j = 0; j < a[k].columns.size(); ++j) {
+      const Column &x = a[k].columns[j], &y = b[k].columns[j];
+      EXPECT_EQ(x.name, y.name);
+      EXPECT_EQ(x.kind, y.kind);
+      EXPECT_EQ(x.cardinality, y.cardinality);
+      EXPECT_EQ(x.i, y.i);
+      ASSERT_EQ(x.f.size(), y.f.size());
+      for (std::size_t r = 0; r < x.f.size(); ++r)
+        EXPECT_TRUE(x.f[r] == y.f[r] || (std::isnan(x.f[r]) && std::isnan(y.f[r])));
+    }
+  }
+}
+
+TEST(OpState, SaveLoadRoundTripGivesIdenticalTransforms) {
+  auto chunks = make_chunks(30, 8, 300, 100);
+  TempDir dir;
+  for (const char* recipe : {"{op: categorify, columns: [C1, L1], min_count: 2}",
+                             "{op: categorify, columns: [C2], order: first, max_size: 10}",
+                             "{op: bucketize, columns: [I1], num_buckets: 8}",
+                             "{op: count_encode, columns: [C1]}", "{op: frequency_encode, columns: [C2]}",
+                             "{op: target_encode, columns: [C1], target: label, folds: 3}"}) {
+    SCOPED_TRACE(recipe);
+    auto op = make_op(recipe);
+    fit(*op, chunks, 2);
+    state_bytes(*op, dir / "s.state");
+    auto loaded = make_op(recipe);
+    load(*loaded, dir / "s.state");
+    expect_same_chunks(transform_all(*op, chunks, true), transform_all(*loaded, chunks, true));
+    expect_same_chunks(transform_all(*op, chunks, false), transform_all(*loaded, chunks, false));
+    EXPECT_EQ(loaded->summary(), op->summary());
+  }
+}
+
+TEST(OpState, CorruptedOrForeignStateIsFormatError) {
+  auto chunks = make_chunks(31, 4, 200, 50);
+  TempDir dir;
+  auto op = make_op("{op: categorify, columns: [C1]}");
+  fit(*op, chunks, 1);
+  std::string bytes = state_bytes(*op, dir / "ok.state");
+
+  // A flipped byte fails the checksum.
+  std::string bad = bytes;
+  bad[bad.size() / 2] ^= 0x20;
+  write_file_atomic(dir / "flip.state", bad);
+  EXPECT_THROW(load(*make_op("{op: categorify, columns: [C1]}"), dir / "flip.state"), FormatError);
+
+  // A state fitted on other columns or by another operator.
+  EXPECT_THROW(load(*make_op("{op: categorify, columns: [C2]}"), dir / "ok.state"), FormatError);
+  EXPECT_THROW(load(*make_op("{op: count_encode, columns: [C1]}"), dir / "ok.state"), FormatError);
+
+  // Well-checksummed nonsense: an absurd vector length, then a duplicated dictionary entry.
+  {
+    BinaryWriter w(dir / "len.state", "op-state", 1);
+    w.write_string("categorify");
+    w.write<uint32_t>(1);
+    w.write<uint64_t>(1);
+    w.write_string("C1");
+    w.write<int64_t>(10);
+    w.write<uint64_t>(uint64_t{1} << 60);
+    w.close();
+  }
+  EXPECT_THROW(load(*make_op("{op: categorify, columns: [C1]}"), dir / "len.state"), FormatError);
+  {
+    BinaryWriter w(dir / "dup.state", "op-state", 1);
+    w.write_string("categorify");
+    w.write<uint32_t>(1);
+    w.write<uint64_t>(1);
+    w.write_string("C1");
+    w.write<int64_t>(10);
+    w.write_vector(std::vector<int64_t>{4, 8, 4});
+    w.close();
+  }
+  try {
+    load(*make_op("{op: categorify, columns: [C1]}"), dir / "dup.state");
+    FAIL() << "expected FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("appears twice"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Recipes
+
+std::string config_error(const std::string& recipe) {
+  try {
+    auto op = make_op(recipe);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(OpRecipe, UnknownOperatorSuggestsNearest) {
+  std::string m = config_error("{op: categorfy, columns: [C1]}");
+  EXPECT_NE(m.find("unknown operator 'categorfy'"), std::string::npos) << m;
+  EXPECT_NE(m.find("did you mean 'categorify'"), std::string::npos) << m;
+  EXPECT_NE(m.find("test.yaml"), std::string::npos) << m;
+}
+
+TEST(OpRecipe, UnknownKeySuggestsNearest) {
+  std::string m = config_error("{op: categorify, columns: [C1], min_cout: 2}");
+  EXPECT_NE(m.find("unknown key 'min_cout'"), std::string::npos) << m;
+  EXPECT_NE(m.find("did you mean 'min_count'"), std::string::npos) << m;
+}
+
+TEST(OpRecipe, BoundsAndChoicesAreChecked) {
+  EXPECT_NE(config_error("{op: categorify, columns: [C1], min_count: 0}").find(">= 1"), std::string::npos);
+  EXPECT_NE(config_error("{op: categorify, columns: [C1], order: freq}").find("one of frequency, first"),
+            std::string::npos);
+  EXPECT_NE(config_error("{op: hash, columns: [C1], buckets: 1}").find(">= 2"), std::string::npos);
+  EXPECT_NE(config_error("{op: hash, columns: [C1]}").find("missing required key 'buckets'"), std::string::npos);
+  EXPECT_NE(config_error("{op: clip, columns: [I1], min: 3, max: 1}").find("must not exceed"), std::string::npos);
+  EXPECT_NE(config_error("{op: bucketize, columns: [I1], boundaries: [1, 3], num_buckets: 4}").find("exactly one"),
+            std::string::npos);
+  EXPECT_NE(config_error("{op: bucketize, columns: [I1], boundaries: [3, 1]}").find("strictly increasing"),
+            std::string::npos);
+  EXPECT_NE(config_error("{op: cross, columns: [C1], buckets: 10}").find("at least two"), std::string::npos);
+  EXPECT_NE(config_error("{op: target_encode, columns: [C1], target: label, folds: 1}").find(">= 2"),
+            std::string::npos);
+  EXPECT_NE(config_error("{op: categorify, columns: [C1, C1]}").find("listed twice"), std::string::npos);
+}
+
+TEST(OpRecipe, ColumnRangesExpand) {
+  auto op = make_op("{op: hash, columns: [C1..C3, L1], buckets: 10}");
+  EXPECT_EQ(op->inputs(), (std::vector<std::string>{"C1", "C2", "C3", "L1"}));
+}
+
+TEST(OpRecipe, PlanRejectsWrongKindsAndMissingColumns) {
+  auto chunks = make_chunks(40, 2, 10, 10);
+  auto expect_plan_error = [&](const std::string& recipe, const std::string& part) {
+    PlanState ps = plan_of(chunks);
+    try {
+      make_op(recipe)->plan(ps);
+      ADD_FAILURE() << recipe << ": expected ConfigError";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_plan_error("{op: log1p, columns: [C1]}", "column 'C1' is integer (categorical)");
+  expect_plan_error("{op: fill_missing, columns: [L1]}", "column 'L1' is list (multi)");
+  expect_plan_error("{op: count_encode, columns: [L1]}", "one value per row");
+  expect_plan_error("{op: target_encode, columns: [C1], target: C2}", "float target");
+  expect_plan_error("{op: cross, columns: [C1, I1], buckets: 10}", "'I1' is float");
+  expect_plan_error("{op: hash, columns: [C11], buckets: 10}", "no column 'C11' (did you mean 'C1'?)");
+  expect_plan_error("{op: cross, columns: [C1, C2], buckets: 10, out: I1}", "'I1' already exists");
+}
+
+TEST(OpRecipe, SelectAndDropShapeThePlanAndChunks) {
+  auto chunks = make_chunks(41, 3, 20, 10);
+  auto sel = make_op("{op: select, columns: [label, C2, I1]}");
+  PlanState ps = plan_of(chunks);
+  sel->plan(ps);
+  ASSERT_EQ(ps.columns.size(), 3u);
+  EXPECT_EQ(ps.columns[0].name, "label");
+  EXPECT_EQ(ps.columns[1].name, "C2");
+  auto out = transform_all(*sel, chunks);
+  EXPECT_EQ(out[1].columns[1].name, "C2");
+  EXPECT_EQ(out[1].columns[1].i, chunks[1].find("C2")->i);
+
+  auto drop = make_op("{op: drop, columns: [C1, L1]}");
+  PlanState pd = plan_of(chunks);
+  drop->plan(pd);
+  ASSERT_EQ(pd.columns.size(), 3u);
+  auto dropped = transform_all(*drop, chunks);
+  EXPECT_EQ(dropped[0].columns.size(), 3u);
+  EXPECT_EQ(dropped[0].find("C1"), nullptr);
+}
+
+TEST(OpRecipe, HelpListsEveryOperatorAndItsParameters) {
+  auto names = op_names();
+  for (const char* n : {"fill_missing", "clip", "log1p", "bucketize", "hash", "categorify", "count_encode",
+                        "frequency_encode", "target_encode", "cross", "select", "drop"})
+    EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
+  std::string h = op_help("categorify");
+  EXPECT_NE(h.find("min_count (integer, default 1, >= 1)"), std::string::npos) << h;
+  EXPECT_NE(h.find("order"), std::string::npos);
+  EXPECT_THROW(op_help("nope"), ConfigError);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Throughput (printed, not asserted): 10M distinct keys over 50M values, fit in memory and spilling,
+// then transform lookups on one thread. BW_OPS_PERF_SCALE=0.1 shrinks it.
+
+TEST(CategorifyPerf, TenMillionDistinctFitAndLookupThroughput) {
+  // A throughput figure, not a check: it runs only on request so that `make test` stays quick.
+  const char* env = std::getenv("BW_OPS_PERF_SCALE");
+  if (!env) GTEST_SKIP() << "set BW_OPS_PERF_SCALE=1 to measure categorify on 10M distinct keys";
+  double scale = std::atof(env);
+  const int64_t distinct = static_cast<int64_t>(10'000'000 * scale), values = 5 * distinct;
+  const int64_t chunk_rows = 1 << 20;
+  std::vector<Chunk> chunks;
+  for (int64_t first = 0; first < values; first += chunk_rows) {
+    Chunk ch;
+    ch.rows = std::min(chunk_rows, values - first);
+    ch.first_row = first;
+    Column c = make_column("C1", Role::kCategorical, ColumnKind::kInt);
+    c.i.resize(ch.rows);
+    // Every key appears 5 times, spread over the whole input (row i holds key i mod distinct).
+    for (int64_t r = 0; r < ch.rows; ++r) c.i[r] = static_cast<int64_t>(mix64(static_cast<uint64_t>((first + r) % distinct)));
+    ch.columns.push_back(std::move(c));
+    chunks.push_back(std::move(ch));
+  }
+  TempDir dir;
+  auto timed_fit = [&](int64_t budget, int threads) {
+    OpContext ctx;
+    ctx.memory_budget = budget;
+    ctx.temp_dir = dir.path().string();
+    auto op = make_op("{op: categorify, columns: [C1]}");
+    auto t0 = std::chrono::steady_clock::now();
+    fit(*op, chunks, threads, {}, ctx);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("[ perf ] categorify fit %s distinct / %s values, budget %lld MiB, %d threads: %.2f s  (%s)\n",
+                std::to_string(distinct).c_str(), std::to_string(values).c_str(),
+                static_cast<long long>(budget >> 20), threads, s, op->summary().c_str());
+    return op;
+  };
+  auto op = timed_fit(OpContext{}.memory_budget, 1);
+  timed_fit(OpContext{}.memory_budget, 2);
+  timed_fit(int64_t{64} << 20, 2);
+
+  auto t0 = std::chrono::steady_clock::now();
+  for (auto& ch : chunks) op->transform(ch, false);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ perf ] categorify transform, 1 thread: %.1f M lookups/s (%lld lookups in %.2f s)\n",
+              static_cast<double>(values) / s / 1e6, static_cast<long long>(values), s);
+  EXPECT_EQ(chunks[0].columns[0].cardinality, distinct + 2);
+}
+
+}  // namespace
+}  // namespace bluewhale

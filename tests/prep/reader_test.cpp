@@ -1,0 +1,888 @@
+#include "bluewhale/prep/reader.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bluewhale/core/error.h"
+#include "bluewhale/core/hash.h"
+#include "bluewhale/core/io.h"
+#include "bluewhale/core/parallel.h"
+#include "prep/parse_number.h"
+#include "test_util.h"
+
+namespace bluewhale {
+namespace {
+
+using testing::TempDir;
+using testing::write_text;
+
+InputColumn col(std::string name, Role role, char sep = '|') { return InputColumn{std::move(name), role, sep}; }
+
+InputSchema make_schema(std::vector<InputColumn> cols, std::string format = "tsv", bool header = false) {
+  InputSchema s;
+  s.format.format = format;
+  s.format.delimiter = format == "csv" ? ',' : '\t';
+  s.format.header = header;
+  s.columns = std::move(cols);
+  return s;
+}
+
+// The Criteo display-ads layout: label, 13 dense, 26 categorical.
+std::vector<InputColumn> criteo_columns() {
+  std::vector<InputColumn> c{col("label", Role::kLabel)};
+  for (int k = 1; k <= 13; ++k) c.push_back(col("I" + std::to_string(k), Role::kDense));
+  for (int k = 1; k <= 26; ++k) c.push_back(col("C" + std::to_string(k), Role::kCategorical));
+  return c;
+}
+
+std::string render_float(float v) {
+  if (std::isnan(v)) return "nan";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+// One string per row, "name=value;..." in column order, plus the row's global index: a format both the
+// reader's output and the naive reference below can produce, so whole tables compare with one EXPECT.
+struct Flat {
+  std::vector<std::string> rows;
+  std::vector<int64_t> global_rows;
+};
+
+void flatten_into(const Chunk& c, Flat& flat) {
+  for (int64_t r = 0; r < c.rows; ++r) {
+    std::string s;
+    for (const Column& col : c.columns) {
+      s += col.name + "=";
+      switch (col.kind) {
+        case ColumnKind::kFloat: s += render_float(col.f[r]); break;
+        case ColumnKind::kInt: s += col.valid.empty() || col.valid[r] ? std::to_string(col.i[r]) : "-"; break;
+        case ColumnKind::kList:
+          s += "[";
+          for (int64_t k = col.offsets[r]; k < col.offsets[r + 1]; ++k) s += std::to_string(col.i[k]) + ",";
+          s += "]";
+          break;
+      }
+      s += ";";
+    }
+    flat.rows.push_back(s);
+    flat.global_rows.push_back(c.global_row(r));
+  }
+}
+
+struct ReadResult {
+  std::vector<TextChunk> texts;
+  std::vector<Chunk> chunks;
+  BadRowStats stats;
+  Flat flat;
+};
+
+ReadResult read_all(const std::vector<std::string>& files, const InputSchema& schema, int prefetch = 2) {
+  ReadResult res;
+  TextReader reader(files, schema, prefetch);
+  TextChunk t;
+  while (reader.next(t)) res.texts.push_back(std::move(t));
+  for (const auto& text : res.texts) {
+    Chunk c;
+    reader.parse(text, c, res.stats);
+    flatten_into(c, res.flat);
+    res.chunks.push_back(std::move(c));
+  }
+  return res;
+}
+
+// Runs the whole read and returns the InputError/IoError message ("" when nothing was thrown).
+template <class E>
+std::string error_of(const std::vector<std::string>& files, const InputSchema& schema) {
+  try {
+    read_all(files, schema);
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void expect_same_rows(const Flat& got, const Flat& want) {
+  ASSERT_EQ(got.rows.size(), want.rows.size());
+  for (std::size_t r = 0; r < got.rows.size(); ++r) {
+    ASSERT_EQ(got.rows[r], want.rows[r]) << "row " << r;
+    ASSERT_EQ(got.global_rows[r], want.global_rows[r]) << "row " << r;
+  }
+}
+
+std::string gzip_bytes(const std::string& text) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&zs, text.size()) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+std::string zstd_bytes(const std::string& text) {
+  std::string out(ZSTD_compressBound(text.size()), '\0');
+  std::size_t n = ZSTD_compress(out.data(), out.size(), text.data(), text.size(), 3);
+  EXPECT_FALSE(ZSTD_isError(n));
+  out.resize(n);
+  return out;
+}
+
+// A plain reference for Criteo-layout text: getline, split at the delimiter, strtof/hash per field.
+Flat reference_parse(const std::string& path, char delim, bool header, const std::vector<InputColumn>& schema,
+                     const std::vector<std::string>& out_order) {
+  std::ifstream in(path);
+  std::string line;
+  std::vector<std::string> names;
+  if (header) {
+    std::getline(in, line);
+    std::stringstream ss(line);
+    std::string f;
+    while (std::getline(ss, f, delim)) names.push_back(f);
+  } else {
+    for (const auto& c : schema) names.push_back(c.name);
+  }
+  Flat flat;
+  int64_t row = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::vector<std::string> fields;
+    std::size_t start = 0;
+    for (;;) {
+      std::size_t p = line.find(delim, start);
+      fields.push_back(line.substr(start, p == std::string::npos ? std::string::npos : p - start));
+      if (p == std::string::npos) break;
+      start = p + 1;
+    }
+    EXPECT_EQ(fields.size(), names.size());
+    std::string s;
+    for (const auto& name : out_order) {
+      std::size_t k = 0;
+      while (names[k] != name) ++k;
+      const std::string& v = fields[k];
+      Role role = Role::kIgnore;
+      for (const auto& c : schema)
+        if (c.name == name) role = c.role;
+      s += name + "=";
+      if (role == Role::kLabel || role == Role::kDense) {
+        s += v.empty() ? "nan" : render_float(std::strtof(v.c_str(), nullptr));
+      } else if (role == Role::kCategorical) {
+        s += v.empty() ? "-" : std::to_string(static_cast<int64_t>(hash_string(v)));
+      } else if (role == Role::kId) {
+        s += v.empty() ? "-" : std::to_string(std::stoll(v));
+      }
+      s += ";";
+    }
+    flat.rows.push_back(s);
+    flat.global_rows.push_back(row++);
+  }
+  return flat;
+}
+
+std::vector<std::string> names_of(const std::vector<InputColumn>& cols) {
+  std::vector<std::string> out;
+  for (const auto& c : cols)
+    if (c.role != Role::kIgnore) out.push_back(c.name);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Field parsing
+
+TEST(ParseFloat, MatchesStrtofReferenceOverEdgeCases) {
+  // Reference: strtof over the whole text, rejecting what the reader documents as not a number.
+  auto reference = [](const std::string& s, float& out) {
+    if (s.empty() || std::isspace(static_cast<unsigned char>(s[0]))) return false;
+    const char* b = s.c_str();
+    std::size_t skip = (s[0] == '+' || s[0] == '-') ? 1 : 0;
+    if (skip && (s.size() == 1 || s[1] == '+' || s[1] == '-')) return false;
+    if (s.find_first_of("xXnN") != std::string::npos) return false;  // hex, nan, inf(inity)
+    char* end = nullptr;
+    errno = 0;
+    double d = std::strtod(b, &end);
+    if (end != b + s.size() || !std::isfinite(d) || std::fabs(d) > 3.4028235e38) return false;
+    out = std::strtof(b, &end);
+    return std::isfinite(out);
+  };
+  const std::vector<std::string> cases = {
+      "0", "-0", "+0", "7", "-7", "+5", "42", "16777217", "123456789", "999999999999999999",
+      "9999999999999999999", "123456789012345678901", "-9223372036854775808", "1.5", "-2.25", ".5", "5.",
+      "1e5", "1E-3", "3.4028234e38", "1e39", "-1e39", "1e-50", "1e-40", "0.1", "0.30000001192092896",
+      "", "-", "+", "--5", "+-5", "1a", "a1", " 1", "1 ", "nan", "NaN", "inf", "-inf", "Infinity", "0x10",
+      "1e", "e5", ".", "1..2", "1,5"};
+  for (const auto& c : cases) {
+    float want = 0, got = 0;
+    bool want_ok = reference(c, want);
+    bool got_ok = text::parse_float(c.data(), c.data() + c.size(), got);
+    EXPECT_EQ(got_ok, want_ok) << "'" << c << "'";
+    if (got_ok && want_ok) {
+      EXPECT_EQ(got, want) << "'" << c << "'";
+      EXPECT_EQ(std::signbit(got), std::signbit(want)) << "'" << c << "'";
+    }
+  }
+}
+
+TEST(ParseInt64, AcceptsFullRangeAndRejectsOverflowAndJunk) {
+  auto parse = [](const std::string& s, int64_t& v) { return text::parse_int64(s.data(), s.data() + s.size(), v); };
+  int64_t v = 0;
+  EXPECT_TRUE(parse("0", v));
+  EXPECT_EQ(v, 0);
+  EXPECT_TRUE(parse("+17", v));
+  EXPECT_EQ(v, 17);
+  EXPECT_TRUE(parse("9223372036854775807", v));
+  EXPECT_EQ(v, INT64_MAX);
+  EXPECT_TRUE(parse("-9223372036854775808", v));
+  EXPECT_EQ(v, INT64_MIN);
+  EXPECT_FALSE(parse("9223372036854775808", v));
+  EXPECT_FALSE(parse("99999999999999999999", v));
+  EXPECT_FALSE(parse("", v));
+  EXPECT_FALSE(parse("-", v));
+  EXPECT_FALSE(parse("12a", v));
+  EXPECT_FALSE(parse("1.0", v));
+  EXPECT_FALSE(parse(" 1", v));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Layouts and roles
+
+TEST(TextReader, ParsesEveryRoleIntoTypedColumnsInSchemaOrder) {
+  TempDir dir;
+  write_text(dir / "a.tsv",
+             "1\t2.5\tabc\tx|y||z\t1700000000\t123\tjunk\tu17\n"
+             "0\t\t\t\t\t\tjunk\t\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical),
+                             col("tags", Role::kMulti), col("ts", Role::kTimestamp), col("id", Role::kId),
+                             col("skipme", Role::kIgnore), col("user", Role::kId)});
+  ReadResult r = read_all({(dir / "a.tsv").string()}, schema);
+  ASSERT_EQ(r.chunks.size(), 1u);
+  const Chunk& c = r.chunks[0];
+  ASSERT_EQ(c.rows, 2);
+  ASSERT_EQ(c.columns.size(), 7u);
+  EXPECT_EQ(c.first_row, 0);
+  EXPECT_EQ(c.first_line, 1);
+  EXPECT_TRUE(c.row_index.empty());
+  EXPECT_TRUE(c.split.empty());
+
+  const Column& label = c.columns[0];
+  EXPECT_EQ(label.name, "label");
+  EXPECT_EQ(label.role, Role::kLabel);
+  EXPECT_EQ(label.kind, ColumnKind::kFloat);
+  EXPECT_EQ(label.f, (std::vector<float>{1, 0}));
+
+  const Column& dense = c.columns[1];
+  EXPECT_EQ(dense.f[0], 2.5f);
+  EXPECT_TRUE(std::isnan(dense.f[1]));
+
+  const Column& cat = c.columns[2];
+  EXPECT_EQ(cat.kind, ColumnKind::kInt);
+  EXPECT_EQ(cat.cardinality, 0);
+  EXPECT_EQ(cat.i[0], static_cast<int64_t>(hash_string("abc")));
+  EXPECT_EQ(cat.valid, (std::vector<uint8_t>{1, 0}));
+
+  const Column& tags = c.columns[3];
+  EXPECT_EQ(tags.kind, ColumnKind::kList);
+  EXPECT_EQ(tags.role, Role::kMulti);
+  EXPECT_EQ(tags.offsets, (std::vector<int64_t>{0, 3, 3}));
+  EXPECT_EQ(tags.i, (std::vector<int64_t>{static_cast<int64_t>(hash_string("x")), static_cast<int64_t>(hash_string("y")),
+                                          static_cast<int64_t>(hash_string("z"))}));
+  EXPECT_TRUE(tags.is_missing(1));
+
+  const Column& ts = c.columns[4];
+  EXPECT_EQ(ts.i[0], 1700000000);
+  EXPECT_EQ(ts.valid, (std::vector<uint8_t>{1, 0}));
+
+  const Column& id = c.columns[5];
+  EXPECT_EQ(id.i[0], 123);
+  EXPECT_EQ(id.valid, (std::vector<uint8_t>{1, 0}));
+
+  EXPECT_EQ(c.columns[6].name, "user");
+  EXPECT_EQ(c.columns[6].i[0], static_cast<int64_t>(hash_string("u17")));
+  EXPECT_EQ(c.columns[6].valid, (std::vector<uint8_t>{1, 0}));
+}
+
+TEST(TextReader, SequenceColumnsKeepOrderWithCustomSeparator) {
+  TempDir dir;
+  write_text(dir / "a.csv", "1,b;a;b\n0,c\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("hist", Role::kSequence, ';')}, "csv");
+  ReadResult r = read_all({(dir / "a.csv").string()}, schema);
+  ASSERT_EQ(r.chunks.size(), 1u);
+  const Column& h = r.chunks[0].columns[1];
+  auto hs = [](const char* s) { return static_cast<int64_t>(hash_string(s)); };
+  EXPECT_EQ(h.offsets, (std::vector<int64_t>{0, 3, 4}));
+  EXPECT_EQ(h.i, (std::vector<int64_t>{hs("b"), hs("a"), hs("b"), hs("c")}));
+}
+
+TEST(TextReader, CrlfLineEndingsAreStripped) {
+  TempDir dir;
+  write_text(dir / "crlf.tsv", "1\t5\tab\r\n0\t\t\r\n\r\n1\t7\tcd\r\n");
+  write_text(dir / "lf.tsv", "1\t5\tab\n0\t\t\n\n1\t7\tcd\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical)});
+  ReadResult crlf = read_all({(dir / "crlf.tsv").string()}, schema);
+  ReadResult lf = read_all({(dir / "lf.tsv").string()}, schema);
+  ASSERT_EQ(lf.flat.rows.size(), 3u);
+  expect_same_rows(crlf.flat, lf.flat);
+  auto csv = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical)}, "csv");
+  write_text(dir / "crlf.csv", "1,5,\"ab\"\r\n0,,\r\n\r\n1,7,cd\r\n");
+  expect_same_rows(read_all({(dir / "crlf.csv").string()}, csv).flat, lf.flat);
+}
+
+TEST(TextReader, EmptyFilesYieldNoChunks) {
+  TempDir dir;
+  write_text(dir / "empty.tsv", "");
+  write_text(dir / "blank.tsv", "\n\r\n\n");
+  write_text(dir / "empty.gz", gzip_bytes(""));
+  write_text(dir / "header_only.tsv", "label\tI1\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
+  for (const char* f : {"empty.tsv", "blank.tsv", "empty.gz"}) {
+    ReadResult r = read_all({(dir / f).string()}, schema);
+    EXPECT_TRUE(r.texts.empty()) << f;
+  }
+  schema.format.header = true;
+  for (const char* f : {"empty.tsv", "header_only.tsv"}) {
+    ReadResult r = read_all({(dir / f).string()}, schema);
+    EXPECT_TRUE(r.texts.empty()) << f;
+  }
+}
+
+TEST(TextReader, FinalLineWithoutNewlineIsARecord) {
+  TempDir dir;
+  write_text(dir / "a.tsv", "1\t2\n0\t3");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
+  ReadResult r = read_all({(dir / "a.tsv").string()}, schema);
+  ASSERT_EQ(r.chunks.size(), 1u);
+  EXPECT_EQ(r.chunks[0].rows, 2);
+  EXPECT_EQ(r.chunks[0].columns[1].f, (std::vector<float>{2, 3}));
+  EXPECT_EQ(r.texts[0].text.back(), '\n');
+}
+
+TEST(TextReader, BlankLinesAreSkippedButCountInLineNumbers) {
+  TempDir dir;
+  write_text(dir / "a.tsv", "\n1\t2\n\n\n0\t3\n\n1\tzz\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
+  EXPECT_EQ(error_of<InputError>({(dir / "a.tsv").string()}, schema),
+            (dir / "a.tsv").string() + ":7: column 'I1' (field 2 of 2): expected a number, got 'zz'");
+  schema.format.on_bad_rows = "skip";
+  ReadResult r = read_all({(dir / "a.tsv").string()}, schema);
+  ASSERT_EQ(r.chunks.size(), 1u);
+  EXPECT_EQ(r.chunks[0].rows, 2);
+  EXPECT_EQ(r.chunks[0].first_line, 2);
+  EXPECT_EQ(r.texts[0].records, 3);
+}
+
+TEST(TextReader, HeaderColumnsMayComeInAnyOrderAndMapToSchemaOrder) {
+  TempDir dir;
+  write_text(dir / "a.csv", "C1,extra,label,I1\nabc,zz,1,4\n");
+  write_text(dir / "b.csv", "label,I1,C1\n0,5,def\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical),
+                             col("extra", Role::kIgnore)},
+                            "csv", true);
+  ReadResult r = read_all({(dir / "a.csv").string(), (dir / "b.csv").string()}, schema);
+  ASSERT_EQ(r.flat.rows.size(), 2u);
+  EXPECT_EQ(r.flat.rows[0], "label=1;I1=4;C1=" + std::to_string(static_cast<int64_t>(hash_string("abc"))) + ";");
+  EXPECT_EQ(r.flat.rows[1], "label=0;I1=5;C1=" + std::to_string(static_cast<int64_t>(hash_string("def"))) + ";");
+  EXPECT_EQ(r.chunks[0].first_line, 2);
+  EXPECT_EQ(r.chunks[1].first_line, 2);
+  EXPECT_EQ(r.chunks[1].file_index, 1);
+}
+
+TEST(TextReader, WithoutHeaderTheFirstLineIsData) {
+  TempDir dir;
+  write_text(dir / "a.tsv", "1\t4\n0\t5\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
+  ReadResult r = read_all({(dir / "a.tsv").string()}, schema);
+  EXPECT_EQ(r.flat.rows.size(), 2u);
+  schema.format.header = true;
+  schema.columns = {col("1", Role::kLabel), col("4", Role::kDense)};
+  r = read_all({(dir / "a.tsv").string()}, schema);
+  ASSERT_EQ(r.flat.rows.size(), 1u);
+  EXPECT_EQ(r.flat.rows[0], "1=0;4=5;");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Bad input
+
+TEST(TextReader, WrongFieldCountNamesFileLineAndCounts) {
+  TempDir dir;
+  std::string path = (dir / "day_0.tsv").string();
+  write_text(path, "1\t2\tab\n0\t3\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical)});
+  EXPECT_EQ(error_of<InputError>({path}, schema), path + ":2: expected 3 fields, got 2");
+  write_text(path, "1\t2\tab\t\n");
+  EXPECT_EQ(error_of<InputError>({path}, schema), path + ":1: expected 3 fields, got 4");
+}
+
+TEST(TextReader, NonNumericDenseFieldNamesColumnFieldAndValue) {
+  TempDir dir;
+  std::string path = (dir / "day_0.tsv").string();
+  write_text(path, "1\t2\tab\n0\tzz\tcd\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical)});
+  EXPECT_EQ(error_of<InputError>({path}, schema), path + ":2: column 'I1' (field 2 of 3): expected a number, got 'zz'");
+  write_text(path, "nan\t2\tab\n");
+  EXPECT_EQ(error_of<InputError>({path}, schema),
+            path + ":1: column 'label' (field 1 of 3): expected a number, got 'nan'");
+}
+
+TEST(TextReader, NonNumericTimestampIsAnErrorButNonNumericIdIsHashed) {
+  TempDir dir;
+  std::string path = (dir / "a.tsv").string();
+  write_text(path, "u1\t12x\n");
+  auto schema = make_schema({col("id", Role::kId), col("ts", Role::kTimestamp)});
+  EXPECT_EQ(error_of<InputError>({path}, schema), path + ":1: column 'ts' (field 2 of 2): expected an integer, got '12x'");
+}
+
+TEST(TextReader, UnreadablePathThrowsIoErrorNamingIt) {
+  TempDir dir;
+  auto schema = make_schema({col("label", Role::kLabel)});
+  std::string missing = (dir / "nope.tsv").string();
+  try {
+    TextReader reader({missing}, schema);
+    FAIL() << "no error";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(missing), std::string::npos) << e.what();
+  }
+  // A directory is not a readable file either.
+  try {
+    TextReader reader({dir.path().string()}, schema);
+    FAIL() << "no error";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.path().string()), std::string::npos) << e.what();
+  }
+}
+
+TEST(TextReader, HeaderMissingSchemaColumnThrowsNamingFileAndColumn) {
+  TempDir dir;
+  std::string path = (dir / "a.csv").string();
+  write_text(path, "label,I1\n1,2\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical),
+                             col("unused", Role::kIgnore)},
+                            "csv", true);
+  try {
+    TextReader reader({path}, schema);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find(path), std::string::npos) << m;
+    EXPECT_NE(m.find("header has no column 'C1'"), std::string::npos) << m;
+  }
+}
+
+TEST(TextReader, HeaderWithColumnOutsideSchemaThrowsNamingIt) {
+  TempDir dir;
+  std::string path = (dir / "a.csv").string();
+  write_text(path, "label,I1,surprise\n1,2,3\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)}, "csv", true);
+  try {
+    TextReader reader({path}, schema);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find(path), std::string::npos) << m;
+    EXPECT_NE(m.find("header column 'surprise' (field 3 of 3) is not in the schema"), std::string::npos) << m;
+  }
+  write_text(path, "label,I1,label\n");
+  EXPECT_NE(error_of<InputError>({path}, schema).find("names column 'label' twice"), std::string::npos);
+}
+
+TEST(TextReader, SkipModeDropsBadRowsCountsThemAndKeepsGlobalRowNumbers) {
+  TempDir dir;
+  std::string path = (dir / "a.tsv").string();
+  write_text(path, "1\t1\n0\tbad\n1\t3\n0\n1\t5\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
+  schema.format.on_bad_rows = "skip";
+  ReadResult r = read_all({path}, schema);
+  ASSERT_EQ(r.chunks.size(), 1u);
+  const Chunk& c = r.chunks[0];
+  EXPECT_EQ(c.rows, 3);
+  EXPECT_EQ(c.columns[1].f, (std::vector<float>{1, 3, 5}));
+  EXPECT_EQ(c.row_index, (std::vector<int64_t>{0, 2, 4}));
+  EXPECT_EQ(r.stats.skipped, 2);
+  EXPECT_EQ(r.stats.first_error, path + ":2: column 'I1' (field 2 of 2): expected a number, got 'bad'");
+  EXPECT_EQ(r.stats.first_error_row, 1);
+  // Merging per-thread stats keeps the earliest bad row whatever the order.
+  BadRowStats later{3, "later", 7}, none;
+  BadRowStats total;
+  total.add(later);
+  total.add(none);
+  total.add(r.stats);
+  EXPECT_EQ(total.skipped, 5);
+  EXPECT_EQ(total.first_error, r.stats.first_error);
+  EXPECT_EQ(total.first_error_row, 1);
+}
+
+TEST(TextReader, SkipModeRollsBackListValuesOfDroppedRows) {
+  TempDir dir;
+  std::string path = (dir / "a.tsv").string();
+  write_text(path, "a|b\t1\nc|d\tx\ne\t2\n");
+  auto schema = make_schema({col("tags", Role::kMulti), col("I1", Role::kDense)});
+  schema.format.on_bad_rows = "skip";
+  ReadResult r = read_all({path}, schema);
+  const Column& tags = r.chunks.at(0).columns[0];
+  EXPECT_EQ(tags.offsets, (std::vector<int64_t>{0, 2, 3}));
+  EXPECT_EQ(tags.i.back(), static_cast<int64_t>(hash_string("e")));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// CSV quoting
+
+TEST(TextReader, QuotedCsvFieldsKeepDelimitersQuotesAndNewlines) {
+  TempDir dir;
+  std::string path = (dir / "q.csv").string();
+  write_text(path,
+             "1,\"a,b\",x\n"
+             "0,\"say \"\"hi\"\"\",y\n"
+             "1,\"two\nlines\",\"\"\n"
+             "0,plain\"quote,z\n"
+             "1,ok,w\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("C1", Role::kCategorical), col("C2", Role::kCategorical)},
+                            "csv");
+  ReadResult r = read_all({path}, schema);
+  ASSERT_EQ(r.chunks.size(), 1u);
+  const Column& c1 = r.chunks[0].columns[1];
+  ASSERT_EQ(r.chunks[0].rows, 5);
+  auto h = [](std::string_view s) { return static_cast<int64_t>(hash_string(s)); };
+  EXPECT_EQ(c1.i, (std::vector<int64_t>{h("a,b"), h("say \"hi\""), h("two\nlines"), h("plain\"quote"), h("ok")}));
+  EXPECT_EQ(r.chunks[0].columns[2].valid, (std::vector<uint8_t>{1, 1, 0, 1, 1}));
+
+  // A bad row after the quoted newline reports its true line (6, not 5).
+  write_text(path, "1,\"a,b\",x\n0,\"say \"\"hi\"\"\",y\n1,\"two\nlines\",\"\"\n0,ok,w\nbad,ok,w\n");
+  EXPECT_EQ(error_of<InputError>({path}, schema), path + ":6: column 'label' (field 1 of 3): expected a number, got 'bad'");
+}
+
+TEST(TextReader, CsvTextAfterClosingQuoteAndUnterminatedQuoteAreErrors) {
+  TempDir dir;
+  std::string path = (dir / "q.csv").string();
+  auto schema = make_schema({col("label", Role::kLabel), col("C1", Role::kCategorical)}, "csv");
+  write_text(path, "1,\"ab\"c\n");
+  EXPECT_EQ(error_of<InputError>({path}, schema),
+            path + ":1: column 'C1' (field 2 of 2): expected a delimiter after the closing quote, got 'c'");
+  write_text(path, "1,ok\n0,\"never\nclosed\n");
+  EXPECT_EQ(error_of<InputError>({path}, schema),
+            path + ":2: column 'C1' (field 2 of 2): quoted field is not closed before the end of the file");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Compression
+
+TEST(TextReader, GzipAndZstdInputsGiveTheSameChunksAsPlainText) {
+  TempDir dir;
+  std::string text;
+  for (int k = 0; k < 3000; ++k) text += std::to_string(k % 2) + "\t" + std::to_string(k) + "\tv" + std::to_string(k % 97) + "\n";
+  write_text(dir / "a.tsv", text);
+  write_text(dir / "a.tsv.gz", gzip_bytes(text));
+  write_text(dir / "a.tsv.zst", zstd_bytes(text));
+  // Multi-member gzip and multi-frame zstd: what pigz, bgzip and `cat a.gz b.gz` produce.
+  std::size_t half = text.find('\n', text.size() / 2) + 1;
+  write_text(dir / "multi.gz", gzip_bytes(text.substr(0, half)) + gzip_bytes(text.substr(half)));
+  write_text(dir / "multi.zst", zstd_bytes(text.substr(0, half)) + zstd_bytes(text.substr(half)));
+  write_text(dir / "noext", gzip_bytes(text));
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical)});
+  schema.format.chunk_bytes = 4096;
+  ReadResult plain = read_all({(dir / "a.tsv").string()}, schema);
+  ASSERT_EQ(plain.flat.rows.size(), 3000u);
+  for (const char* f : {"a.tsv.gz", "a.tsv.zst", "multi.gz", "multi.zst", "noext"}) {
+    SCOPED_TRACE(f);
+    ReadResult r = read_all({(dir / f).string()}, schema);
+    expect_same_rows(r.flat, plain.flat);
+    ASSERT_EQ(r.texts.size(), plain.texts.size());
+    int64_t raw = 0;
+    for (std::size_t k = 0; k < r.texts.size(); ++k) {
+      EXPECT_EQ(r.texts[k].text, plain.texts[k].text);
+      EXPECT_EQ(r.texts[k].first_line, plain.texts[k].first_line);
+      raw += r.texts[k].raw_bytes;
+    }
+    EXPECT_EQ(raw, bluewhale::file_size(dir / f));
+    EXPECT_EQ(TextReader({(dir / f).string()}, schema).total_bytes(), bluewhale::file_size(dir / f));
+  }
+  // Forcing the compression works too.
+  schema.format.compression = "zstd";
+  expect_same_rows(read_all({(dir / "a.tsv.zst").string()}, schema).flat, plain.flat);
+}
+
+TEST(TextReader, TruncatedGzipThrowsNamingTheFile) {
+  TempDir dir;
+  std::string text;
+  for (int k = 0; k < 2000; ++k) text += "1\t" + std::to_string(k) + "\n";
+  std::string gz = gzip_bytes(text);
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
+  std::string path = (dir / "cut.gz").string();
+  for (std::size_t keep : {gz.size() / 2, gz.size() - 4}) {
+    write_text(path, gz.substr(0, keep));
+    EXPECT_EQ(error_of<InputError>({path}, schema).rfind(path + ": truncated gzip stream", 0), 0u) << keep;
+  }
+  std::string corrupt = gz;
+  for (std::size_t k = 20; k < 60; ++k) corrupt[k] = static_cast<char>(corrupt[k] ^ 0x5a);
+  write_text(path, corrupt);
+  EXPECT_EQ(error_of<InputError>({path}, schema).rfind(path + ": corrupt gzip stream", 0), 0u);
+}
+
+TEST(TextReader, TruncatedZstdThrowsNamingTheFile) {
+  TempDir dir;
+  std::string text;
+  for (int k = 0; k < 2000; ++k) text += "1\t" + std::to_string(k) + "\n";
+  std::string zst = zstd_bytes(text);
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
+  std::string path = (dir / "cut.zst").string();
+  for (std::size_t keep : {zst.size() / 2, zst.size() - 1}) {
+    write_text(path, zst.substr(0, keep));
+    EXPECT_EQ(error_of<InputError>({path}, schema).rfind(path + ": truncated zstd stream", 0), 0u) << keep;
+  }
+}
+
+TEST(TextReader, ChunksBeforeADecompressionErrorAreDeliveredFirst) {
+  TempDir dir;
+  std::string text;
+  for (int k = 0; k < 20000; ++k) text += "1\t" + std::to_string(k) + "\n";
+  std::string gz = gzip_bytes(text);
+  std::string path = (dir / "cut.gz").string();
+  write_text(path, gz.substr(0, gz.size() * 3 / 4));
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
+  schema.format.chunk_bytes = 1024;
+  TextReader reader({path}, schema);
+  TextChunk t;
+  int chunks = 0;
+  try {
+    while (reader.next(t)) ++chunks;
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos);
+  }
+  EXPECT_GT(chunks, 10);
+  EXPECT_THROW(reader.next(t), InputError);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Chunking and numbering
+
+TEST(TextReader, TinyChunksGiveIdenticalRowsAndLineNumbers) {
+  TempDir dir;
+  std::string path = (dir / "q.csv").string();
+  std::string text = "label,C1,tags\r\n\r\n";
+  std::vector<int64_t> record_line;  // where each record starts, counted while writing
+  int64_t line = 3;
+  for (int k = 0; k < 300; ++k) {
+    record_line.push_back(line);
+    text += std::to_string(k % 2) + ",";
+    if (k % 7 == 0) text += "\"multi\nline \"\"" + std::to_string(k) + "\"\"\"";
+    else if (k % 5 == 0) text += "\"a,b" + std::to_string(k) + "\"";
+    else text += "v" + std::to_string(k);
+    text += "," + std::string(k % 3 ? "x|y" : "") + (k % 11 == 0 ? "\r\n" : "\n");
+    line += k % 7 == 0 ? 2 : 1;
+    if (k % 13 == 0) {
+      text += "\n";
+      ++line;
+    }
+  }
+  record_line.push_back(line);
+  text += "9,last,z";  // no final newline
+  write_text(path, text);
+  auto schema = make_schema({col("label", Role::kLabel), col("C1", Role::kCategorical), col("tags", Role::kMulti)},
+                            "csv", true);
+  schema.format.chunk_bytes = 1 << 20;
+  ReadResult whole = read_all({path}, schema);
+  ASSERT_EQ(whole.chunks.size(), 1u);
+  ASSERT_EQ(whole.flat.rows.size(), 301u);
+  EXPECT_EQ(whole.chunks[0].first_line, 3);
+  for (int64_t cb : {1, 2, 3, 5, 17, 64, 100, 333}) {
+    SCOPED_TRACE(cb);
+    schema.format.chunk_bytes = cb;
+    ReadResult r = read_all({path}, schema, 1);
+    EXPECT_GT(r.chunks.size(), 10u);
+    expect_same_rows(r.flat, whole.flat);
+    for (const Chunk& c : r.chunks) EXPECT_EQ(c.first_line, record_line.at(c.first_row)) << "row " << c.first_row;
+  }
+}
+
+TEST(TextReader, LineNumbersStayRightAcrossTinyChunks) {
+  TempDir dir;
+  std::string path = (dir / "a.csv").string();
+  std::string text = "x,y\n";
+  for (int k = 0; k < 50; ++k) text += "\"q\n\",1\n\n";
+  text += "\"q\n\",bad\n";
+  write_text(path, text);
+  auto schema = make_schema({col("x", Role::kCategorical), col("y", Role::kDense)}, "csv", true);
+  for (int64_t cb : {1, 7, 1000}) {
+    schema.format.chunk_bytes = cb;
+    // 1 header line, 50 records of 3 lines each, then the bad record starting on line 152.
+    EXPECT_EQ(error_of<InputError>({path}, schema),
+              path + ":152: column 'y' (field 2 of 2): expected a number, got 'bad'") << cb;
+  }
+}
+
+TEST(TextReader, FirstRowNumbersContinueAcrossFiles) {
+  TempDir dir;
+  write_text(dir / "a.tsv", "label\tI1\n1\t1\n\n0\t2\n");
+  write_text(dir / "b.tsv", "\nI1\tlabel\n3\t1\n4\t0\n5\t1\n");
+  write_text(dir / "c.tsv", "label\tI1\n");
+  write_text(dir / "d.tsv", "label\tI1\n1\t6\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)}, "tsv", true);
+  std::vector<std::string> files;
+  for (const char* f : {"a.tsv", "b.tsv", "c.tsv", "d.tsv"}) files.push_back((dir / f).string());
+  ReadResult r = read_all(files, schema);
+  ASSERT_EQ(r.chunks.size(), 3u);
+  EXPECT_EQ(r.chunks[0].first_row, 0);
+  EXPECT_EQ(r.chunks[1].first_row, 2);
+  EXPECT_EQ(r.chunks[1].file_index, 1);
+  EXPECT_EQ(r.chunks[1].first_line, 3);
+  EXPECT_EQ(r.chunks[2].first_row, 5);
+  EXPECT_EQ(r.chunks[2].file_index, 3);
+  EXPECT_EQ(r.flat.global_rows, (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+  std::vector<float> i1;
+  for (const auto& c : r.chunks) i1.insert(i1.end(), c.columns[1].f.begin(), c.columns[1].f.end());
+  EXPECT_EQ(i1, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(TextReader, RecordLongerThanTheChunkGrowsTheChunk) {
+  TempDir dir;
+  std::string path = (dir / "a.tsv").string();
+  std::string big(100000, 'x');
+  write_text(path, "1\ta\n0\t" + big + "\n1\tb\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("C1", Role::kCategorical)});
+  schema.format.chunk_bytes = 16;
+  ReadResult r = read_all({path}, schema);
+  ASSERT_EQ(r.flat.rows.size(), 3u);
+  EXPECT_EQ(r.chunks[1].columns[1].i[0], static_cast<int64_t>(hash_string(big)));
+}
+
+TEST(TextReader, ParseReusesChunksAndIsSafeFromManyThreads) {
+  TempDir dir;
+  std::string path = (dir / "a.tsv").string();
+  std::string text;
+  for (int k = 0; k < 20000; ++k) text += std::to_string(k % 2) + "\t" + std::to_string(k) + "\tc" + std::to_string(k) + "\ta|b\n";
+  write_text(path, text);
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical),
+                             col("t", Role::kMulti)});
+  schema.format.chunk_bytes = 10000;
+  ReadResult serial = read_all({path}, schema);
+  TextReader reader({path}, schema);
+  std::vector<TextChunk> texts;
+  TextChunk t;
+  while (reader.next(t)) texts.push_back(std::move(t));
+  std::vector<Chunk> chunks(texts.size());
+  std::vector<BadRowStats> stats(4);
+  parallel_for_dynamic(static_cast<int64_t>(texts.size()), 4, [&](int64_t k, int tid) {
+    // Parse twice into the same Chunk: the second parse must not see leftovers of the first.
+    reader.parse(texts[(k + 1) % texts.size()], chunks[k], stats[tid]);
+    reader.parse(texts[k], chunks[k], stats[tid]);
+  });
+  Flat flat;
+  for (const auto& c : chunks) flatten_into(c, flat);
+  expect_same_rows(flat, serial.flat);
+}
+
+TEST(TextReader, DestroyingTheReaderEarlyStopsTheBackgroundThread) {
+  TempDir dir;
+  std::string path = (dir / "a.tsv").string();
+  std::string text;
+  for (int k = 0; k < 50000; ++k) text += "1\t" + std::to_string(k) + "\n";
+  write_text(path, text);
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
+  schema.format.chunk_bytes = 256;
+  TextReader reader({path}, schema, 1);
+  TextChunk t;
+  ASSERT_TRUE(reader.next(t));
+  // The destructor runs here while the producer waits on a full queue; the test hangs if it does not stop.
+}
+
+TEST(TextReader, InconsistentSchemaIsAConfigError) {
+  TempDir dir;
+  write_text(dir / "a.tsv", "1\n");
+  auto schema = make_schema({col("label", Role::kLabel)});
+  schema.format.compression = "lz4";
+  EXPECT_THROW(TextReader({(dir / "a.tsv").string()}, schema), ConfigError);
+  schema = make_schema({});
+  EXPECT_THROW(TextReader({(dir / "a.tsv").string()}, schema), ConfigError);
+  schema = make_schema({col("a", Role::kLabel), col("a", Role::kDense)});
+  EXPECT_THROW(TextReader({(dir / "a.tsv").string()}, schema), ConfigError);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Real samples
+
+TEST(TextReader, RealCriteoTsvSampleMatchesNaiveReference) {
+  auto data = testing::shared_data_dir();
+  if (data.empty() || !std::filesystem::exists(data / "criteo" / "criteo_dac_13k.tsv")) {
+    GTEST_SKIP() << "shared data folder with criteo/criteo_dac_13k.tsv not found";
+  }
+  std::string path = (data / "criteo" / "criteo_dac_13k.tsv").string();
+  auto cols = criteo_columns();
+  auto schema = make_schema(cols);
+  schema.format.chunk_bytes = 256 << 10;  // several chunks
+  ReadResult r = read_all({path}, schema);
+  EXPECT_GT(r.chunks.size(), 5u);
+  ASSERT_EQ(r.flat.rows.size(), 13229u);
+  EXPECT_EQ(r.stats.skipped, 0);
+  expect_same_rows(r.flat, reference_parse(path, '\t', false, cols, names_of(cols)));
+}
+
+TEST(TextReader, RealCriteoCsvWithHeaderMatchesNaiveReference) {
+  auto data = testing::shared_data_dir();
+  if (data.empty() || !std::filesystem::exists(data / "criteo" / "criteo_with_header_4k.csv")) {
+    GTEST_SKIP() << "shared data folder with criteo/criteo_with_header_4k.csv not found";
+  }
+  std::string path = (data / "criteo" / "criteo_with_header_4k.csv").string();
+  // The schema lists Id last; the file has it first.
+  auto cols = criteo_columns();
+  cols[0].name = "Label";
+  cols.push_back(col("Id", Role::kId));
+  auto schema = make_schema(cols, "csv", true);
+  schema.format.chunk_bytes = 128 << 10;
+  ReadResult r = read_all({path}, schema);
+  ASSERT_EQ(r.flat.rows.size(), 4584u);
+  EXPECT_EQ(r.chunks[0].first_line, 2);
+  expect_same_rows(r.flat, reference_parse(path, ',', true, cols, names_of(cols)));
+}
+
+// Throughput of parse() on one thread. Skipped unless BW_READER_BENCH_FILE names a Criteo-layout TSV,
+// e.g. the 13k sample repeated 200 times:
+//   for i in $(seq 200); do cat criteo_dac_13k.tsv; done > /tmp/criteo_200x.tsv
+//   BW_READER_BENCH_FILE=/tmp/criteo_200x.tsv ./prep_reader_test --gtest_filter='*Throughput*'
+TEST(TextReaderBench, ParseThroughputPerThread) {
+  const char* file = std::getenv("BW_READER_BENCH_FILE");
+  if (!file) {
+    GTEST_SKIP() << "set BW_READER_BENCH_FILE to a Criteo TSV to measure";
+  }
+  auto schema = make_schema(criteo_columns());
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  TextReader reader({file}, schema, 4);
+  std::vector<TextChunk> texts;
+  TextChunk t;
+  int64_t bytes = 0;
+  while (reader.next(t)) {
+    bytes += static_cast<int64_t>(t.text.size());
+    texts.push_back(std::move(t));
+  }
+  double read_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  Chunk c;
+  BadRowStats stats;
+  int64_t rows = 0;
+  double best = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    auto t1 = Clock::now();
+    for (const auto& text : texts) {
+      reader.parse(text, c, stats);
+      rows += c.rows;
+    }
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t1).count());
+  }
+  std::printf("read+split: %.0f MB/s (%.1f MB in %.2f s); parse, 1 thread: %.0f MB/s (%.2f s, %lld rows per pass)\n",
+              bytes / 1e6 / read_s, bytes / 1e6, read_s, bytes / 1e6 / best, best, static_cast<long long>(rows / 3));
+  EXPECT_EQ(stats.skipped, 0);
+}
+
+}  // namespace
+}  // namespace bluewhale
