@@ -77,6 +77,13 @@ if ! "$PY" -c 'import pandas, numpy' 2>/dev/null; then
 fi
 
 mkdir -p "$OUT"
+# The peers fit their dictionaries on every row and write one table, so bluewhale runs the same recipe with
+# its train/valid/test split turned off: all three tools then do the same work and write the same rows.
+BENCH_RECIPE="$OUT/dlrm-criteo-nosplit.yaml"
+if [[ -f "$RECIPE" ]]; then
+  sed 's/^\(  by: *\)ratio/\1none/' "$RECIPE" > "$BENCH_RECIPE"
+  grep -q '^  by: *none' "$BENCH_RECIPE" || die "could not turn off the split in $RECIPE"
+fi
 label_of() {
   local n="$1"
   if ((n % 1000000 == 0)); then echo "$((n / 1000000))m"
@@ -171,7 +178,7 @@ for n in $SIZES; do
   if skip_tool bluewhale; then skipped "$dir" bluewhale "BENCH_SKIP"
   elif ((!have_bw_prep)); then skipped "$dir" bluewhale "bluewhale prep not built yet"
   else
-    run_tool bluewhale "$dir" "$BW" prep --recipe "$RECIPE" --input "$file" --out "$OUT/bluewhale_$label" \
+    run_tool bluewhale "$dir" "$BW" prep --recipe "$BENCH_RECIPE" --input "$file" --out "$OUT/bluewhale_$label" \
       --threads "$THREADS" --overwrite --quiet --report "$dir/bluewhale.report.json"
   fi
 

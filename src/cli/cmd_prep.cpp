@@ -24,6 +24,7 @@ int cmd_prep(int argc, char** argv) {
       .option("split-as", "with --apply-to: the split every row goes to (train, valid, test)", "test")
       .option("threads", "worker threads (0 = all available)", "0")
       .option("memory-mb", "fit-state budget per operator before it spills to disk", "4096")
+      .option("cache-mb", "parsed rows kept in memory between passes, MiB (default: a quarter of RAM)")
       .option("temp-dir", "directory for spill files (default: next to --out)")
       .option("report", "also write the summary as JSON to this file")
       .flag("overwrite", "replace --out if it exists")
@@ -41,6 +42,8 @@ int cmd_prep(int argc, char** argv) {
   opt.memory_mb = args.get_int("memory-mb");
   BW_CHECK(opt.memory_mb >= 16, ConfigError, "bluewhale prep: --memory-mb must be at least 16");
   opt.temp_dir = args.get("temp-dir");
+  if (args.has("cache-mb")) opt.cache_mb = args.get_int("cache-mb");
+  BW_CHECK(opt.cache_mb >= 0, ConfigError, "bluewhale prep: --cache-mb must not be negative");
   opt.progress = !args.flag_set("quiet");
   if (opt.progress == false) set_log_level(LogLevel::kWarn);
 

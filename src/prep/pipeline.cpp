@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -353,6 +354,27 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   const bool applying = !opt.apply_to.empty();
   std::vector<int> avail = compute_stages(ops);
   int fit_passes = 0;
+  // needed[p][i]: operator i must transform during fit pass p because an operator fitted in that pass reads
+  // (directly or through other operators) what it writes. The rest wait for the write pass.
+  auto needed_in_pass = [&](int pass) {
+    std::vector<bool> need(ops.size(), false);
+    std::vector<std::string> wanted;
+    for (std::size_t j = ops.size(); j-- > 0;) {
+      if (avail[j] == pass + 1) {
+        for (const auto& in : ops[j]->inputs()) wanted.push_back(in);
+        continue;
+      }
+      if (avail[j] > pass) continue;
+      bool feeds = false;
+      for (const auto& out : ops[j]->outputs())
+        feeds = feeds || std::find(wanted.begin(), wanted.end(), out) != wanted.end();
+      if (feeds) {
+        need[j] = true;
+        for (const auto& in : ops[j]->inputs()) wanted.push_back(in);
+      }
+    }
+    return need;
+  };
   if (applying) {
     Dataset src = Dataset::open(opt.apply_to);
     const json& p = src.pipeline();
@@ -383,47 +405,108 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
 
   // One streaming pass. `pass` < fit_passes fits the operators whose stage is pass+1; the last pass
   // transforms everything and writes.
+  // Raw parsed chunks kept in memory between passes (up to the cache budget), so that a later pass
+  // replays them instead of reading and parsing the text again. cache[k] is chunk k of the input.
+  std::vector<std::unique_ptr<Chunk>> cache;
+  std::atomic<int64_t> cache_bytes{0};
+  const int64_t cache_budget = fit_passes > 0 ? opt.cache_mb << 20 : 0;
+  bool all_cached = false;
+  auto chunk_bytes = [](const Chunk& c) {
+    int64_t b = static_cast<int64_t>(c.split.capacity() + c.row_index.capacity() * 8);
+    for (const auto& col : c.columns)
+      b += static_cast<int64_t>(col.f.capacity() * 4 + col.i.capacity() * 8 + col.valid.capacity() + col.offsets.capacity() * 8);
+    return b;
+  };
+
+  // One streaming pass. `pass` < fit_passes fits the operators whose stage is pass+1; the last pass
+  // transforms everything and writes.
   auto run_pass = [&](int pass, bool write) {
     std::string label = write ? (fit_passes ? str_cat("prep: pass ", pass + 1, "/", fit_passes + 1, " (transform, write)")
                                             : std::string("prep: transform, write"))
                               : str_cat("prep: pass ", pass + 1, "/", fit_passes + 1, " (fit)");
-    if (opt.progress) log_info(label, " over ", opt.inputs.size(), " file(s), ", format_bytes(report.input_bytes));
+    if (opt.progress) log_info(label, " over ", opt.inputs.size(), " file(s), ", format_bytes(report.input_bytes),
+                               pass > 0 && all_cached ? " (replayed from memory)" : "");
     ProgressReporter progress(label, report.input_bytes);
     if (!opt.progress) progress.finish();
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (!write && avail[i] == pass + 1) ops[i]->begin_fit(ctx);
-    for (auto& b : bad) b = BadRowStats{};
-    TextReader reader(opt.inputs, recipe.input, 2 * threads);
+    // Bad rows are counted once, in the pass that parses every chunk.
+    std::vector<BadRowStats> scratch_bad(threads);
+    std::vector<BadRowStats>& pass_bad = pass == 0 ? bad : scratch_bad;
+    const bool fill_cache = pass == 0 && !write && cache_budget > 0;
+    bool cache_missed = false;
+    std::unique_ptr<TextReader> reader;
+    if (!(pass > 0 && all_cached)) reader = std::make_unique<TextReader>(opt.inputs, recipe.input, 2 * threads);
     std::unique_ptr<OrderedWriter> ordered;
     if (write) ordered = std::make_unique<OrderedWriter>(writer.get());
     const std::size_t batch_chunks = static_cast<std::size_t>(2 * threads);
+    const std::vector<bool> need = write ? std::vector<bool>(ops.size(), true) : needed_in_pass(pass);
+    bool transforms_in_pass = write;
+    for (std::size_t i = 0; i < ops.size(); ++i) transforms_in_pass = transforms_in_pass || (need[i] && avail[i] <= pass);
+    std::size_t next_index = 0;
     bool more = true;
     while (more) {
       std::vector<TextChunk> texts;
+      std::vector<std::size_t> index;
       while (texts.size() < batch_chunks) {
         TextChunk t;
-        if (!reader.next(t)) {
+        if (reader) {
+          if (!reader->next(t)) {
+            more = false;
+            break;
+          }
+        } else if (next_index >= cache.size()) {
           more = false;
           break;
         }
         texts.push_back(std::move(t));
+        index.push_back(next_index++);
       }
       if (texts.empty()) break;
+      if (fill_cache && cache.size() < next_index) cache.resize(next_index);
       std::vector<Chunk> chunks(texts.size());
       parallel_for_dynamic(static_cast<int64_t>(texts.size()), threads, [&](int64_t k, int tid) {
         Chunk& c = chunks[k];
-        reader.parse(texts[k], c, bad[tid]);
-        splitter.assign(c);
+        const std::size_t at = index[k];
+        int64_t raw_bytes = texts[k].raw_bytes;
+        if (pass > 0 && at < cache.size() && cache[at]) {
+          // The last pass consumes the cache; an intermediate fit pass keeps it for the next one.
+          if (write) {
+            c = std::move(*cache[at]);
+            cache[at].reset();
+          } else {
+            c = *cache[at];
+          }
+          if (!reader) raw_bytes = report.input_bytes * static_cast<int64_t>(at + 1) / static_cast<int64_t>(cache.size()) -
+                                   report.input_bytes * static_cast<int64_t>(at) / static_cast<int64_t>(cache.size());
+        } else {
+          reader->parse(texts[k], c, pass_bad[tid]);
+          splitter.assign(c);
+          if (fill_cache && transforms_in_pass) {
+            int64_t b = chunk_bytes(c);
+            if (cache_bytes.fetch_add(b) + b <= cache_budget) cache[at] = std::make_unique<Chunk>(c);
+          }
+        }
+        const int64_t rows = c.rows;
         if (pass == 0) missing.count(c, tid);
         for (std::size_t i = 0; i < ops.size(); ++i) {
-          if (write || applying || avail[i] <= pass) {
+          if (write) {
             ops[i]->transform(c, !applying);
+          } else if (avail[i] <= pass) {
+            if (need[i]) ops[i]->transform(c, true);
           } else if (avail[i] == pass + 1) {
             ops[i]->fit_chunk(c, tid);
           }
         }
-        progress.add(c.rows, texts[k].raw_bytes);
+        // Nothing changed the parsed chunk in this pass: keep it without a copy.
+        if (fill_cache && !transforms_in_pass && !cache[at]) {
+          int64_t b = chunk_bytes(c);
+          if (cache_bytes.fetch_add(b) + b <= cache_budget) cache[at] = std::make_unique<Chunk>(std::move(c));
+        }
+        progress.add(rows, raw_bytes);
       });
+      if (fill_cache)
+        for (std::size_t at : index) cache_missed = cache_missed || !cache[at];
       if (write) {
         for (const auto& c : chunks) {
           report.rows += c.rows;
@@ -433,6 +516,12 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         }
         ordered->push(std::move(chunks));
       }
+    }
+    if (fill_cache) {
+      all_cached = !cache_missed;
+      if (cache_missed)
+        log_info("prep: parsed rows exceed the cache budget (--cache-mb ", opt.cache_mb,
+                 "); later passes re-read the rest of the input");
     }
     if (ordered) ordered->finish();
     for (std::size_t i = 0; i < ops.size(); ++i)
@@ -555,8 +644,36 @@ std::string PrepReport::to_text() const {
                   c.cardinality ? std::to_string(c.cardinality).c_str() : "-", 100.0 * c.missing_rate);
     s += buf;
   }
-  for (const auto& o : op_summaries) s += "  " + o + "\n";
+  if (!op_summaries.empty()) s += "fitted:\n";
+  for (const auto& o : op_summaries) {
+    // An operator over many columns reports "a; b; c": one line each reads better.
+    std::size_t start = 0;
+    for (;;) {
+      std::size_t sep = o.find("; ", start);
+      s += "  " + o.substr(start, sep == std::string::npos ? std::string::npos : sep - start) + "\n";
+      if (sep == std::string::npos) break;
+      start = sep + 2;
+    }
+  }
   return s;
+}
+
+}  // namespace bluewhale
+
+namespace bluewhale {
+
+int64_t default_cache_mb() {
+  int64_t total = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGE_SIZE));
+  std::error_code ec;
+  for (const char* p : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    if (!fs::exists(p, ec)) continue;
+    try {
+      std::string s = read_file(p);
+      if (!s.empty() && s[0] >= '0' && s[0] <= '9') total = std::min<int64_t>(total, std::stoll(s));
+    } catch (const std::exception&) {
+    }
+  }
+  return std::max<int64_t>(64, (total >> 20) / 4);
 }
 
 }  // namespace bluewhale

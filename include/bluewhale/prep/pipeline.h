@@ -46,6 +46,9 @@ struct Recipe {
 Recipe parse_recipe(const std::string& text, const std::string& source);
 Recipe load_recipe(const std::string& path);
 
+// A quarter of physical memory (or of the cgroup memory limit when lower), in MiB.
+int64_t default_cache_mb();
+
 struct PrepOptions {
   std::vector<std::string> inputs;
   fs::path out;
@@ -54,6 +57,9 @@ struct PrepOptions {
   fs::path apply_to;             // non-empty: reuse this dataset's fitted pipeline, fit nothing
   Split apply_split = Split::kTest;  // with apply_to: every row goes to this split
   int64_t memory_mb = 4096;      // fit-state budget per operator before spilling
+  // Parsed rows kept in memory between the fit and the write pass (MiB); what does not fit is read and
+  // parsed again. Default: a quarter of the memory this process may use.
+  int64_t cache_mb = default_cache_mb();
   std::string temp_dir;          // spill directory; default: next to the output
   bool progress = true;
 };

@@ -4,6 +4,7 @@
 
 #include "bluewhale/core/hash.h"
 #include "bluewhale/data/binary_io.h"
+#include "prep/ops/fast_math.h"
 #include "prep/ops/op_common.h"
 
 namespace bluewhale::prep_ops {
@@ -115,12 +116,13 @@ class Log1pOp : public ColumnsOp {
   void transform(Chunk& chunk, bool) const override {
     for (const auto& name : columns_) {
       Column& c = chunk_column(chunk, name, {ColumnKind::kFloat}, where());
+      const Log1pTable& log1p = Log1pTable::instance();
       for (int64_t r = 0; r < static_cast<int64_t>(c.f.size()); ++r) {
         float& x = c.f[r];
         if (!(x < 0)) {  // NaN stays NaN
-          x = std::log1p(x);
+          x = std::isnan(x) ? x : log1p(x);
         } else if (p_.negative == "symmetric") {
-          x = -std::log1p(-x);
+          x = -log1p(-x);
         } else if (p_.negative == "missing") {
           x = kMissingFloat;
         } else {
