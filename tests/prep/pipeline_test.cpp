@@ -1,0 +1,219 @@
+// The prep driver: fit staging, splits, caching between passes, determinism, apply-to.
+#include "bluewhale/prep/pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "bluewhale/core/log.h"
+#include "bluewhale/data/dataset.h"
+#include "test_util.h"
+
+namespace bluewhale {
+namespace {
+
+using testing::TempDir;
+using testing::write_text;
+
+// Rows "label \t x \t cat \t day" with a skewed categorical column.
+std::string make_rows(int n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    int cat = static_cast<int>(std::min<uint64_t>(rng() % 64, rng() % 64));
+    s += std::to_string(rng() % 4 == 0) + "\t" + (rng() % 10 == 0 ? "" : std::to_string(rng() % 1000)) + "\tv" +
+         std::to_string(cat) + "\t" + std::to_string(i / 100) + "\n";
+  }
+  return s;
+}
+
+const char* kSchema =
+    "schema: [{name: y, role: label}, {name: x, role: dense}, {name: c, role: categorical}, "
+    "{name: day, role: timestamp}]\n";
+
+PrepOptions options(const TempDir& dir, std::vector<std::string> inputs, const std::string& out, int threads = 2) {
+  PrepOptions o;
+  o.inputs = std::move(inputs);
+  o.out = dir / out;
+  o.threads = threads;
+  o.progress = false;
+  return o;
+}
+
+// Every stored byte of every shard, split by split, for dataset equality.
+std::string dataset_bytes(const fs::path& root) {
+  Dataset ds = Dataset::open(root);
+  std::string all;
+  for (int s = 0; s < kNumSplits; ++s)
+    for (const auto& sh : ds.shards(Split(s))) all += read_file(root / sh.file);
+  return all;
+}
+
+class PrepPipeline : public ::testing::Test {
+ protected:
+  void SetUp() override { set_log_level(LogLevel::kWarn); }
+  TempDir dir;
+};
+
+TEST_F(PrepPipeline, SameDatasetForAnyThreadCountChunkSizeAndCacheBudget) {
+  write_text(dir / "a.tsv", make_rows(150000, 1));
+  write_text(dir / "b.tsv", make_rows(70000, 2));
+  std::string recipe_text = std::string(kSchema) +
+                            "input: {chunk_mb: 1}\n"
+                            "ops:\n"
+                            "  - {op: fill_missing, columns: x}\n"
+                            "  - {op: log1p, columns: x}\n"
+                            "  - {op: categorify, columns: c, min_count: 3}\n"
+                            "  - {op: count_encode, columns: c}\n"
+                            "split: {by: ratio, valid: 0.1, test: 0.1, seed: 5}\n"
+                            "output: {shard_rows: 65536}\n";
+  Recipe r = parse_recipe(recipe_text, "r.yaml");
+  std::vector<std::string> in = {(dir / "a.tsv").string(), (dir / "b.tsv").string()};
+  PrepOptions base = options(dir, in, "t1", 1);
+  PrepReport rep = run_prep(r, base);
+  EXPECT_EQ(rep.rows, 220000);
+  // categorify (fit pass 1) feeds count_encode (fit pass 2), then the write pass.
+  EXPECT_EQ(rep.passes, 3);
+  std::string reference = dataset_bytes(dir / "t1");
+
+  PrepOptions two = options(dir, in, "t2", 2);
+  run_prep(r, two);
+  EXPECT_EQ(dataset_bytes(dir / "t2"), reference) << "2 threads";
+
+  PrepOptions nocache = options(dir, in, "t3", 2);
+  nocache.cache_mb = 0;
+  run_prep(r, nocache);
+  EXPECT_EQ(dataset_bytes(dir / "t3"), reference) << "no cache";
+
+  PrepOptions partial = options(dir, in, "t4", 2);
+  partial.cache_mb = 3;  // about one of the four 1 MiB chunks (2 MB parsed each): the rest is re-read
+  run_prep(r, partial);
+  EXPECT_EQ(dataset_bytes(dir / "t4"), reference) << "partial cache";
+}
+
+TEST_F(PrepPipeline, StagedFitSeesTheOutputOfEarlierFittedOperators) {
+  // count_encode after categorify counts the categorified ids: rare values share id 1, so their counts add up.
+  write_text(dir / "a.tsv", "1\t1\ta\t0\n0\t1\ta\t0\n1\t1\tb\t0\n0\t1\tc\t0\n1\t1\ta\t0\n");
+  Recipe r = parse_recipe(std::string(kSchema) +
+                              "ops:\n"
+                              "  - {op: categorify, columns: c, min_count: 2}\n"
+                              "  - {op: count_encode, columns: c}\n"
+                              "split: {by: none}\n",
+                          "r.yaml");
+  run_prep(r, options(dir, {(dir / "a.tsv").string()}, "ds"));
+  Dataset ds = Dataset::open(dir / "ds");
+  ShardView v = ds.open_shard(Split::kTrain, 0);
+  auto counts = v.f32(ds.find("c_count"));
+  std::vector<float> got(counts.begin(), counts.end());
+  EXPECT_EQ(got, (std::vector<float>{3, 3, 2, 2, 3}));  // a x3; b and c are both rare (id 1) x2
+}
+
+TEST_F(PrepPipeline, SplitByFileAndByTime) {
+  write_text(dir / "d0.tsv", make_rows(500, 3));
+  write_text(dir / "d1.tsv", make_rows(300, 4));
+  Recipe by_file = parse_recipe(std::string(kSchema) +
+                                    "ops: [{op: categorify, columns: c}]\n"
+                                    "split: {by: file, test_files: [d1.tsv]}\n",
+                                "r.yaml");
+  run_prep(by_file, options(dir, {(dir / "d0.tsv").string(), (dir / "d1.tsv").string()}, "f"));
+  Dataset f = Dataset::open(dir / "f");
+  EXPECT_EQ(f.split_rows(Split::kTrain), 500);
+  EXPECT_EQ(f.split_rows(Split::kTest), 300);
+
+  // day = row / 100 within each file: d0 has days 0..4, d1 days 0..2.
+  Recipe by_time = parse_recipe(std::string(kSchema) +
+                                    "ops: [{op: categorify, columns: c}]\n"
+                                    "split: {by: time, column: day, valid_from: 3, test_from: 4}\n",
+                                "r.yaml");
+  run_prep(by_time, options(dir, {(dir / "d0.tsv").string(), (dir / "d1.tsv").string()}, "t"));
+  Dataset t = Dataset::open(dir / "t");
+  EXPECT_EQ(t.split_rows(Split::kTrain), 300 + 300);
+  EXPECT_EQ(t.split_rows(Split::kValid), 100);
+  EXPECT_EQ(t.split_rows(Split::kTest), 100);
+  ShardView v = t.open_shard(Split::kTest, 0);
+  for (int64_t d : v.i64(t.find("day"))) EXPECT_EQ(d, 4);
+}
+
+TEST_F(PrepPipeline, FitUsesTrainingRowsOnly) {
+  // 'only_test' appears only in the test file: it must not enter the dictionary.
+  write_text(dir / "train.tsv", "1\t1\ta\t0\n0\t1\ta\t0\n");
+  write_text(dir / "test.tsv", "1\t1\tonly_test\t0\n0\t1\tonly_test\t0\n0\t1\ta\t0\n");
+  Recipe r = parse_recipe(std::string(kSchema) +
+                              "ops: [{op: categorify, columns: c}]\n"
+                              "split: {by: file, test_files: [test.tsv]}\n",
+                          "r.yaml");
+  run_prep(r, options(dir, {(dir / "train.tsv").string(), (dir / "test.tsv").string()}, "ds"));
+  Dataset ds = Dataset::open(dir / "ds");
+  EXPECT_EQ(ds.columns()[ds.find("c")].cardinality, 3);  // missing, rare, a
+  ShardView v = ds.open_shard(Split::kTest, 0);
+  auto ids = v.ids(ds.find("c"));
+  EXPECT_EQ(std::vector<int32_t>(ids.begin(), ids.end()), (std::vector<int32_t>{1, 1, 2}));
+}
+
+TEST_F(PrepPipeline, RecipeErrorsSurfaceBeforeAnyDataIsRead) {
+  auto error_of = [](const std::string& text) {
+    try {
+      parse_recipe(text, "r.yaml");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_of(std::string(kSchema) + "ops: [{op: categorfy, columns: c}]\n").find("did you mean 'categorify'"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kSchema) + "split: {by: ratio, valid: 0.6, test: 0.5}\n").find("valid + test"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kSchema) + "split: {by: time, column: x}\n").find("timestamp column"), std::string::npos);
+  EXPECT_NE(error_of("schema: [{name: y, role: lable}]\n").find("did you mean 'label'"), std::string::npos);
+  EXPECT_NE(error_of("schema: [{names: I1..Ix, role: dense}]\n").find("I1..I13"), std::string::npos);
+
+  // A categorical column that nothing turns into ids is caught before reading.
+  write_text(dir / "a.tsv", "1\t1\ta\t0\n");
+  Recipe r = parse_recipe(std::string(kSchema) + "ops: [{op: log1p, columns: x}]\n", "r.yaml");
+  try {
+    run_prep(r, options(dir, {(dir / "a.tsv").string()}, "ds"));
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("add {op: categorify, columns: c}"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "ds"));
+}
+
+TEST_F(PrepPipeline, RealCsvWithHeaderAndIdColumn) {
+  fs::path data = testing::shared_data_dir();
+  if (data.empty()) GTEST_SKIP() << "../shared/data is absent";
+  Recipe r = parse_recipe(
+      "input: {format: csv, header: true}\n"
+      "schema:\n"
+      "  - {name: Id, role: id}\n"
+      "  - {name: Label, role: label}\n"
+      "  - {names: I1..I13, role: dense}\n"
+      "  - {names: C1..C26, role: categorical}\n"
+      "ops:\n"
+      "  - {op: fill_missing, columns: I1..I13}\n"
+      "  - {op: clip, columns: I1..I13, min: 0}\n"
+      "  - {op: log1p, columns: I1..I13}\n"
+      "  - {op: categorify, columns: C1..C26, min_count: 2}\n"
+      "  - {op: target_encode, columns: [C1, C2], target: Label, folds: 5}\n"
+      "  - {op: cross, columns: [C1, C2], buckets: 1000}\n"
+      "split: {by: ratio, valid: 0.2, seed: 1}\n",
+      "csv.yaml");
+  PrepReport rep = run_prep(r, options(dir, {(data / "criteo" / "criteo_with_header_4k.csv").string()}, "ds"));
+  EXPECT_EQ(rep.rows, 4584);
+  Dataset ds = Dataset::open(dir / "ds");
+  EXPECT_EQ(ds.split_rows(Split::kTrain) + ds.split_rows(Split::kValid), 4584);
+  ASSERT_GE(ds.find("C1_te"), 0);
+  ASSERT_GE(ds.find("C1_x_C2"), 0);
+  EXPECT_EQ(ds.columns()[ds.find("C1_x_C2")].cardinality, 1000);
+  ShardView v = ds.open_shard(Split::kTrain, 0);
+  for (float te : v.f32(ds.find("C1_te"))) {
+    EXPECT_GE(te, 0.0f);
+    EXPECT_LE(te, 1.0f);
+  }
+  // Ids are the CSV's Id column, kept as an auxiliary int64 column.
+  EXPECT_GT(v.i64(ds.find("Id"))[0], 10000000);
+}
+
+}  // namespace
+}  // namespace bluewhale
