@@ -18,6 +18,16 @@ Role parse_role(std::string_view name, std::string_view where) {
            "'; expected one of label, dense, categorical, multi, sequence, timestamp, id, ignore");
 }
 
+ColumnKind kind_for_role(Role r) {
+  switch (r) {
+    case Role::kLabel:
+    case Role::kDense: return ColumnKind::kFloat;
+    case Role::kMulti:
+    case Role::kSequence: return ColumnKind::kList;
+    default: return ColumnKind::kInt;
+  }
+}
+
 std::string_view split_name(Split s) {
   switch (s) {
     case Split::kTrain: return "train";

@@ -72,16 +72,6 @@ uint64_t elem_size(DType t) { return t == DType::kF32 || t == DType::kI32 ? 4 : 
 
 bool is_id_role(Role r) { return r == Role::kCategorical || r == Role::kMulti || r == Role::kSequence; }
 
-ColumnKind kind_for_role(Role r) {
-  switch (r) {
-    case Role::kLabel:
-    case Role::kDense: return ColumnKind::kFloat;
-    case Role::kMulti:
-    case Role::kSequence: return ColumnKind::kList;
-    default: return ColumnKind::kInt;
-  }
-}
-
 std::string_view kind_name(ColumnKind k) {
   switch (k) {
     case ColumnKind::kFloat: return "float";

@@ -89,16 +89,6 @@ std::vector<int> compute_stages(const std::vector<std::unique_ptr<Op>>& ops) {
   return avail;
 }
 
-ColumnKind kind_for_role(Role r) {
-  switch (r) {
-    case Role::kLabel:
-    case Role::kDense: return ColumnKind::kFloat;
-    case Role::kMulti:
-    case Role::kSequence: return ColumnKind::kList;
-    default: return ColumnKind::kInt;
-  }
-}
-
 // Assigns chunk.split per the recipe.
 class Splitter {
  public:
@@ -326,9 +316,13 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   for (const auto& node : recipe.ops) ops.push_back(create_op(node, ctx));
 
   // The layout every chunk will have, from the reader through each operator.
-  PlanState plan;
-  for (const auto& c : recipe.input.columns)
-    if (c.role != Role::kIgnore) plan.columns.push_back(ColumnInfo{c.name, c.role, kind_for_role(c.role), 0});
+  auto reader_layout = [&] {
+    PlanState p;
+    for (const auto& c : recipe.input.columns)
+      if (c.role != Role::kIgnore) p.columns.push_back(ColumnInfo{c.name, c.role, kind_for_role(c.role), 0});
+    return p;
+  };
+  PlanState plan = reader_layout();
   const std::size_t raw_columns = plan.columns.size();
   std::vector<std::string> raw_names;
   for (const auto& c : plan.columns) raw_names.push_back(c.name);
@@ -534,11 +528,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   for (int pass = 0; pass < fit_passes; ++pass) run_pass(pass, false);
   report.fit_seconds = since(tf);
   // Fitted operators know their output sizes (categorify's cardinality) only now: plan again.
-  PlanState fitted;
-  for (const auto& c : recipe.input.columns)
-    if (c.role != Role::kIgnore) fitted.columns.push_back(ColumnInfo{c.name, c.role, kind_for_role(c.role), 0});
-  for (const auto& op : ops) op->plan(fitted);
-  plan = fitted;
+  plan = reader_layout();
+  for (const auto& op : ops) op->plan(plan);
   std::vector<DatasetColumn> out_cols;
   for (const auto& c : plan.columns) {
     if (c.role == Role::kIgnore) continue;

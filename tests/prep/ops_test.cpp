@@ -11,11 +11,13 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <tuple>
 
 #include "bluewhale/core/hash.h"
 #include "bluewhale/core/io.h"
 #include "bluewhale/core/parallel.h"
 #include "bluewhale/data/binary_io.h"
+#include "prep/ops/flat_map.h"
 #include "test_util.h"
 
 namespace bluewhale {
@@ -772,6 +774,52 @@ TEST(OpRecipe, HelpListsEveryOperatorAndItsParameters) {
   EXPECT_NE(h.find("min_count (integer, default 1, >= 1)"), std::string::npos) << h;
   EXPECT_NE(h.find("order"), std::string::npos);
   EXPECT_THROW(op_help("nope"), ConfigError);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The hash tables' batched paths against the plain ones: prefetched lookups (small and large tables,
+// absent keys, the INT64_MIN key) and merging one count table into another.
+
+TEST(FlatMap, FindBatchMatchesFind) {
+  std::mt19937_64 rng(5);
+  for (std::size_t n : {0, 3, 100, 5000, 200000}) {
+    prep_ops::KeyIndex idx;
+    std::vector<int64_t> keys;
+    for (std::size_t j = 0; j < n; ++j) keys.push_back(j % 3 == 0 ? static_cast<int64_t>(j) : static_cast<int64_t>(rng()));
+    if (n > 50) keys[7] = prep_ops::kEmptyKey;
+    for (std::size_t j = 0; j < keys.size(); ++j) idx.get_or_add(keys[j], static_cast<int64_t>(j) + 2);
+    std::vector<int64_t> q = keys;
+    for (std::size_t j = 0; j < n + 37; ++j) q.push_back(j % 2 ? static_cast<int64_t>(rng()) : static_cast<int64_t>(j));
+    std::shuffle(q.begin(), q.end(), rng);
+    std::vector<int64_t> out(q.size());
+    idx.find_batch(q.data(), q.size(), out.data(), 1);
+    for (std::size_t j = 0; j < q.size(); ++j) ASSERT_EQ(out[j], idx.find(q[j], 1)) << n << " " << j;
+    idx.find_batch(q.data(), q.size(), q.data(), 1);  // in place
+    EXPECT_EQ(q, out);
+  }
+}
+
+TEST(FlatMap, CountTableMergeMatchesOneTable) {
+  std::mt19937_64 rng(9);
+  prep_ops::CountTable a, b, all;
+  auto add = [](prep_ops::CountTable& t, int64_t key, int64_t row) {
+    if (t.full()) t.grow();
+    t.add(key, row);
+  };
+  for (int64_t r = 0; r < 60000; ++r) {
+    int64_t key = r % 11 == 0 ? prep_ops::kEmptyKey : static_cast<int64_t>(rng() % (r % 2 ? 5000 : 40000));
+    add(r % 3 ? a : b, key, r);
+    add(all, key, r);
+  }
+  auto sorted = [](prep_ops::CountTable& t) {
+    std::vector<std::tuple<int64_t, int64_t, int64_t>> v;
+    t.for_each([&](const prep_ops::KeyCount& kc) { v.emplace_back(kc.key, kc.count, kc.first); });
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  a.merge_from(b);
+  EXPECT_EQ(a.size(), all.size());
+  EXPECT_EQ(sorted(a), sorted(all));
 }
 
 // ---------------------------------------------------------------------------------------------------

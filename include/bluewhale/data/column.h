@@ -37,6 +37,9 @@ Role parse_role(std::string_view name, std::string_view where);
 
 enum class ColumnKind : uint8_t { kFloat, kInt, kList };
 
+// The in-memory kind a role is parsed into: label/dense -> kFloat, multi/sequence -> kList, others kInt.
+ColumnKind kind_for_role(Role r);
+
 inline constexpr float kMissingFloat = std::numeric_limits<float>::quiet_NaN();
 
 struct Column {

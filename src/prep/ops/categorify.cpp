@@ -93,6 +93,7 @@ class CategorifyOp : public ColumnsOp {
   CategorifyOp(const ConfigNode& node, const OpContext&) : counter_("categorify") {
     set_where(op_where(node, name()));
     p_ = Params::params().parse(node, {"op"});
+    by_first_ = p_.order == "first";
     columns_ = parse_columns(p_.columns, where());
   }
   std::string name() const override { return "categorify"; }
@@ -118,27 +119,48 @@ class CategorifyOp : public ColumnsOp {
   }
 
   void fit_chunk(const Chunk& chunk, int thread_id) override {
-    std::vector<int64_t> keys, rows;
+    // Only order: first reads KeyCount::first; frequency order skips the row numbers altogether.
+    const bool by_first = by_first_;
+    const bool all_train = chunk.split.empty();
+    const std::size_t rows_n = static_cast<std::size_t>(chunk.rows);
+    std::vector<int64_t> keys, rows, kept_rows;
+    if (by_first) {
+      rows.resize(rows_n);
+      for (std::size_t r = 0; r < rows_n; ++r) rows[r] = chunk.global_row(static_cast<int64_t>(r));
+    }
     for (std::size_t ci = 0; ci < columns_.size(); ++ci) {
       const Column& c = chunk_column(chunk, columns_[ci], {ColumnKind::kInt, ColumnKind::kList}, where());
-      keys.clear();
-      rows.clear();
       if (c.kind == ColumnKind::kInt) {
-        for (int64_t r = 0; r < chunk.rows; ++r)
-          if (is_train_row(chunk, r) && (c.valid.empty() || c.valid[r])) {
-            keys.push_back(c.i[r]);
-            rows.push_back(chunk.global_row(r));
-          }
+        if (all_train && c.valid.empty()) {  // every row counts: the column itself is the key array
+          counter_.add_many(ci, thread_id, c.i.data(), by_first ? rows.data() : nullptr, rows_n);
+          continue;
+        }
+        // Branch-free compaction of the counted rows (missing values and held-out rows are common and
+        // unpredictable, a branch per row mispredicts often).
+        if (keys.size() < rows_n) keys.resize(rows_n);
+        if (by_first && kept_rows.size() < rows_n) kept_rows.resize(rows_n);
+        const uint8_t* split = all_train ? nullptr : chunk.split.data();
+        const uint8_t* valid = c.valid.empty() ? nullptr : c.valid.data();
+        std::size_t n = 0;
+        for (std::size_t r = 0; r < rows_n; ++r) {
+          keys[n] = c.i[r];
+          if (by_first) kept_rows[n] = rows[r];
+          bool t = (!split || split[r] == 0) && (!valid || valid[r] != 0);
+          n += t ? 1 : 0;
+        }
+        counter_.add_many(ci, thread_id, keys.data(), by_first ? kept_rows.data() : nullptr, n);
       } else {
-        for (int64_t r = 0; r < chunk.rows; ++r) {
-          if (!is_train_row(chunk, r)) continue;
+        keys.clear();
+        kept_rows.clear();
+        for (std::size_t r = 0; r < rows_n; ++r) {
+          if (!is_train_row(chunk, static_cast<int64_t>(r))) continue;
           for (int64_t j = c.offsets[r]; j < c.offsets[r + 1]; ++j) {
             keys.push_back(c.i[j]);
-            rows.push_back(chunk.global_row(r));
+            if (by_first) kept_rows.push_back(rows[r]);
           }
         }
+        counter_.add_many(ci, thread_id, keys.data(), by_first ? kept_rows.data() : nullptr, keys.size());
       }
-      counter_.add_many(ci, thread_id, keys.data(), rows.data(), keys.size());
     }
   }
 
@@ -162,8 +184,9 @@ class CategorifyOp : public ColumnsOp {
       Column& c = chunk_column(chunk, columns_[ci], {ColumnKind::kInt, ColumnKind::kList}, where());
       dicts_[ci].index.find_batch(c.i.data(), c.i.size(), c.i.data(), kRareId);
       if (c.kind == ColumnKind::kInt) {
-        for (std::size_t r = 0; r < c.valid.size(); ++r)
-          if (!c.valid[r]) c.i[r] = kMissingId;
+        int64_t* ids = c.i.data();
+        const uint8_t* valid = c.valid.data();
+        for (std::size_t r = 0, n = c.valid.size(); r < n; ++r) ids[r] = valid[r] ? ids[r] : kMissingId;
         c.role = Role::kCategorical;
       }
       c.cardinality = cardinality(ci);
@@ -222,6 +245,7 @@ class CategorifyOp : public ColumnsOp {
   Params p_;
   KeyCounter counter_;
   int threads_ = 1;
+  bool by_first_ = false;
   std::vector<Dictionary> dicts_;
   bool fitted_ = false;
   int64_t last_spilled_runs_ = 0;

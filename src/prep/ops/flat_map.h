@@ -71,37 +71,34 @@ class KeyIndex {
   }
 
   // out[j] = find(keys[j], not_found) for j < n; out may alias keys. Large tables miss the cache on
-  // almost every lookup, so the slots of a block of keys are prefetched before any is probed: the
-  // misses then overlap instead of being paid one after the other.
+  // almost every lookup, so the slot of key j + kAhead is prefetched while key j is probed: the misses
+  // then overlap instead of being paid one after the other. A table that fits in L1/L2 skips that.
   void find_batch(const int64_t* keys, std::size_t n, int64_t* out, int64_t not_found) const {
-    constexpr std::size_t kBlock = 16;
-    std::size_t pos[kBlock];
+    if (slots_.size() * sizeof(Slot) <= kCachedBytes) {
+      for (std::size_t j = 0; j < n; ++j) out[j] = probe(keys[j], mix64(static_cast<uint64_t>(keys[j])), not_found);
+      return;
+    }
+    constexpr std::size_t kAhead = 32;
+    constexpr std::size_t kBlock = 256;
+    uint64_t h[kBlock + kAhead];  // hashes of keys [b, filled) at h[0 ..)
+    std::size_t filled = std::min(n, kAhead);
+    for (std::size_t j = 0; j < filled; ++j) {
+      h[j] = mix64(static_cast<uint64_t>(keys[j]));
+      __builtin_prefetch(&slots_[h[j] & mask_]);
+    }
     for (std::size_t b = 0; b < n; b += kBlock) {
       std::size_t m = std::min(kBlock, n - b);
-      for (std::size_t j = 0; j < m; ++j) {
-        pos[j] = mix64(static_cast<uint64_t>(keys[b + j])) & mask_;
-        __builtin_prefetch(&slots_[pos[j]]);
+      std::size_t end = std::min(n, b + m + kAhead);
+      // h[0 .. filled - b) holds the hashes of keys [b, filled); extend to `end`, prefetching each.
+      for (std::size_t j = filled; j < end; ++j) {
+        uint64_t x = mix64(static_cast<uint64_t>(keys[j]));
+        h[j - b] = x;
+        __builtin_prefetch(&slots_[x & mask_]);
       }
-      for (std::size_t j = 0; j < m; ++j) {
-        int64_t key = keys[b + j];
-        if (key == kEmptyKey) {
-          out[b + j] = has_empty_key_ ? empty_key_value_ : not_found;
-          continue;
-        }
-        std::size_t i = pos[j];
-        for (;;) {
-          const Slot& s = slots_[i];
-          if (s.key == key) {
-            out[b + j] = s.value;
-            break;
-          }
-          if (s.key == kEmptyKey) {
-            out[b + j] = not_found;
-            break;
-          }
-          i = (i + 1) & mask_;
-        }
-      }
+      filled = end;
+      for (std::size_t j = 0; j < m; ++j) out[b + j] = probe(keys[b + j], h[j], not_found);
+      // Carry the already-computed hashes of the next block's first keys to the front.
+      for (std::size_t j = b + m; j < filled; ++j) h[j - b - m] = h[j - b];
     }
   }
 
@@ -118,10 +115,23 @@ class KeyIndex {
 
  private:
   static constexpr std::size_t kMinCapacity = 16;
+  static constexpr std::size_t kCachedBytes = std::size_t{64} << 10;
   struct Slot {
     int64_t key;
     int64_t value;
   };
+
+  int64_t probe(int64_t key, uint64_t h, int64_t not_found) const {
+    if (key == kEmptyKey) [[unlikely]]
+      return has_empty_key_ ? empty_key_value_ : not_found;
+    std::size_t i = h & mask_;
+    for (;;) {
+      const Slot& s = slots_[i];
+      if (s.key == key) return s.value;
+      if (s.key == kEmptyKey) return not_found;
+      i = (i + 1) & mask_;
+    }
+  }
 
   void rehash(std::size_t capacity) {
     std::vector<Slot> old = std::move(slots_);
@@ -223,9 +233,74 @@ class CountTable {
     }
   }
 
-  void grow() {
+  // Starts pulling the slot a key with hash h (mix64 of the key) probes first into the cache; a slot
+  // can straddle two cache lines, so both are asked for.
+  void prefetch(uint64_t h) const {
+    const char* p = reinterpret_cast<const char*>(&slots_[h & mask_]);
+    __builtin_prefetch(p, 1);
+    __builtin_prefetch(p + sizeof(KeyCount) - 1, 1);
+  }
+
+  // add() for a key whose hash h = mix64(key) is already known (room checked by the caller). Without
+  // kTrackFirst the first row is not maintained (callers that never read KeyCount::first).
+  template <bool kTrackFirst>
+  void add_hashed(int64_t key, uint64_t h, int64_t row) {
+    if (key == kEmptyKey) [[unlikely]] {
+      add(key, kTrackFirst ? row : 0);
+      return;
+    }
+    std::size_t i = h & mask_;
+    for (;;) {
+      KeyCount& s = slots_[i];
+      if (s.key == key) {
+        ++s.count;
+        if constexpr (kTrackFirst)
+          if (row < s.first) s.first = row;
+        return;
+      }
+      if (s.key == kEmptyKey) {
+        s = KeyCount{key, 1, kTrackFirst ? row : 0};
+        ++size_;
+        return;
+      }
+      i = (i + 1) & mask_;
+    }
+  }
+
+  // Adds every entry of `other` (counts summed, first = the smaller), growing as needed; the result is
+  // what counting both tables' inputs into one table gives.
+  void merge_from(const CountTable& other) {
+    std::size_t need = size_ + other.size_;
+    if (need * 10 > slots_.size() * 7) rehash(pow2_at_least(need * 10 / 7 + 1));
+    if (other.has_empty_key_) absorb_empty(other.empty_key_);
+    // Entries of `other` come in slot order, which is random in this table: prefetch kAhead ahead.
+    constexpr std::size_t kAhead = 16;
+    std::size_t ring_key[kAhead];
+    uint64_t ring_h[kAhead];
+    std::size_t pending = 0, head = 0;
+    const KeyCount* src = other.slots_.data();
+    for (std::size_t i = 0, n = other.slots_.size(); i < n; ++i) {
+      if (src[i].key == kEmptyKey) continue;
+      uint64_t h = mix64(static_cast<uint64_t>(src[i].key));
+      prefetch(h);
+      if (pending == kAhead) {
+        absorb(src[ring_key[head]], ring_h[head]);
+        head = (head + 1) % kAhead;
+        --pending;
+      }
+      std::size_t at = (head + pending) % kAhead;
+      ring_key[at] = i;
+      ring_h[at] = h;
+      ++pending;
+    }
+    for (; pending > 0; --pending, head = (head + 1) % kAhead) absorb(src[ring_key[head]], ring_h[head]);
+  }
+
+  void grow() { rehash(slots_.size() * 2); }
+
+  // Moves the entries into `cap` slots (a power of two, enough for size() under the load limit).
+  void rehash(std::size_t cap) {
     std::vector<KeyCount> old = std::move(slots_);
-    std::size_t cap = old.size() * 2;
     slots_.assign(cap, KeyCount{kEmptyKey, 0, 0});
     mask_ = cap - 1;
     for (const KeyCount& s : old) {
@@ -268,6 +343,33 @@ class CountTable {
   }
 
  private:
+  void absorb(const KeyCount& kc, uint64_t h) {
+    std::size_t i = h & mask_;
+    for (;;) {
+      KeyCount& s = slots_[i];
+      if (s.key == kc.key) {
+        s.count += kc.count;
+        s.first = std::min(s.first, kc.first);
+        return;
+      }
+      if (s.key == kEmptyKey) {
+        s = kc;
+        ++size_;
+        return;
+      }
+      i = (i + 1) & mask_;
+    }
+  }
+  void absorb_empty(const KeyCount& kc) {
+    if (!has_empty_key_) {
+      empty_key_ = kc;
+      has_empty_key_ = true;
+      return;
+    }
+    empty_key_.count += kc.count;
+    empty_key_.first = std::min(empty_key_.first, kc.first);
+  }
+
   std::vector<KeyCount> slots_;
   std::size_t mask_ = 0, size_ = 0;
   bool has_empty_key_ = false;

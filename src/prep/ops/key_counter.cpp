@@ -220,9 +220,20 @@ void KeyCounter::finish_column(std::size_t col, const std::function<void(std::si
     ts->runs[col].clear();
     if (ts->tables[col].size() > 0) tables.push_back(&ts->tables[col]);
   }
-  // One table and nothing on disk: every key is already unique, no sort needed.
-  if (runs.empty() && tables.size() <= 1) {
-    if (!tables.empty()) tables[0]->for_each([&](const KeyCount& kc) { sink(col, kc); });
+  // Nothing on disk: the other threads' tables are hashed into the largest one, no sort needed (the
+  // sink sees the same set of totals as the merge below would give, in another order).
+  if (runs.empty()) {
+    if (!tables.empty()) {
+      std::size_t big = 0;
+      for (std::size_t i = 1; i < tables.size(); ++i)
+        if (tables[i]->size() > tables[big]->size()) big = i;
+      for (std::size_t i = 0; i < tables.size(); ++i)
+        if (i != big) {
+          tables[big]->merge_from(*tables[i]);
+          *tables[i] = CountTable();
+        }
+      tables[big]->for_each([&](const KeyCount& kc) { sink(col, kc); });
+    }
     for (auto& ts : threads_) ts->tables[col] = CountTable();
     return;
   }

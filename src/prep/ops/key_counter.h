@@ -3,8 +3,9 @@
 // Each thread counts into its own CountTable per column. When growing a table would take the thread's
 // tables past its share of the budget (budget / threads), the thread's largest table is written to a
 // temporary file as a run sorted by key and emptied. finish() merges, per column, the runs and what is
-// left in memory with a k-way merge that sums counts and keeps the smallest first row, so the result is
-// the same whatever the chunk order, the thread count and the budget (all sums are integers).
+// left in memory with a k-way merge that sums counts and keeps the smallest first row (or, when nothing
+// was spilled, hashes the threads' tables into the largest one, with no sort), so the result is the same
+// whatever the chunk order, the thread count and the budget (all sums are integers).
 #pragma once
 
 #include <algorithm>
@@ -52,15 +53,13 @@ class KeyCounter {
     t.add(key, row);
   }
 
-  // add() for n keys with their rows; faster on large tables (prefetched probes).
+  // add() for n keys with their rows; faster on large tables (prefetched probes). rows may be null
+  // when the caller never reads KeyCount::first (it is then left 0); a column's calls must agree.
   void add_many(std::size_t col, int thread, const int64_t* keys, const int64_t* rows, std::size_t n) {
-    ThreadState& ts = *threads_[thread];
-    CountTable& t = ts.tables[col];
-    for (std::size_t b = 0; b < n; b += CountTable::kBlock) {
-      std::size_t m = std::min(CountTable::kBlock, n - b);
-      if (!t.has_room(m)) make_room(ts, col);
-      t.add_block(keys + b, rows + b, m);
-    }
+    if (rows)
+      add_many_impl<true>(col, thread, keys, rows, n);
+    else
+      add_many_impl<false>(col, thread, keys, rows, n);
   }
 
   // Visits every distinct key of every column once with its totals; columns are processed in parallel
@@ -76,7 +75,30 @@ class KeyCounter {
     std::vector<CountTable> tables;
     std::vector<std::vector<RunFile>> runs;  // per column
     std::size_t bytes = 0;
+    std::vector<uint64_t> hashes;  // add_many scratch
   };
+
+  template <bool kTrackFirst>
+  void add_many_impl(std::size_t col, int thread, const int64_t* keys, const int64_t* rows, std::size_t n) {
+    ThreadState& ts = *threads_[thread];
+    CountTable& t = ts.tables[col];
+    // Hashes first (a tight loop), then probes with the slot of key j + kAhead prefetched while key j
+    // is counted, so that cache misses on big tables overlap. The table may grow or spill between
+    // blocks; a prefetch of the old slots is harmless.
+    constexpr std::size_t kAhead = 32;
+    std::vector<uint64_t>& h = ts.hashes;
+    if (h.size() < n) h.resize(n);
+    for (std::size_t j = 0; j < n; ++j) h[j] = mix64(static_cast<uint64_t>(keys[j]));
+    for (std::size_t j = 0; j < std::min(n, kAhead); ++j) t.prefetch(h[j]);
+    for (std::size_t b = 0; b < n; b += CountTable::kBlock) {
+      std::size_t m = std::min(CountTable::kBlock, n - b);
+      if (!t.has_room(m)) make_room(ts, col);
+      for (std::size_t j = b; j < b + m; ++j) {
+        if (j + kAhead < n) t.prefetch(h[j + kAhead]);
+        t.add_hashed<kTrackFirst>(keys[j], h[j], kTrackFirst ? rows[j] : 0);
+      }
+    }
+  }
 
   void make_room(ThreadState& ts, std::size_t col);
   RunFile write_run(const std::vector<KeyCount>& sorted);
