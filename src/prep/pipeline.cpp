@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <exception>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -147,67 +148,91 @@ class Splitter {
   int fixed_ = -1;
 };
 
-// Hands finished chunks to one writer thread in input order, so writing overlaps parsing.
+// Takes finished chunks from the workers in any order and appends them to the dataset in input order on
+// its own thread, so writing overlaps parsing. Workers that run too far ahead of the next chunk to write
+// wait (bounded memory); written chunks are recycled so their buffers are reused by the parser.
 class OrderedWriter {
  public:
-  explicit OrderedWriter(DatasetWriter* writer) : writer_(writer) {
+  OrderedWriter(DatasetWriter* writer, std::size_t max_ahead) : writer_(writer), max_ahead_(max_ahead) {
     thread_ = std::thread([this] { loop(); });
   }
-  ~OrderedWriter() { stop(); }
+  ~OrderedWriter() {
+    abort();
+    if (thread_.joinable()) thread_.join();
+  }
 
-  void push(std::vector<Chunk>&& chunks) {
+  // Hands over chunk `index` (every index from 0 up must be put exactly once). Throws the writer's error.
+  void put(std::size_t index, Chunk&& chunk) {
     std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [&] { return queue_.size() < 2 || error_; });
+    cv_.wait(lk, [&] { return index < next_ + max_ahead_ || error_ || aborted_; });
     if (error_) std::rethrow_exception(error_);
-    queue_.push_back(std::move(chunks));
+    if (aborted_) return;
+    pending_.emplace(index, std::move(chunk));
     cv_.notify_all();
   }
 
-  // Waits for everything pushed; rethrows a writer error.
-  void finish() {
-    stop();
+  // A chunk whose buffers can be reused, or an empty one.
+  Chunk take_free() {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (free_.empty()) return Chunk{};
+    Chunk c = std::move(free_.back());
+    free_.pop_back();
+    return c;
+  }
+
+  // Stops waiting workers and the writer (a worker failed); what was not written is dropped.
+  void abort() {
+    std::lock_guard<std::mutex> lk(mu_);
+    aborted_ = true;
+    cv_.notify_all();
+  }
+
+  // Waits until `count` chunks are written; rethrows a writer error.
+  void finish(std::size_t count) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return next_ >= count || error_ || aborted_; });
+      aborted_ = true;
+      cv_.notify_all();
+    }
+    thread_.join();
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
   void loop() {
+    std::unique_lock<std::mutex> lk(mu_);
     for (;;) {
-      std::vector<Chunk> batch;
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return !queue_.empty() || done_; });
-        if (queue_.empty()) return;
-        batch = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      cv_.notify_all();
+      cv_.wait(lk, [&] { return aborted_ || pending_.count(next_) > 0; });
+      auto it = pending_.find(next_);
+      if (it == pending_.end()) return;
+      Chunk c = std::move(it->second);
+      pending_.erase(it);
+      lk.unlock();
       try {
-        for (const auto& c : batch) writer_->append(c);
+        writer_->append(c);
       } catch (...) {
-        std::lock_guard<std::mutex> lk(mu_);
+        lk.lock();
         error_ = std::current_exception();
-        queue_.clear();
         cv_.notify_all();
         return;
       }
+      lk.lock();
+      if (free_.size() < max_ahead_) free_.push_back(std::move(c));
+      ++next_;
+      cv_.notify_all();
     }
   }
 
   DatasetWriter* writer_;
+  const std::size_t max_ahead_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::vector<Chunk>> queue_;
+  std::map<std::size_t, Chunk> pending_;
+  std::vector<Chunk> free_;
+  std::size_t next_ = 0;
   std::exception_ptr error_;
-  bool done_ = false;
+  bool aborted_ = false;
   std::thread thread_;
 };
 
@@ -401,7 +426,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   // transforms everything and writes.
   // Raw parsed chunks kept in memory between passes (up to the cache budget), so that a later pass
   // replays them instead of reading and parsing the text again. cache[k] is chunk k of the input.
-  std::vector<std::unique_ptr<Chunk>> cache;
+  // A deque: growing it at the end keeps references to existing slots valid while workers hold them.
+  std::deque<std::unique_ptr<Chunk>> cache;
   std::atomic<int64_t> cache_bytes{0};
   const int64_t cache_budget = fit_passes > 0 ? opt.cache_mb << 20 : 0;
   bool all_cached = false;
@@ -428,96 +454,109 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     std::vector<BadRowStats> scratch_bad(threads);
     std::vector<BadRowStats>& pass_bad = pass == 0 ? bad : scratch_bad;
     const bool fill_cache = pass == 0 && !write && cache_budget > 0;
-    bool cache_missed = false;
     std::unique_ptr<TextReader> reader;
     if (!(pass > 0 && all_cached)) reader = std::make_unique<TextReader>(opt.inputs, recipe.input, 2 * threads);
     std::unique_ptr<OrderedWriter> ordered;
-    if (write) ordered = std::make_unique<OrderedWriter>(writer.get());
-    const std::size_t batch_chunks = static_cast<std::size_t>(2 * threads);
+    if (write) ordered = std::make_unique<OrderedWriter>(writer.get(), static_cast<std::size_t>(2 * threads + 2));
     const std::vector<bool> need = write ? std::vector<bool>(ops.size(), true) : needed_in_pass(pass);
     bool transforms_in_pass = write;
     for (std::size_t i = 0; i < ops.size(); ++i) transforms_in_pass = transforms_in_pass || (need[i] && avail[i] <= pass);
+
+    // Workers pull chunks one at a time (no barrier between batches): the next chunk of text from the
+    // reader, or the next cached chunk once everything is cached.
+    std::mutex source_mu;
     std::size_t next_index = 0;
-    bool more = true;
-    while (more) {
-      std::vector<TextChunk> texts;
-      std::vector<std::size_t> index;
-      while (texts.size() < batch_chunks) {
-        TextChunk t;
-        if (reader) {
-          if (!reader->next(t)) {
-            more = false;
-            break;
-          }
-        } else if (next_index >= cache.size()) {
-          more = false;
-          break;
-        }
-        texts.push_back(std::move(t));
-        index.push_back(next_index++);
+    std::atomic<bool> cache_missed_any{false};
+    std::vector<std::array<int64_t, kNumSplits>> written(threads, std::array<int64_t, kNumSplits>{});
+    auto next_work = [&](TextChunk& t, std::size_t& at) {
+      std::lock_guard<std::mutex> lk(source_mu);
+      if (reader) {
+        if (!reader->next(t)) return false;
+      } else if (next_index >= cache.size()) {
+        return false;
       }
-      if (texts.empty()) break;
-      if (fill_cache && cache.size() < next_index) cache.resize(next_index);
-      std::vector<Chunk> chunks(texts.size());
-      parallel_for_dynamic(static_cast<int64_t>(texts.size()), threads, [&](int64_t k, int tid) {
-        Chunk& c = chunks[k];
-        const std::size_t at = index[k];
-        int64_t raw_bytes = texts[k].raw_bytes;
-        if (pass > 0 && at < cache.size() && cache[at]) {
-          // The last pass consumes the cache; an intermediate fit pass keeps it for the next one.
-          if (write) {
-            c = std::move(*cache[at]);
-            cache[at].reset();
-          } else {
-            c = *cache[at];
-          }
-          if (!reader) raw_bytes = report.input_bytes * static_cast<int64_t>(at + 1) / static_cast<int64_t>(cache.size()) -
-                                   report.input_bytes * static_cast<int64_t>(at) / static_cast<int64_t>(cache.size());
+      at = next_index++;
+      if (fill_cache && cache.size() <= at) cache.resize(at + 1);  // only this thread resizes, under the lock
+      return true;
+    };
+    auto process = [&](TextChunk& text, std::size_t at, Chunk& c, int tid) {
+      int64_t raw_bytes = text.raw_bytes;
+      std::unique_ptr<Chunk>* slot = nullptr;
+      {
+        std::lock_guard<std::mutex> lk(source_mu);
+        if (at < cache.size()) slot = &cache[at];
+      }
+      if (pass > 0 && slot && *slot) {
+        // The last pass consumes the cache; an intermediate fit pass keeps it for the next one.
+        if (write) {
+          c = std::move(**slot);
+          slot->reset();
         } else {
-          reader->parse(texts[k], c, pass_bad[tid]);
-          splitter.assign(c);
-          if (fill_cache && transforms_in_pass) {
-            int64_t b = chunk_bytes(c);
-            if (cache_bytes.fetch_add(b) + b <= cache_budget) cache[at] = std::make_unique<Chunk>(c);
-          }
+          c = **slot;
         }
-        const int64_t rows = c.rows;
-        if (pass == 0) missing.count(c, tid);
-        for (std::size_t i = 0; i < ops.size(); ++i) {
-          if (write) {
-            ops[i]->transform(c, !applying);
-          } else if (avail[i] <= pass) {
-            if (need[i]) ops[i]->transform(c, true);
-          } else if (avail[i] == pass + 1) {
-            ops[i]->fit_chunk(c, tid);
-          }
+        if (!reader) {
+          int64_t n = static_cast<int64_t>(cache.size()), k = static_cast<int64_t>(at);
+          raw_bytes = report.input_bytes * (k + 1) / n - report.input_bytes * k / n;
         }
-        // Nothing changed the parsed chunk in this pass: keep it without a copy.
-        if (fill_cache && !transforms_in_pass && !cache[at]) {
+      } else {
+        reader->parse(text, c, pass_bad[tid]);
+        splitter.assign(c);
+        if (fill_cache && transforms_in_pass) {
           int64_t b = chunk_bytes(c);
-          if (cache_bytes.fetch_add(b) + b <= cache_budget) cache[at] = std::make_unique<Chunk>(std::move(c));
+          if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<Chunk>(c);
         }
-        progress.add(rows, raw_bytes);
-      });
-      if (fill_cache)
-        for (std::size_t at : index) cache_missed = cache_missed || !cache[at];
-      if (write) {
-        for (const auto& c : chunks) {
-          report.rows += c.rows;
-          if (c.split.empty()) report.split_rows[0] += c.rows;
-          else
-            for (uint8_t s : c.split) report.split_rows[s]++;
-        }
-        ordered->push(std::move(chunks));
       }
+      const int64_t rows = c.rows;
+      if (pass == 0) missing.count(c, tid);
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (write) {
+          ops[i]->transform(c, !applying);
+        } else if (avail[i] <= pass) {
+          if (need[i]) ops[i]->transform(c, true);
+        } else if (avail[i] == pass + 1) {
+          ops[i]->fit_chunk(c, tid);
+        }
+      }
+      if (write) {
+        if (c.split.empty()) written[tid][0] += c.rows;
+        else
+          for (uint8_t sp : c.split) written[tid][sp]++;
+      }
+      // Nothing changed the parsed chunk in this pass: keep it without a copy.
+      if (fill_cache && !transforms_in_pass && !*slot) {
+        int64_t b = chunk_bytes(c);
+        if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<Chunk>(std::move(c));
+      }
+      if (fill_cache && !*slot) cache_missed_any = true;
+      progress.add(rows, raw_bytes);
+    };
+    try {
+      parallel_for(threads, threads, [&](int64_t, int64_t, int tid) {
+        TextChunk text;
+        std::size_t at = 0;
+        while (next_work(text, at)) {
+          Chunk c = ordered ? ordered->take_free() : Chunk{};
+          process(text, at, c, tid);
+          if (ordered) ordered->put(at, std::move(c));
+        }
+      });
+    } catch (...) {
+      if (ordered) ordered->abort();
+      throw;
     }
+    if (ordered) ordered->finish(next_index);
+    for (const auto& w : written)
+      for (int sp = 0; sp < kNumSplits; ++sp) {
+        report.split_rows[sp] += w[sp];
+        report.rows += w[sp];
+      }
+    bool cache_missed = cache_missed_any.load();
     if (fill_cache) {
       all_cached = !cache_missed;
       if (cache_missed)
         log_info("prep: parsed rows exceed the cache budget (--cache-mb ", opt.cache_mb,
                  "); later passes re-read the rest of the input");
     }
-    if (ordered) ordered->finish();
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (!write && avail[i] == pass + 1) ops[i]->end_fit();
     progress.finish();

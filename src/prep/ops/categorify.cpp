@@ -1,6 +1,7 @@
 // categorify: raw keys -> dense ids learned from the training rows (0 missing, 1 rare/unseen, 2.. kept).
 #include <algorithm>
 
+#include "bluewhale/core/parallel.h"
 #include "bluewhale/data/binary_io.h"
 #include "prep/ops/flat_map.h"
 #include "prep/ops/key_counter.h"
@@ -170,10 +171,11 @@ class CategorifyOp : public ColumnsOp {
     for (std::size_t ci = 0; ci < columns_.size(); ++ci) sel.emplace_back(p_.min_count, p_.max_size, p_.order == "first");
     counter_.finish(threads_, [&](std::size_t col, const KeyCount& kc) { sel[col].add(kc); });
     std::vector<Dictionary> dicts(columns_.size());
-    for (std::size_t ci = 0; ci < columns_.size(); ++ci) {
+    // Sorting the kept keys and building the lookup tables is per column: one column per task.
+    parallel_for_dynamic(static_cast<int64_t>(columns_.size()), threads_, [&](int64_t ci, int) {
       dicts[ci].distinct = sel[ci].distinct();
       build(dicts[ci], sel[ci].finish());
-    }
+    });
     dicts_ = std::move(dicts);
     fitted_ = true;
   }
