@@ -296,7 +296,10 @@ for n in os.environ["SIZES"].split():
             continue
         secs, rss, cpu = gnu_time(os.path.join(d, f"{t}.time"))
         if t == "bluewhale":
-            j = last_json(read(os.path.join(d, "bluewhale.report.json")))
+            try:  # the --report file is one pretty-printed JSON object
+                j = json.loads(read(os.path.join(d, "bluewhale.report.json"), "") or "null")
+            except ValueError:
+                j = None
         else:
             j = last_json(read(os.path.join(d, f"{t}.stdout")))
         rc = rc.strip()

@@ -569,6 +569,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         log_info("prep: parsed rows exceed the cache budget (--cache-mb ", opt.cache_mb,
                  "); later passes re-read the rest of the input");
     }
+    log_debug("prep: pass ", pass + 1, " streamed at ", format_duration(since(t0)));
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (!write && avail[i] == pass + 1) ops[i]->end_fit();
     progress.finish();
@@ -576,7 +577,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
 
   // With no fitting (apply-to or stateless recipes), a single pass counts missing values too.
   auto tf = Clock::now();
+  log_debug("prep: setup ", format_duration(since(t0)));
   for (int pass = 0; pass < fit_passes; ++pass) run_pass(pass, false);
+  log_debug("prep: fit passes done at ", format_duration(since(t0)));
   report.fit_seconds = since(tf);
   // Fitted operators know their output sizes (categorify's cardinality) only now: plan again.
   plan = reader_layout();
@@ -596,6 +599,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   writer = std::make_unique<DatasetWriter>(opt.out, out_cols, wopt);
   auto tw = Clock::now();
   run_pass(fit_passes, true);
+  log_debug("prep: write pass done at ", format_duration(since(t0)));
   report.write_seconds = since(tw);
   report.passes = fit_passes + 1;
   BadRowStats all_bad;
@@ -629,7 +633,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     op_list.push_back(e);
   }
   pipeline["ops"] = op_list;
+  log_debug("prep: pipeline state saved at ", format_duration(since(t0)));
   writer->commit(pipeline);
+  log_debug("prep: dataset committed at ", format_duration(since(t0)));
 
   std::vector<int64_t> miss(raw_columns, 0);
   for (const auto& m : missing.per_thread)
