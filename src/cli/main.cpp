@@ -8,6 +8,7 @@
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/config.h"
 #include "bluewhale/core/log.h"
+#include "bluewhale/core/version.h"
 #include "commands.h"
 
 namespace {
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
     if (cmd == "gen") return cli::cmd_gen(argc, argv);
     if (cmd == "inspect") return cli::cmd_inspect(argc, argv);
     if (cmd == "version" || cmd == "--version") {
-      std::printf("bluewhale %s\n", BW_VERSION);
+      std::printf("bluewhale %s\n", kVersion);
       return 0;
     }
     std::string near = nearest(cmd, {"prep", "gen", "inspect", "version"});

@@ -14,6 +14,7 @@
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
+#include "bluewhale/core/version.h"
 
 namespace bluewhale {
 
@@ -25,7 +26,7 @@ constexpr char kShardMagic[8] = {'B', 'W', 'S', 'H', 'A', 'R', 'D', '\0'};
 constexpr uint64_t kHeaderBytes = 64;
 constexpr uint64_t kEntryBytes = 32;
 constexpr uint64_t kAlign = 64;
-constexpr const char* kCreatedBy = "bluewhale 0.1.0";
+const std::string kCreatedBy = std::string("bluewhale ") + kVersion;
 constexpr const char* kSplitNames[kNumSplits] = {"train", "valid", "test"};
 
 // On-disk header and directory entry. Fixed-width fields only, copied with memcpy, so the layout is the

@@ -241,6 +241,38 @@ TEST(PrepCli, GzipInputGivesTheSameDatasetAsPlainText) {
   EXPECT_LT(a.split_rows(Split::kValid), 750);
 }
 
+TEST(PrepCli, GeneratedLogsThroughTheStandardRecipeAndInspect) {
+  TempDir dir;
+  auto g = run_cli("gen criteo --rows 30000 --seed 3 --threads 2 --out " + (dir / "day.tsv.gz").string());
+  ASSERT_EQ(g.exit_code, 0) << g.output;
+  EXPECT_NE(g.output.find("best achievable AUC"), std::string::npos) << g.output;
+  EXPECT_TRUE(fs::exists(dir / "day.tsv.gz.truth.json"));
+  auto p = run_cli("prep --recipe " + std::string(BW_SOURCE_DIR) + "/recipes/dlrm-criteo.yaml --input " +
+                   (dir / "day.tsv.gz").string() + " --out " + (dir / "ds").string() + " --threads 2");
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  // The progress lines and the summary.
+  EXPECT_NE(p.output.find("rows/s"), std::string::npos) << p.output;
+  EXPECT_NE(p.output.find("rows: 30000"), std::string::npos) << p.output;
+  EXPECT_NE(p.output.find("categorify C3"), std::string::npos) << p.output;
+  Dataset ds = Dataset::open(dir / "ds");
+  EXPECT_EQ(ds.split_rows(Split::kTrain) + ds.split_rows(Split::kValid) + ds.split_rows(Split::kTest), 30000);
+  EXPECT_EQ(ds.categorical_columns().size(), 26u);
+  EXPECT_EQ(ds.dense_columns().size(), 13u);
+  auto i = run_cli("inspect " + (dir / "ds").string() + " --rows 1 --loader-bench --batch 512");
+  ASSERT_EQ(i.exit_code, 0) << i.output;
+  EXPECT_NE(i.output.find("loader:"), std::string::npos) << i.output;
+  EXPECT_NE(i.output.find("C26"), std::string::npos) << i.output;
+
+  // A corrupted shard is caught by inspect --verify, naming the file.
+  fs::path shard = dir / "ds" / ds.shards(Split::kTrain)[0].file;
+  std::string bytes = read_file(shard);
+  bytes[bytes.size() - 100] ^= 0x55;
+  write_file_atomic(shard, bytes);
+  auto v = run_cli("inspect " + (dir / "ds").string() + " --verify --rows 0");
+  EXPECT_NE(v.exit_code, 0);
+  EXPECT_NE(v.output.find("shard-00000"), std::string::npos) << v.output;
+}
+
 TEST(Cli, HelpAndUnknownCommand) {
   auto r = run_cli("prep --help");
   EXPECT_EQ(r.exit_code, 0);
