@@ -273,6 +273,26 @@ TEST(PrepCli, GeneratedLogsThroughTheStandardRecipeAndInspect) {
   EXPECT_NE(v.output.find("shard-00000"), std::string::npos) << v.output;
 }
 
+TEST(PrepCli, KilledRunLeavesTheExistingDatasetIntact) {
+  TempDir dir;
+  auto g = run_cli("gen criteo --rows 400000 --seed 4 --out " + (dir / "day.tsv").string());
+  ASSERT_EQ(g.exit_code, 0) << g.output;
+  std::string recipe = std::string(BW_SOURCE_DIR) + "/recipes/dlrm-criteo.yaml";
+  auto first = run_cli("prep --recipe " + recipe + " --input " + (dir / "day.tsv").string() + " --out " +
+                       (dir / "ds").string() + " --quiet --threads 1");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  std::string before = read_file(dir / "ds" / "meta.json");
+  // A second run over the same output, killed with SIGKILL part-way (or, on a fast machine, finished):
+  // either way the output directory holds one complete, readable dataset.
+  auto killed = run_cli("prep --recipe " + recipe + " --input " + (dir / "day.tsv").string() + " --out " +
+                        (dir / "ds").string() + " --overwrite --quiet --threads 1 & pid=$!; sleep 0.3; kill -9 $pid; wait $pid");
+  Dataset ds = Dataset::open(dir / "ds");
+  EXPECT_EQ(ds.split_rows(Split::kTrain) + ds.split_rows(Split::kValid) + ds.split_rows(Split::kTest), 400000);
+  for (int s = 0; s < kNumSplits; ++s)
+    for (int i = 0; i < ds.num_shards(Split(s)); ++i) EXPECT_NO_THROW(ds.open_shard(Split(s), i, true));
+  if (killed.exit_code != 0) EXPECT_EQ(read_file(dir / "ds" / "meta.json"), before) << "killed run changed the dataset";
+}
+
 TEST(Cli, HelpAndUnknownCommand) {
   auto r = run_cli("prep --help");
   EXPECT_EQ(r.exit_code, 0);
