@@ -4,6 +4,7 @@
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/io.h"
 #include "bluewhale/core/log.h"
+#include "bluewhale/prep/ops.h"
 #include "bluewhale/prep/pipeline.h"
 #include "commands.h"
 
@@ -28,8 +29,13 @@ int cmd_prep(int argc, char** argv) {
       .option("temp-dir", "directory for spill files (default: next to --out)")
       .option("report", "also write the summary as JSON to this file")
       .flag("overwrite", "replace --out if it exists")
-      .flag("quiet", "no progress lines");
+      .flag("quiet", "no progress lines")
+      .flag("list-ops", "list the recipe operators with their parameters, then exit");
   if (!args.parse(argc, argv, 2)) return 0;
+  if (args.flag_set("list-ops")) {
+    for (const auto& name : op_names()) std::printf("%s\n%s\n", name.c_str(), op_help(name).c_str());
+    return 0;
+  }
   BW_CHECK(args.positionals().empty(), ConfigError, "bluewhale prep: unexpected argument '", args.positionals()[0],
            "' (input files go after --input)");
 

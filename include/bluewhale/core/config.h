@@ -255,8 +255,10 @@ class ParamTable {
     return s;
   }
   static std::string trim_num(double v) {
-    std::string s = str_cat(v);
-    return s;
+    // Whole-number bounds print exactly ("1048576", not "1.04858e+06").
+    if (v == static_cast<double>(static_cast<int64_t>(v)) && v > -9e18 && v < 9e18)
+      return std::to_string(static_cast<int64_t>(v));
+    return str_cat(v);
   }
   template <class V> static std::string type_name() {
     if constexpr (std::is_same_v<V, bool>) return "bool";
