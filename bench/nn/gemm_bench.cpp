@@ -4,7 +4,7 @@
 // Two ways to use 2 threads are measured for each library:
 //   lib   - the library's own threads (openblas_set_num_threads / omp_set_num_threads);
 //   split - our parallel_for cuts M into row blocks and each block calls the library with 1 thread, so
-//           no second thread pool spins next to ours (this is what nn/dense.cpp's gemm() does).
+//           no second thread pool spins next to ours (nn/dense.cpp gemm() does this, with shape-fixed blocks).
 // Prints GFLOP/s (2*M*N*K per product), best of several timed repetitions.
 //
 //   bench/nn/gemm_bench [--quick]

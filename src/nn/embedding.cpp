@@ -321,9 +321,12 @@ struct EmbeddingBackwardRunner {
     for (int64_t j = 0; j < n; ++j)
       if (static_cast<uint32_t>(ids[j]) >= limit) throw_bad_id(table, bags, nbags, t, j0 + j);
 
-    // Load factor <= 1/2 keeps probe chains short; the map is sized by lookups, not by table rows.
+    // Load factor <= 1/2 keeps probe chains short; the map is sized by lookups, not by table rows. A table
+    // no larger than that map (most Criteo tables) is indexed by row directly: no hashing, no probing.
     size_t cap = 16;
     while (cap < static_cast<size_t>(2 * n)) cap *= 2;
+    const bool direct = table.rows <= static_cast<int64_t>(cap);
+    if (direct) cap = static_cast<size_t>(table.rows);
     g.slot_row.assign(cap, -1);
     g.slot_uid.resize(cap);
     g.lookup_uid.resize(static_cast<size_t>(n));
@@ -333,8 +336,13 @@ struct EmbeddingBackwardRunner {
     const size_t mask = cap - 1;
     for (int64_t j = 0; j < n; ++j) {
       const int32_t row = ids[j];
-      size_t s = static_cast<size_t>(mix64(static_cast<uint64_t>(row))) & mask;
-      while (g.slot_row[s] != row && g.slot_row[s] != -1) s = (s + 1) & mask;
+      size_t s;
+      if (direct) {
+        s = static_cast<size_t>(row);
+      } else {
+        s = static_cast<size_t>(mix64(static_cast<uint64_t>(row))) & mask;
+        while (g.slot_row[s] != row && g.slot_row[s] != -1) s = (s + 1) & mask;
+      }
       if (g.slot_row[s] == -1) {
         g.slot_row[s] = row;
         g.slot_uid[s] = static_cast<int32_t>(g.rows.size());

@@ -290,7 +290,9 @@ TEST(PrepCli, KilledRunLeavesTheExistingDatasetIntact) {
   EXPECT_EQ(ds.split_rows(Split::kTrain) + ds.split_rows(Split::kValid) + ds.split_rows(Split::kTest), 400000);
   for (int s = 0; s < kNumSplits; ++s)
     for (int i = 0; i < ds.num_shards(Split(s)); ++i) EXPECT_NO_THROW(ds.open_shard(Split(s), i, true));
-  if (killed.exit_code != 0) EXPECT_EQ(read_file(dir / "ds" / "meta.json"), before) << "killed run changed the dataset";
+  if (killed.exit_code != 0) {
+    EXPECT_EQ(read_file(dir / "ds" / "meta.json"), before) << "killed run changed the dataset";
+  }
 }
 
 TEST(Cli, HelpAndUnknownCommand) {
