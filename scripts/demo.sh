@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The end-to-end demo behind `make demo`: generate Criteo-like logs, prepare them, inspect the dataset,
-# apply the fitted pipeline to a new day of logs, and measure the loader. Prints the figures.
+# apply the fitted pipeline to a new day of logs, measure the loader, train DLRM and evaluate it.
 set -euo pipefail
 build="${1:-build}"
 bw="$build/bluewhale"
@@ -25,4 +25,11 @@ echo "== 4. apply the fitted pipeline to a new (gzip) day: same dictionaries, no
 "$bw" prep --apply-to "$out/criteo" --input "$out/day_1.tsv.gz" --out "$out/criteo-day1" --overwrite
 
 echo
-echo "demo done: datasets in $out/criteo and $out/criteo-day1"
+echo "== 5. train DLRM (the recipe's model and train sections) and evaluate on the held-out test split"
+rm -rf "$out/run"
+"$bw" train --data "$out/criteo" --out "$out/run"
+"$bw" eval --model "$out/run" --data "$out/criteo" --split test
+echo "best achievable AUC on this data (the generator's true click probabilities): $(grep -o '"best_auc_all": *[0-9.]*' "$out/day_0.tsv.truth.json" | grep -o '[0-9.]*$')"
+
+echo
+echo "demo done: datasets in $out/criteo and $out/criteo-day1, model in $out/run"

@@ -20,6 +20,9 @@ constexpr const char* kUsage =
     "  prep      raw click logs (TSV/CSV, gzip, zstd) -> fitted features -> columnar dataset\n"
     "  gen       generate synthetic data with a known best achievable AUC (gen criteo)\n"
     "  inspect   show a dataset: schema, sizes, cardinalities, statistics, a few decoded rows\n"
+    "  train     train the recipe's model (DLRM) on a dataset: metrics, checkpoints, final model\n"
+    "  eval      exact AUC, logloss and accuracy of a trained model on a dataset split\n"
+    "  bench     time DLRM training steps on random data (bench train)\n"
     "  version   print the version\n"
     "\n"
     "Run 'bluewhale COMMAND --help' for the options of a command.\n";
@@ -37,11 +40,14 @@ int main(int argc, char** argv) {
     if (cmd == "prep") return cli::cmd_prep(argc, argv);
     if (cmd == "gen") return cli::cmd_gen(argc, argv);
     if (cmd == "inspect") return cli::cmd_inspect(argc, argv);
+    if (cmd == "train") return cli::cmd_train(argc, argv);
+    if (cmd == "eval") return cli::cmd_eval(argc, argv);
+    if (cmd == "bench") return cli::cmd_bench(argc, argv);
     if (cmd == "version" || cmd == "--version") {
       std::printf("bluewhale %s\n", kVersion);
       return 0;
     }
-    std::string near = nearest(cmd, {"prep", "gen", "inspect", "version"});
+    std::string near = nearest(cmd, {"prep", "gen", "inspect", "train", "eval", "bench", "version"});
     std::fprintf(stderr, "bluewhale: unknown command '%s'%s\n\n%s", cmd.c_str(),
                  near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str(), kUsage);
     return 2;

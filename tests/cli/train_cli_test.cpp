@@ -1,0 +1,84 @@
+// End-to-end tests of `bluewhale train`, `eval` and `bench train` through the built binary.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "bluewhale/core/io.h"
+#include "test_util.h"
+
+namespace bluewhale {
+namespace {
+
+using testing::run_cli;
+using testing::TempDir;
+using testing::write_text;
+
+double auc_in(const std::string& out) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("test: AUC ([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+TEST(TrainCli, RealCriteoSampleTrainsAndEvalReproducesTheFinalAuc) {
+  fs::path data = testing::shared_data_dir();
+  if (data.empty()) GTEST_SKIP() << "../shared/data is absent: skipping the real Criteo training test";
+  TempDir dir;
+  // The standard recipe with an 80/20 split and three epochs over the 10.6k training rows.
+  std::string recipe = read_file(std::string(BW_SOURCE_DIR) + "/recipes/dlrm-criteo.yaml");
+  recipe = std::regex_replace(recipe, std::regex("  valid: 0.05"), "  valid: 0.0");
+  recipe = std::regex_replace(recipe, std::regex("  test: 0.05"), "  test: 0.2");
+  recipe = std::regex_replace(recipe, std::regex("  epochs: 1"), "  epochs: 3");
+  write_text(dir / "r.yaml", recipe);
+  auto p = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " +
+                   (data / "criteo" / "criteo_dac_13k.tsv").string() + " --out " + (dir / "ds").string() + " --quiet");
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  auto t = run_cli("train --data " + (dir / "ds").string() + " --out " + (dir / "run").string() + " --threads 2");
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  double train_auc = auc_in(t.output);
+  EXPECT_GT(train_auc, 0.70) << t.output;
+  // One metrics line per evaluation (only the final one here), and the model files.
+  std::ifstream metrics(dir / "run" / "metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("auc") && j.contains("logloss") && j.contains("step"));
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1);
+  auto e = run_cli("eval --model " + (dir / "run").string() + " --data " + (dir / "ds").string() + " --split test");
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_NEAR(auc_in(e.output), train_auc, 1e-4) << e.output;
+
+  // A second train into the same directory is refused instead of overwriting the model.
+  auto again = run_cli("train --data " + (dir / "ds").string() + " --out " + (dir / "run").string());
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.output.find("--resume"), std::string::npos) << again.output;
+}
+
+TEST(TrainCli, EvalRejectsAForeignModelDirectory) {
+  TempDir dir;
+  write_text(dir / "m" / "model.json", "{\"model\": \"something\"}");
+  auto e = run_cli("eval --model " + (dir / "m").string() + " --data " + (dir / "nope").string());
+  EXPECT_NE(e.exit_code, 0);
+  write_text(dir / "m" / "model.json", "not json");
+  e = run_cli("eval --model " + (dir / "m").string() + " --data " + (dir / "nope").string());
+  EXPECT_NE(e.exit_code, 0);
+}
+
+TEST(BenchCli, TrainOnRandomDataReportsThroughput) {
+  auto r = run_cli("bench train --model dlrm --table-sizes 100,50,7 --dim 8 --bottom 4-16-8 --top 16-1 --batch 64 "
+                   "--steps 5 --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("samples/s"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("GFLOP/s"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("peak RSS"), std::string::npos) << r.output;
+  auto bad = run_cli("bench train --table-sizes 100 --dim 8 --bottom 4-16-9 --top 16-1");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("bottom"), std::string::npos) << bad.output;
+}
+
+}  // namespace
+}  // namespace bluewhale
