@@ -1,4 +1,7 @@
 // bluewhale train / eval / bench train: DLRM on a prepared dataset, and the random-data benchmark mode.
+#include <unistd.h>
+
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -10,6 +13,7 @@
 #include "bluewhale/core/parallel.h"
 #include "bluewhale/core/progress.h"
 #include "bluewhale/data/dataset.h"
+#include "bluewhale/loader/loader.h"
 #include "bluewhale/models/bench_train.h"
 #include "bluewhale/models/dlrm.h"
 #include "bluewhale/prep/pipeline.h"
@@ -165,6 +169,73 @@ int cmd_eval(int argc, char** argv) {
     std::printf("%s: AUC %.4f, logloss %.4f, accuracy %.4f on %lld rows (%s samples/s)\n", e.split.c_str(), e.auc,
                 e.logloss, e.accuracy, (long long)e.rows, format_count(e.samples_per_second).c_str());
   }
+  return 0;
+}
+
+int cmd_predict(int argc, char** argv) {
+  Args args("bluewhale predict", "bluewhale predict --model DIR --input FILE... --out SCORES.tsv [options]",
+            "Scores raw rows in the training log's format: the fitted prep pipeline of the model's training\n"
+            "dataset is applied to them (same dictionaries and statistics), then the model. Writes one click\n"
+            "probability per input row, in input order (the label field may be empty).");
+  args.option("model", "directory written by 'bluewhale train'")
+      .option("input", "raw input files, in order", "", true)
+      .option("out", "output file: one probability per line")
+      .option("batch", "scoring batch size", "16384")
+      .option("threads", "worker threads (0 = all available)", "0");
+  if (!args.parse(argc, argv, 2)) return 0;
+  const int threads = resolve_threads(static_cast<int>(args.get_int("threads")));
+  fs::path out = args.require("out");
+  std::vector<std::string> inputs = args.values("input");
+  BW_CHECK(!inputs.empty(), ConfigError, "bluewhale predict: missing required option --input FILE...");
+  json meta;
+  auto model = load_trained(args.require("model"), threads, &meta);
+  BW_CHECK(meta.contains("dataset") && meta["dataset"].is_object() && meta["dataset"].contains("path") &&
+               meta["dataset"]["path"].is_string(),
+           FormatError, (fs::path(args.get("model")) / "model.json").string(), ": no training dataset path");
+  fs::path train_ds = meta["dataset"]["path"].get<std::string>();
+
+  // The pipeline is applied through prep --apply-to into a scratch dataset next to the output.
+  fs::path scratch = out;
+  scratch += ".predict-" + std::to_string(::getpid());
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  } cleanup{scratch};
+  PrepOptions po;
+  po.inputs = inputs;
+  po.out = scratch;
+  po.threads = threads;
+  po.apply_to = train_ds;
+  po.apply_split = Split::kTest;
+  po.progress = false;
+  run_prep(load_dataset_recipe(train_ds), po);
+  Dataset ds = Dataset::open(scratch);
+
+  LoaderOptions lo;
+  lo.split = Split::kTest;
+  lo.batch_size = args.get_int("batch");
+  BW_CHECK(lo.batch_size > 0, ConfigError, "bluewhale predict: --batch must be positive");
+  lo.shuffle = false;
+  Loader loader(ds, lo);
+  Batch b;
+  std::vector<float> logits;
+  std::string text;
+  int64_t rows = 0;
+  while (loader.next(b)) {
+    logits.resize(b.size);
+    model->predict(b, logits.data(), threads);
+    char buf[32];
+    for (float z : logits) {
+      std::snprintf(buf, sizeof buf, "%.6f\n", 1.0 / (1.0 + std::exp(-static_cast<double>(z))));
+      text += buf;
+    }
+    rows += b.size;
+  }
+  write_file_atomic(out, text);
+  std::printf("scored %lld rows into %s\n", (long long)rows, out.string().c_str());
   return 0;
 }
 

@@ -9,6 +9,7 @@ int cmd_gen(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_predict(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 
 }  // namespace bluewhale::cli

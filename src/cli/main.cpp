@@ -22,6 +22,7 @@ constexpr const char* kUsage =
     "  inspect   show a dataset: schema, sizes, cardinalities, statistics, a few decoded rows\n"
     "  train     train the recipe's model (DLRM) on a dataset: metrics, checkpoints, final model\n"
     "  eval      exact AUC, logloss and accuracy of a trained model on a dataset split\n"
+    "  predict   score raw rows with a trained model (applies the fitted prep pipeline first)\n"
     "  bench     time DLRM training steps on random data (bench train)\n"
     "  version   print the version\n"
     "\n"
@@ -43,11 +44,12 @@ int main(int argc, char** argv) {
     if (cmd == "train") return cli::cmd_train(argc, argv);
     if (cmd == "eval") return cli::cmd_eval(argc, argv);
     if (cmd == "bench") return cli::cmd_bench(argc, argv);
+    if (cmd == "predict") return cli::cmd_predict(argc, argv);
     if (cmd == "version" || cmd == "--version") {
       std::printf("bluewhale %s\n", kVersion);
       return 0;
     }
-    std::string near = nearest(cmd, {"prep", "gen", "inspect", "train", "eval", "bench", "version"});
+    std::string near = nearest(cmd, {"prep", "gen", "inspect", "train", "eval", "predict", "bench", "version"});
     std::fprintf(stderr, "bluewhale: unknown command '%s'%s\n\n%s", cmd.c_str(),
                  near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str(), kUsage);
     return 2;

@@ -37,13 +37,13 @@ std::string format_duration(double s) {
   return buf;
 }
 
-ProgressReporter::ProgressReporter(std::string label, int64_t total_bytes, double plain_interval_s)
+ProgressReporter::ProgressReporter(std::string label, int64_t total_bytes, double plain_interval_s, bool enabled)
     : label_(std::move(label)),
       total_bytes_(total_bytes),
       plain_interval_s_(plain_interval_s),
       tty_(isatty(STDERR_FILENO) != 0),
       start_(std::chrono::steady_clock::now()) {
-  if (log_level() <= LogLevel::kInfo) printer_ = std::thread([this] { run(); });
+  if (enabled && log_level() <= LogLevel::kInfo) printer_ = std::thread([this] { run(); });
 }
 
 ProgressReporter::~ProgressReporter() { finish(); }

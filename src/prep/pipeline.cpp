@@ -458,8 +458,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
                               : str_cat("prep: pass ", pass + 1, "/", fit_passes + 1, " (fit)");
     if (opt.progress) log_info(label, " over ", opt.inputs.size(), " file(s), ", format_bytes(report.input_bytes),
                                pass > 0 && all_cached ? " (replayed from memory)" : "");
-    ProgressReporter progress(label, report.input_bytes);
-    if (!opt.progress) progress.finish();
+    ProgressReporter progress(label, report.input_bytes, 10.0, opt.progress);
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (!write && avail[i] == pass + 1) ops[i]->begin_fit(ctx);
     // Bad rows are counted once, in the pass that parses every chunk.

@@ -52,6 +52,29 @@ TEST(TrainCli, RealCriteoSampleTrainsAndEvalReproducesTheFinalAuc) {
   ASSERT_EQ(e.exit_code, 0) << e.output;
   EXPECT_NEAR(auc_in(e.output), train_auc, 1e-4) << e.output;
 
+  // predict applies the dataset's fitted pipeline to raw rows and scores them in input order.
+  auto pr = run_cli("predict --model " + (dir / "run").string() + " --input " +
+                    (data / "criteo" / "criteo_dac_13k.tsv").string() + " --out " + (dir / "scores.tsv").string());
+  ASSERT_EQ(pr.exit_code, 0) << pr.output;
+  std::ifstream scores(dir / "scores.tsv");
+  int n = 0;
+  double sum = 0;
+  while (std::getline(scores, line)) {
+    double p = std::stod(line);
+    EXPECT_GT(p, 0.0);
+    EXPECT_LT(p, 1.0);
+    sum += p;
+    ++n;
+  }
+  EXPECT_EQ(n, 13229);
+  EXPECT_NEAR(sum / n, 0.236, 0.08);  // the sample's click rate
+  write_text(dir / "bad.tsv", "0\t1\t2\n");
+  auto bad = run_cli("predict --model " + (dir / "run").string() + " --input " + (dir / "bad.tsv").string() +
+                     " --out " + (dir / "bad_scores.tsv").string());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("bad.tsv:1"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(dir / "bad_scores.tsv"));
+
   // A second train into the same directory is refused instead of overwriting the model.
   auto again = run_cli("train --data " + (dir / "ds").string() + " --out " + (dir / "run").string());
   EXPECT_NE(again.exit_code, 0);

@@ -21,8 +21,9 @@ namespace bluewhale {
 
 class ProgressReporter {
  public:
-  // total_bytes <= 0: unknown total (no percent or ETA).
-  explicit ProgressReporter(std::string label, int64_t total_bytes = 0, double plain_interval_s = 10.0);
+  // total_bytes <= 0: unknown total (no percent or ETA). enabled = false counts but never prints.
+  explicit ProgressReporter(std::string label, int64_t total_bytes = 0, double plain_interval_s = 10.0,
+                            bool enabled = true);
   ~ProgressReporter();
   ProgressReporter(const ProgressReporter&) = delete;
   ProgressReporter& operator=(const ProgressReporter&) = delete;
