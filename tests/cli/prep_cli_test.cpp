@@ -303,7 +303,8 @@ TEST(Cli, HelpAndUnknownCommand) {
   r = run_cli("prpe");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("did you mean 'prep'"), std::string::npos) << r.output;
-  for (const char* cmd : {"gen criteo --help", "inspect --help"}) {
+  for (const char* cmd : {"gen criteo --help", "inspect --help", "train --help", "eval --help", "predict --help",
+                          "bench train --help"}) {
     r = run_cli(cmd);
     EXPECT_EQ(r.exit_code, 0) << cmd << r.output;
     EXPECT_NE(r.output.find("--threads"), std::string::npos) << cmd;
