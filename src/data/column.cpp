@@ -45,6 +45,17 @@ void Column::resize(int64_t rows) {
   }
 }
 
+Column& Chunk::add_column(std::string name, Role role, ColumnKind kind, int64_t cardinality) {
+  Column c;
+  c.name = std::move(name);
+  c.role = role;
+  c.kind = kind;
+  c.cardinality = cardinality;
+  c.resize(rows);
+  columns.push_back(std::move(c));
+  return columns.back();
+}
+
 Column* Chunk::find(std::string_view name) {
   for (auto& c : columns)
     if (c.name == name) return &c;

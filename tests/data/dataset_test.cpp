@@ -49,15 +49,7 @@ Chunk make_chunk(int64_t first, int64_t rows, uint8_t (*split_of)(int64_t) = nul
   Chunk ch;
   ch.rows = rows;
   ch.first_row = first;
-  auto add = [&](const char* name, Role role, ColumnKind kind) -> Column& {
-    Column c;
-    c.name = name;
-    c.role = role;
-    c.kind = kind;
-    c.resize(rows);
-    ch.columns.push_back(std::move(c));
-    return ch.columns.back();
-  };
+  auto add = [&](const char* name, Role role, ColumnKind kind) -> Column& { return ch.add_column(name, role, kind); };
   Column& label = add("label", Role::kLabel, ColumnKind::kFloat);
   for (int64_t r = 0; r < rows; ++r) label.f[r] = label_of(first + r);
   Column& d0 = add("d0", Role::kDense, ColumnKind::kFloat);

@@ -26,15 +26,7 @@ Chunk make_chunk(int64_t first, int64_t rows) {
   ch.rows = rows;
   ch.first_row = first;
   ch.columns.reserve(6);  // references below must survive later additions
-  auto add = [&](const char* name, Role role, ColumnKind kind) -> Column& {
-    Column c;
-    c.name = name;
-    c.role = role;
-    c.kind = kind;
-    c.resize(rows);
-    ch.columns.push_back(std::move(c));
-    return ch.columns.back();
-  };
+  auto add = [&](const char* name, Role role, ColumnKind kind) -> Column& { return ch.add_column(name, role, kind); };
   Column& label = add("label", Role::kLabel, ColumnKind::kFloat);
   Column& d0 = add("d0", Role::kDense, ColumnKind::kFloat);
   Column& d1 = add("d1", Role::kDense, ColumnKind::kFloat);

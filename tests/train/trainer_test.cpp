@@ -33,15 +33,7 @@ double make_planted(const fs::path& dir, int64_t rows, uint64_t seed = 1) {
 
   Chunk ch;
   ch.rows = rows;
-  auto add = [&](const char* name, Role role, ColumnKind kind, int64_t card) {
-    Column c;
-    c.name = name;
-    c.role = role;
-    c.kind = kind;
-    c.cardinality = card;
-    c.resize(rows);
-    ch.columns.push_back(std::move(c));
-  };
+  auto add = [&](const char* name, Role role, ColumnKind kind, int64_t card) { ch.add_column(name, role, kind, card); };
   add("label", Role::kLabel, ColumnKind::kFloat, 0);
   add("d0", Role::kDense, ColumnKind::kFloat, 0);
   add("d1", Role::kDense, ColumnKind::kFloat, 0);

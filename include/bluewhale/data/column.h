@@ -86,6 +86,9 @@ struct Chunk {
   std::vector<int64_t> row_index;
 
   int64_t global_row(int64_t r) const { return row_index.empty() ? first_row + r : row_index[r]; }
+  // Appends a column sized for `rows` rows of `kind` (zeroed; ints valid; lists empty) and returns it. The
+  // reference is valid until the next column is added (reserve columns first to keep several).
+  Column& add_column(std::string name, Role role, ColumnKind kind, int64_t cardinality = 0);
   Column* find(std::string_view name);
   const Column* find(std::string_view name) const;
   // Like find() but throws ConfigError naming the operator and the missing column.
