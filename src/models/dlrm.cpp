@@ -62,6 +62,9 @@ const ParamTable<DlrmConfig>& DlrmConfig::params() {
           .min(0)
           .add("weight_decay", &DlrmConfig::weight_decay, 0.0, "MLP weight decay")
           .min(0)
+          .add("embedding_weight_decay", &DlrmConfig::embedding_weight_decay, 0.0,
+               "decoupled L2 decay of the embedding rows a batch touches, per unit of learning rate")
+          .min(0)
           .add("seed", &DlrmConfig::seed, int64_t{0}, "initialisation seed")
           .min(0);
   return t;
@@ -97,6 +100,8 @@ void DlrmConfig::validate() const {
   // The interaction pairs z0 with embedding vectors, so the bottom MLP must end at the embedding width.
   BW_CHECK(bottom.back() == dim, ConfigError, "dlrm: bottom must end with dim (", dim, "), got ", list_text(bottom));
   BW_CHECK(top.back() == 1, ConfigError, "dlrm: top must end with 1 (the logit), got ", list_text(top));
+  BW_CHECK(lr * embedding_weight_decay < 1, ConfigError, "dlrm: embedding_weight_decay * lr must be below 1, got ",
+           embedding_weight_decay, " * ", lr);
   BW_CHECK(interaction == "dot" || interaction == "cat", ConfigError,
            "dlrm: interaction must be dot or cat, got '", interaction, "'");
   BW_CHECK(sparse_optimizer == "sgd" || sparse_optimizer == "rowwise_adagrad", ConfigError,
@@ -144,6 +149,7 @@ DlrmModel::DlrmModel(const DlrmConfig& config, int64_t num_dense, std::vector<in
   for (std::size_t t = 0; t < table_sizes_.size(); ++t) {
     try {
       tables_.push_back(make_embedding_table(table_sizes_[t], dim_, layer_seed(seed, 3, t), threads));
+      tables_.back().weight_decay = static_cast<float>(config_.embedding_weight_decay);
     } catch (const ConfigError& e) {
       BW_THROW(ConfigError, "dlrm: table ", t, ": ", e.what());
     }

@@ -58,7 +58,7 @@ void backward_scalar(const BackwardTable& t, int64_t u_begin, int64_t u_end, Opt
       state += ss / static_cast<float>(dim);
       step = p.lr / (std::sqrt(state) + p.eps);
     }
-    for (int64_t d = 0; d < dim; ++d) w[d] -= step * g[d];
+    for (int64_t d = 0; d < dim; ++d) w[d] = w[d] * t.decay - step * g[d];
   }
 }
 
@@ -259,6 +259,9 @@ struct EmbeddingBackwardRunner {
     int64_t lookups = 0;
     for (size_t t = 0; t < ntables; ++t) {
       check_offsets(batch.bags[t], 0, nbags, t);
+      const float wd = tables[t].weight_decay;
+      BW_CHECK(std::isfinite(wd) && wd >= 0 && static_cast<double>(p.lr) * wd < 1.0, ConfigError, "embedding table ",
+               t, ": weight_decay must be finite, >= 0 and below 1/lr (", 1.0 / p.lr, "), got ", wd);
       lookups += lookups_of(batch.bags[t], nbags);
       BW_CHECK(lookups_of(batch.bags[t], nbags) < (int64_t{1} << 30), InputError, "embedding table ", t, ": ",
                lookups_of(batch.bags[t], nbags), " lookups in one batch, at most 2^30 supported");
@@ -305,7 +308,8 @@ struct EmbeddingBackwardRunner {
                                g.bags.data(),
                                batch.mode == PoolingMode::kMean ? g.bag_scale.data() : nullptr,
                                grad[t].data,
-                               grad[t].ld};
+                               grad[t].ld,
+                               1.0f - p.lr * table.weight_decay};
         k.backward(bt, u0, u1, opt, p, scratch);
         i += u1 - u0;
       }

@@ -113,8 +113,9 @@ void backward_fixed(const BackwardTable& t, int64_t u_begin, int64_t u_end, Opti
       step = p.lr / (std::sqrt(state) + p.eps);
     }
     const __m256 neg_step = _mm256_set1_ps(-step);
+    const __m256 decay = _mm256_set1_ps(t.decay);
     for (int v = 0; v < kVec; ++v)
-      _mm256_storeu_ps(w + 8 * v, _mm256_fmadd_ps(neg_step, g[v], _mm256_loadu_ps(w + 8 * v)));
+      _mm256_storeu_ps(w + 8 * v, _mm256_fmadd_ps(neg_step, g[v], _mm256_mul_ps(decay, _mm256_loadu_ps(w + 8 * v))));
   }
 }
 
@@ -150,10 +151,11 @@ void backward_any(const BackwardTable& t, int64_t u_begin, int64_t u_end, Optimi
       step = p.lr / (std::sqrt(state) + p.eps);
     }
     const __m256 neg_step = _mm256_set1_ps(-step);
+    const __m256 decay = _mm256_set1_ps(t.decay);
     for (int64_t v = 0; v < nvec - 1; ++v)
-      _mm256_storeu_ps(w + 8 * v, _mm256_fmadd_ps(neg_step, _mm256_loadu_ps(g + 8 * v), _mm256_loadu_ps(w + 8 * v)));
+      _mm256_storeu_ps(w + 8 * v, _mm256_fmadd_ps(neg_step, _mm256_loadu_ps(g + 8 * v), _mm256_mul_ps(decay, _mm256_loadu_ps(w + 8 * v))));
     _mm256_maskstore_ps(w + lv, mask,
-                        _mm256_fmadd_ps(neg_step, _mm256_loadu_ps(g + lv), _mm256_maskload_ps(w + lv, mask)));
+                        _mm256_fmadd_ps(neg_step, _mm256_loadu_ps(g + lv), _mm256_mul_ps(decay, _mm256_maskload_ps(w + lv, mask))));
   }
 }
 

@@ -108,8 +108,9 @@ void backward_fixed(const BackwardTable& t, int64_t u_begin, int64_t u_end, Opti
       step = p.lr / (std::sqrt(state) + p.eps);
     }
     const __m512 neg_step = _mm512_set1_ps(-step);
+    const __m512 decay = _mm512_set1_ps(t.decay);
     for (int v = 0; v < kVec; ++v)
-      _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(neg_step, g[v], _mm512_loadu_ps(w + 16 * v)));
+      _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(neg_step, g[v], _mm512_mul_ps(decay, _mm512_loadu_ps(w + 16 * v))));
   }
 }
 
@@ -145,11 +146,12 @@ void backward_any(const BackwardTable& t, int64_t u_begin, int64_t u_end, Optimi
       step = p.lr / (std::sqrt(state) + p.eps);
     }
     const __m512 neg_step = _mm512_set1_ps(-step);
+    const __m512 decay = _mm512_set1_ps(t.decay);
     for (int64_t v = 0; v < nvec - 1; ++v)
       _mm512_storeu_ps(w + 16 * v,
-                       _mm512_fmadd_ps(neg_step, _mm512_loadu_ps(g + 16 * v), _mm512_loadu_ps(w + 16 * v)));
+                       _mm512_fmadd_ps(neg_step, _mm512_loadu_ps(g + 16 * v), _mm512_mul_ps(decay, _mm512_loadu_ps(w + 16 * v))));
     _mm512_mask_storeu_ps(w + lv, mask,
-                          _mm512_fmadd_ps(neg_step, _mm512_loadu_ps(g + lv), _mm512_maskz_loadu_ps(mask, w + lv)));
+                          _mm512_fmadd_ps(neg_step, _mm512_loadu_ps(g + lv), _mm512_mul_ps(decay, _mm512_maskz_loadu_ps(mask, w + lv))));
   }
 }
 

@@ -39,6 +39,7 @@ struct BackwardTable {
   const float* bag_scale = nullptr;  // (B) 1 / bag length for mean pooling, nullptr for sum
   const float* grad = nullptr;       // (B, ld) gradient of the pooled output
   int64_t ld = 0;
+  float decay = 1;                   // each updated row is scaled by this before the step: 1 - lr * weight_decay
 };
 
 enum class Optimizer { kSgd, kRowwiseAdagrad };

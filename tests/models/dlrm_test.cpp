@@ -277,6 +277,47 @@ void expect_config_error(const std::string& yaml, const std::string& key, int64_
   }
 }
 
+// Decoupled embedding decay changes exactly the touched embedding rows, by -lr * wd * (their old value);
+// the MLPs and untouched rows train as without it.
+TEST(Dlrm, EmbeddingWeightDecayShrinksTouchedRowsOnly) {
+  for (const std::string sparse : {"sgd", "rowwise_adagrad"}) {
+    DlrmConfig c = tiny_config("dot");
+    c.sparse_optimizer = sparse;
+    const std::vector<int64_t> tables{40, 6};
+    DlrmModel plain(c, 2, tables, 1);
+    c.embedding_weight_decay = 2.0;
+    DlrmModel decayed(c, 2, tables, 1);
+    const auto before = snapshot(plain);
+    const Batch batch = random_batch(16, 2, tables, 0, 3);
+    EXPECT_EQ(plain.train_step(batch, 1, 1), decayed.train_step(batch, 1, 1));
+    const auto a = snapshot(plain), b = snapshot(decayed);
+    const auto params = plain.parameters();
+    int touched_rows = 0;
+    for (size_t p = 0; p < params.size(); ++p) {
+      const bool embedding = params[p].name.rfind("embedding.", 0) == 0;
+      if (!embedding) {
+        EXPECT_EQ(a[p], b[p]) << params[p].name;
+        continue;
+      }
+      const size_t t = static_cast<size_t>(std::stoi(params[p].name.substr(10)));
+      std::vector<bool> touched(static_cast<size_t>(tables[t]), false);
+      for (int32_t id : batch.ids[t]) touched[static_cast<size_t>(id)] = true;
+      for (int64_t r = 0; r < tables[t]; ++r) {
+        for (int64_t d = 0; d < c.dim; ++d) {
+          const size_t i = static_cast<size_t>(r * c.dim + d);
+          if (!touched[static_cast<size_t>(r)]) {
+            EXPECT_EQ(a[p][i], b[p][i]) << params[p].name << " untouched row " << r;
+          } else {
+            EXPECT_NEAR(b[p][i] - a[p][i], -c.lr * 2.0 * before[p][i], 1e-6) << sparse << " " << params[p].name;
+          }
+        }
+        touched_rows += touched[static_cast<size_t>(r)];
+      }
+    }
+    EXPECT_GT(touched_rows, 6);
+  }
+}
+
 TEST(DlrmConfig, BadValuesRaiseConfigErrorNamingTheKey) {
   expect_config_error("bottom: [8, 4]\ndim: 3", "bottom");
   expect_config_error("top: [8, 2]", "top");
@@ -286,6 +327,8 @@ TEST(DlrmConfig, BadValuesRaiseConfigErrorNamingTheKey) {
   expect_config_error("sparse_optimizer: adam", "sparse_optimizer");
   expect_config_error("lr: -1", "lr");
   expect_config_error("dim: 0", "dim");
+  expect_config_error("embedding_weight_decay: -1", "embedding_weight_decay");
+  expect_config_error("embedding_weight_decay: 20\nlr: 0.1", "embedding_weight_decay");
   expect_config_error("embedding_dim: 4", "embedding_dim");
   expect_config_error("lr: 0.1", "dense", 0);
 }

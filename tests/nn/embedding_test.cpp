@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -224,10 +225,12 @@ std::vector<std::vector<double>> dense_gradient(const std::vector<EmbeddingTable
 
 // Runs the fused backward and checks it against the dense reference optimizer step, applied to the rows
 // the batch touched (all other rows must stay bit-identical).
-void check_backward(bool adagrad, int64_t dim, int max_len, PoolingMode mode, uint32_t seed) {
+void check_backward(bool adagrad, int64_t dim, int max_len, PoolingMode mode, uint32_t seed,
+                    std::vector<float> weight_decay = {0, 0, 0}) {
   std::mt19937 rng(seed);
   // Tiny tables force duplicates within and across bags; the big one mostly unique rows.
   auto tables = make_tables({3, 40, 5000}, dim, seed);
+  for (size_t t = 0; t < tables.size(); ++t) tables[t].weight_decay = weight_decay[t];
   const int64_t batch = 64, ld = 3 * dim;
   const float lr = 0.05f, eps = 1e-6f;
   std::vector<std::vector<double>> state(tables.size());
@@ -254,7 +257,9 @@ void check_backward(bool adagrad, int64_t dim, int max_len, PoolingMode mode, ui
           state[t][r] += ss / dim;
           step_size = lr / (std::sqrt(state[t][r]) + eps);
         }
-        for (int64_t d = 0; d < dim; ++d) want[t][r * dim + d] -= step_size * g[t][r * dim + d];
+        const double decay = 1.0 - static_cast<double>(lr) * weight_decay[t];
+        for (int64_t d = 0; d < dim; ++d)
+          want[t][r * dim + d] = want[t][r * dim + d] * decay - step_size * g[t][r * dim + d];
       }
     }
     if (adagrad) embedding_bag_backward_rowwise_adagrad(tables, b.batch, grad.data(), ld, lr, eps, 2, &ws);
@@ -293,6 +298,33 @@ TEST_P(Embedding, BackwardRowwiseAdagradMatchesDenseReferenceWithDuplicateIds) {
         SCOPED_TRACE(testing::Message() << "dim " << dim << " max_len " << max_len);
         check_backward(true, dim, max_len, mode, 20 + static_cast<uint32_t>(dim));
       }
+}
+
+TEST_P(Embedding, WeightDecayShrinksOnlyTouchedRowsOfItsTable) {
+  for (bool adagrad : {false, true})
+    for (int64_t dim : {1, 8, 16, 17, 64}) {
+      SCOPED_TRACE(testing::Message() << "adagrad " << adagrad << " dim " << dim);
+      check_backward(adagrad, dim, 5, PoolingMode::kSum, 30 + static_cast<uint32_t>(dim), {0.5f, 0, 3.0f});
+    }
+}
+
+TEST_P(Embedding, WeightDecayOutsideItsRangeIsRejectedBeforeAnyUpdate) {
+  auto tables = make_tables({10, 10}, 4, 1);
+  const std::vector<float> before(tables[0].weights.begin(), tables[0].weights.end());
+  std::vector<int32_t> ids{1, 2};
+  EmbeddingBags bags[2] = {{ids.data(), nullptr}, {ids.data(), nullptr}};
+  EmbeddingBatch batch{2, bags};
+  std::vector<float> grad(2 * 8, 1.0f);
+  for (float wd : {-0.1f, 20.0f, std::numeric_limits<float>::quiet_NaN()}) {
+    tables[1].weight_decay = wd;
+    try {
+      embedding_bag_backward_sgd(tables, batch, grad.data(), 8, 0.1f, 2);
+      FAIL() << "weight_decay " << wd << " accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("embedding table 1: weight_decay"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(std::equal(before.begin(), before.end(), tables[0].weights.begin())) << "table 0 updated";
+  }
 }
 
 TEST_P(Embedding, ResultsAreIdenticalFor1To4Threads) {

@@ -41,6 +41,7 @@ struct DlrmConfig {
   double min_lr = 0.0;
   double eps = 1e-8;                              // Adagrad/Adam/LAMB and row-wise Adagrad epsilon
   double weight_decay = 0.0;                      // MLP optimizer only
+  double embedding_weight_decay = 0.0;            // EmbeddingTable::weight_decay of every table (nn/embedding.h)
   int64_t seed = 0;                               // initialisation
 
   static const ParamTable<DlrmConfig>& params();

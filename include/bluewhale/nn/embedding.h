@@ -25,6 +25,10 @@ struct EmbeddingTable {
   int64_t dim = 0;                     // D
   AlignedBuffer<float> weights;        // (R, D) row-major
   AlignedBuffer<float> adagrad_state;  // (R) row-wise Adagrad accumulator; empty until the first Adagrad step
+  // Decoupled L2 regularisation (as AdamW): every update of a row first scales it by (1 - lr * weight_decay).
+  // Lazy: only rows the batch touches decay, so a rare row is not shrunk towards zero between its uses.
+  // 0 (the default) leaves the update bit-identical to plain SGD / row-wise Adagrad.
+  float weight_decay = 0;
 };
 
 // A table of rows x dim with weights uniform in (-sqrt(1/rows), sqrt(1/rows)), the DLRM reference
@@ -92,7 +96,9 @@ class EmbeddingWorkspace {
 };
 
 // Backward of embedding_bag_forward fused with plain SGD on the touched rows:
-//   g_r = sum over lookups of r of grad_out[t][bag] * (1 or 1/bag length);  w_r -= lr * g_r.
+//   g_r = sum over lookups of r of grad_out[t][bag] * (1 or 1/bag length);
+//   w_r = w_r * (1 - lr * table.weight_decay) - lr * g_r.
+// ConfigError when a table's weight_decay is negative, not finite, or lr * weight_decay >= 1.
 // grad_out[t] is (B, D_t) with stride ld. Throws InputError (table, bag, id) before any update when an id
 // is out of range or offsets are out of order. `workspace` may be null (a temporary one is used).
 void embedding_bag_backward_sgd(std::span<EmbeddingTable> tables, const EmbeddingBatch& batch,
@@ -100,7 +106,7 @@ void embedding_bag_backward_sgd(std::span<EmbeddingTable> tables, const Embeddin
                                 EmbeddingWorkspace* workspace = nullptr);
 
 // Same, with row-wise Adagrad (one accumulator per row, allocated zeroed on first use):
-//   state_r += mean over d of g_r[d]^2;  w_r -= lr * g_r / (sqrt(state_r) + eps).
+//   state_r += mean over d of g_r[d]^2;  w_r = w_r * (1 - lr * weight_decay) - lr * g_r / (sqrt(state_r) + eps).
 void embedding_bag_backward_rowwise_adagrad(std::span<EmbeddingTable> tables, const EmbeddingBatch& batch,
                                             std::span<const EmbeddingGradOut> grad_out, float lr, float eps,
                                             int threads, EmbeddingWorkspace* workspace = nullptr);
