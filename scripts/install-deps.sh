@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages BlueWhale needs, only those missing; safe to run again.
 #   scripts/install-deps.sh          build + tests
-#   scripts/install-deps.sh --bench  also the peers of `make bench` (pandas, DuckDB through npm, GNU time)
+#   scripts/install-deps.sh --bench  also the peers of `make bench` (pandas, PyTorch, DuckDB through npm, GNU time)
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libyaml-cpp-dev
             nlohmann-json3-dev libgtest-dev libgmock-dev libopenblas-dev)
-bench_pkgs=(python3 python3-pandas python3-numpy time nodejs npm zstd libbenchmark-dev libdnnl-dev)
+bench_pkgs=(python3 python3-pandas python3-numpy python3-torch time nodejs npm zstd libbenchmark-dev libdnnl-dev)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--bench" ]]; then want+=("${bench_pkgs[@]}"); fi

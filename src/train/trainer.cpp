@@ -336,7 +336,7 @@ TrainReport train(Model& model, const Dataset& ds, const TrainOptions& opt, cons
     std::snprintf(loss, sizeof loss, "%.5f", running_loss());
     std::snprintf(auc, sizeof auc, "%.5f", st.last_auc);
     return str_cat("train: epoch ", st.epoch + 1, "/", opt.epochs, " step ", st.step, "/", total_steps, " ",
-                   format_count(sps), " samples/s loss ", loss, " auc ", std::isnan(st.last_auc) ? "-" : auc, " eta ",
+                   format_count(sps), " samples/s loss ", st.loss_count ? loss : "-", " auc ", std::isnan(st.last_auc) ? "-" : auc, " eta ",
                    eta);
   };
 
