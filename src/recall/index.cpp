@@ -1,5 +1,6 @@
 #include "bluewhale/recall/index.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -74,12 +75,15 @@ void Index::add(const float* data, int64_t n, const int64_t* ids, int threads, P
            " vectors exceed the index limit of 2^32 - 2");
   const int64_t dim = opts_.dim;
   check_finite(data, n, dim, "add: vectors");
+  // Default ids continue after the largest id so far, so they never collide with explicit ones.
+  int64_t next_id = 0;
+  if (!ids)
+    for (int64_t id : labels_) next_id = std::max(next_id, id + 1);
   std::unordered_set<int64_t> fresh;
   fresh.reserve(std::size_t(n));
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t id = ids ? ids[i] : count() + i;
-    BW_CHECK(!id_to_label_.count(id), InputError, "add: id ", id, " (vector ", i, ") is already in the index",
-             ids ? "" : " (ids default to row numbers; pass explicit ids)");
+    const int64_t id = ids ? ids[i] : next_id + i;
+    BW_CHECK(!id_to_label_.count(id), InputError, "add: id ", id, " (vector ", i, ") is already in the index");
     BW_CHECK(fresh.insert(id).second, InputError, "add: id ", id, " appears twice (vector ", i, ")");
   }
   const int64_t first = count();
@@ -94,7 +98,7 @@ void Index::add(const float* data, int64_t n, const int64_t* ids, int threads, P
     }
   }
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t id = ids ? ids[i] : first + i;
+    const int64_t id = ids ? ids[i] : next_id + i;
     labels_.push_back(id);
     removed_mask_.push_back(0);
     id_to_label_.emplace(id, first + i);

@@ -93,8 +93,8 @@ class Index {
   // Bytes held by vectors, codes and links (not counting allocator slack).
   virtual int64_t memory_bytes() const;
 
-  // Adds n vectors (n, dim). ids: n unique item ids not already present, or nullptr for the next free
-  // row numbers (size of the index so far, counting removed items). The index is unchanged if a check
+  // Adds n vectors (n, dim). ids: n unique item ids not already present, or nullptr for consecutive ids
+  // after the largest id so far (0, 1, 2, ... for an empty index). The index is unchanged if a check
   // fails. `progress` (optional) is advanced by one row per inserted vector.
   void add(const float* data, int64_t n, const int64_t* ids, int threads = 1, ProgressReporter* progress = nullptr);
   // As above, and checks v.dim == dim() (InputError naming both).
