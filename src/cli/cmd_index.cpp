@@ -190,14 +190,15 @@ int index_bench(int argc, char** argv) {
   Args args("bluewhale index bench", "bluewhale index bench --index FILE --queries FILE --truth FILE [options]",
             "Recall@k against exact ground truth (.ivecs; row q = ids of query q's true neighbours) and queries\n"
             "per second, for each thread count and quality setting (ef for hnsw, nprobe for ivf_sq8). Prints a\n"
-            "markdown table. For a flat index it also measures the FMA peak and read bandwidth of this machine\n"
+            "markdown table. For a flat index, --roofline also measures the FMA peak and read bandwidth of this machine\n"
             "and says which one bounds exact batched search and how close it gets.");
   args.option("index", "index file").option("queries", "query vectors").option("truth", "ground truth .ivecs");
   search_knobs(args)
       .option("ef-list", "hnsw: comma-separated ef values", "10,20,40,80,160,320")
       .option("nprobe-list", "ivf_sq8: comma-separated nprobe values", "1,2,4,8,16,32")
       .option("threads", "comma-separated thread counts", "1,2")
-      .option("min-seconds", "time each setting for at least this long", "0.5");
+      .option("min-seconds", "time each setting for at least this long", "0.5")
+      .flag("roofline", "flat: also measure FMA peak and read bandwidth (allocates 256 MiB) and report the bound");
   auto av = long_k(argc, argv);
   if (!args.parse(argc, av.data(), 3)) return 0;
   auto idx = load_index(args.require("index"));
@@ -231,7 +232,7 @@ int index_bench(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  if (idx->kind() == IndexKind::kFlat) {
+  if (idx->kind() == IndexKind::kFlat && args.flag_set("roofline")) {
     std::printf("\nexact batched search vs machine limits:\n");
     for (int64_t threads : int_list(args.get("threads"), "threads")) {
       SearchOptions so = base;

@@ -61,7 +61,7 @@ TEST(IndexCli, GeneratedVectorsBuildSearchAndBench) {
   const std::string flat = (dir / "flat.idx").string();
   ASSERT_EQ(run_cli("index build --kind flat --metric ip --quiet --vectors " + base + " --out " + flat).exit_code, 0);
   auto fb = run_cli("index bench --index " + flat + " --queries " + (dir / "emb_query.fvecs").string() + " --truth " +
-                    (dir / "emb_groundtruth.ivecs").string() + " --threads 1 --min-seconds 0");
+                    (dir / "emb_groundtruth.ivecs").string() + " --threads 1 --min-seconds 0 --roofline");
   ASSERT_EQ(fb.exit_code, 0) << fb.output;
   EXPECT_EQ(recall_in(fb.output, 1, 0), 1.0) << fb.output;
   EXPECT_NE(fb.output.find("-bound"), std::string::npos) << fb.output;
