@@ -36,12 +36,22 @@ Vectors generate_vectors(const VectorGenOptions& o) {
     const int64_t clusters = o.clusters > 0 ? o.clusters : std::max<int64_t>(1, int64_t(std::sqrt(double(o.rows))));
     std::vector<float> centres(std::size_t(clusters * dim));
     for (int64_t i = 0; i < clusters * dim; ++i) centres[std::size_t(i)] = normal(o.seed, 1, uint64_t(i));
+    // Within a cluster, points vary mostly along a few shared directions (rank dim/8) plus a little
+    // isotropic noise: real features (SIFT, embeddings) have a low intrinsic dimension, and isotropic
+    // 128-d clusters would make every index look bad for reasons no user meets.
+    const int64_t rank = std::max<int64_t>(1, dim / 8);
+    std::vector<float> w(std::size_t(dim * rank));
+    for (int64_t i = 0; i < dim * rank; ++i) w[std::size_t(i)] = normal(o.seed, 6, uint64_t(i)) / std::sqrt(float(rank));
     parallel_for(o.rows, o.threads, [&](int64_t b, int64_t e, int) {
+      std::vector<float> z(static_cast<std::size_t>(rank));
       for (int64_t r = b; r < e; ++r) {
         const int64_t c = int64_t(mix64(o.seed ^ mix64(uint64_t(r) + 7)) % uint64_t(clusters));
-        for (int64_t j = 0; j < dim; ++j)
-          v.data[std::size_t(r * dim + j)] =
-              centres[std::size_t(c * dim + j)] + o.spread * normal(o.seed, 2, uint64_t(r * dim + j));
+        for (int64_t k = 0; k < rank; ++k) z[std::size_t(k)] = normal(o.seed, 7, uint64_t(r * rank + k));
+        for (int64_t j = 0; j < dim; ++j) {
+          float s = 0.2f * normal(o.seed, 2, uint64_t(r * dim + j));
+          for (int64_t k = 0; k < rank; ++k) s += w[std::size_t(j * rank + k)] * z[std::size_t(k)];
+          v.data[std::size_t(r * dim + j)] = centres[std::size_t(c * dim + j)] + o.spread * s;
+        }
       }
     });
   } else {

@@ -96,7 +96,7 @@ TEST_P(IndexIo, CorruptedFilesRaiseFormatError) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, IndexIo, ::testing::Values(IndexKind::kFlat, IndexKind::kHnsw),
+INSTANTIATE_TEST_SUITE_P(Kinds, IndexIo, ::testing::Values(IndexKind::kFlat, IndexKind::kHnsw, IndexKind::kIvfSq8),
                          [](const auto& info) { return std::string(index_kind_name(info.param)); });
 
 // Writes a checksum-valid index file whose header and payload are whatever `body` writes.

@@ -1,6 +1,7 @@
 // Synthetic vector collections for recall benchmarks and tests, deterministic in the seed (same bytes
 // for any thread count).
-//   clustered  a Gaussian mixture: `clusters` centres ~ N(0, 1)^dim, points = centre + N(0, spread^2)
+//   clustered  a mixture: `clusters` centres ~ N(0, 1)^dim; a point is its centre plus spread times
+//              (a rank dim/8 Gaussian factor shared by all clusters + 0.2 N(0, 1) isotropic noise)
 //   embedding  learned-embedding-like: low-rank latent factors with a decaying spectrum plus a little
 //              noise, then scaled to unit length (as two-tower model outputs usually are)
 #pragma once
@@ -18,7 +19,7 @@ struct VectorGenOptions {
   int64_t dim = 128;
   std::string kind = "clustered";  // clustered | embedding
   int64_t clusters = 0;            // clustered: 0 = about sqrt(rows)
-  float spread = 0.35f;            // clustered: within-cluster standard deviation
+  float spread = 1.0f;             // clustered: scale of the within-cluster variation
   int64_t rank = 0;                // embedding: latent rank; 0 = dim / 2
   uint64_t seed = 1;
   int threads = 1;
