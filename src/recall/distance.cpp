@@ -60,10 +60,22 @@ float sq8_neg_dot_scalar(const float* q, const uint8_t* code, const float* lo, c
   return -s;
 }
 
+int64_t below_scalar(const float* p, const float* norms, int64_t n, float thr, uint32_t* idx, float* dist) {
+  int64_t c = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const float d = norms ? norms[j] - 2.0f * p[j] : -p[j];
+    if (d < thr) {
+      idx[c] = uint32_t(j);
+      dist[c++] = d;
+    }
+  }
+  return c;
+}
+
 }  // namespace
 
 const Kernels& scalar_kernels() {
-  static const Kernels k{l2_sq_scalar, dot_scalar, neg_dot_scalar, sq8_l2_sq_scalar, sq8_neg_dot_scalar};
+  static const Kernels k{l2_sq_scalar, dot_scalar, neg_dot_scalar, sq8_l2_sq_scalar, sq8_neg_dot_scalar, below_scalar};
   return k;
 }
 

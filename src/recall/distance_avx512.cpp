@@ -77,10 +77,32 @@ float sq8_avx512(const float* q, const uint8_t* code, const float* lo, const flo
   return kL2 ? r : -r;
 }
 
+int64_t below_avx512(const float* p, const float* norms, int64_t n, float thr, uint32_t* idx, float* dist) {
+  const __m512 t = _mm512_set1_ps(thr), two = _mm512_set1_ps(2.0f), zero = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF) : tail_mask(n - j);
+    const __m512 pv = _mm512_maskz_loadu_ps(m, p + j);
+    const __m512 d = norms ? _mm512_fnmadd_ps(two, pv, _mm512_maskz_loadu_ps(m, norms + j)) : _mm512_sub_ps(zero, pv);
+    unsigned mask = _mm512_mask_cmp_ps_mask(m, d, t, _CMP_LT_OQ);
+    if (mask) {
+      float buf[16];
+      _mm512_storeu_ps(buf, d);
+      while (mask) {
+        const int b = __builtin_ctz(mask);
+        idx[c] = uint32_t(j + b);
+        dist[c++] = buf[b];
+        mask &= mask - 1;
+      }
+    }
+  }
+  return c;
+}
+
 }  // namespace
 
 const Kernels& avx512_kernels() {
-  static const Kernels k{l2_sq_avx512, dot_avx512, neg_dot_avx512, sq8_avx512<true>, sq8_avx512<false>};
+  static const Kernels k{l2_sq_avx512, dot_avx512, neg_dot_avx512, sq8_avx512<true>, sq8_avx512<false>, below_avx512};
   return k;
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -68,6 +69,32 @@ TEST_P(Distance, Sq8KernelsMatchDecodedReference) {
     EXPECT_NEAR(k.sq8_l2_sq(q.data(), code.data(), lo.data(), step.data(), dim), l2, 1e-4 * (1 + l2)) << dim;
     EXPECT_NEAR(k.sq8_neg_dot(q.data(), code.data(), lo.data(), step.data(), dim), -ip, 1e-4 * (1 + std::abs(ip)) * 10)
         << dim;
+  }
+}
+
+TEST_P(Distance, BelowThresholdScanMatchesScalarSelection) {
+  const auto& k = recall_detail::kernels_for(GetParam());
+  std::mt19937 rng(13);
+  for (int64_t n : {0, 1, 7, 8, 9, 16, 17, 100, 515}) {
+    auto p = random_vec(rng, n), norms = random_vec(rng, n);
+    for (auto& x : norms) x = std::abs(x) * 3;
+    for (bool l2 : {true, false}) {
+      for (float thr : {-1.0f, 0.5f, 3.0f, std::numeric_limits<float>::infinity()}) {
+        std::vector<uint32_t> idx(std::size_t(n) + 1);
+        std::vector<float> dist(std::size_t(n) + 1);
+        const int64_t c = k.below(p.data(), l2 ? norms.data() : nullptr, n, thr, idx.data(), dist.data());
+        int64_t want = 0;
+        for (int64_t j = 0; j < n; ++j) {
+          const float d = l2 ? norms[std::size_t(j)] - 2.0f * p[std::size_t(j)] : -p[std::size_t(j)];
+          if (!(d < thr)) continue;
+          ASSERT_LT(want, c) << n;
+          EXPECT_EQ(idx[std::size_t(want)], uint32_t(j));
+          EXPECT_NEAR(dist[std::size_t(want)], d, 1e-5f * (1 + std::abs(d)));
+          ++want;
+        }
+        EXPECT_EQ(c, want) << "n " << n << " thr " << thr;
+      }
+    }
   }
 }
 
