@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--build-threads", type=int, default=2)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--min-seconds", type=float, default=0.5)
+    ap.add_argument("--repeat", type=int, default=1, help="sweeps over (threads, ef); run.py keeps the best")
     a = ap.parse_args()
     base = read_xvecs(a.base, np.float32)
     q = read_xvecs(a.queries, np.float32)
@@ -87,11 +88,12 @@ def main():
             return timed(lambda: idx.search(q, a.k)[1], len(q), a.min_seconds)
 
     print(json.dumps({"kind": "build", "build_s": build, "threads": a.build_threads}), flush=True)
-    for t in threads:
-        for ef in efs:
-            ids, qps = search(ef, t)
-            print(json.dumps({"kind": "search", "threads": t, "ef": ef, "recall": recall(ids, truth, a.k),
-                              "qps": qps}), flush=True)
+    for _ in range(a.repeat):
+        for t in threads:
+            for ef in efs:
+                ids, qps = search(ef, t)
+                print(json.dumps({"kind": "search", "threads": t, "ef": ef, "recall": recall(ids, truth, a.k),
+                                  "qps": qps}), flush=True)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,7 @@ void Index::add(const float* data, int64_t n, const int64_t* ids, int threads, P
     const int64_t id = ids ? ids[i] : next_id + i;
     labels_.push_back(id);
     removed_mask_.push_back(0);
+    live_.push_back(1);
     id_to_label_.emplace(id, first + i);
   }
   add_impl(first, n, resolve_threads(threads), progress);
@@ -122,6 +123,7 @@ bool Index::remove(int64_t id) {
   auto it = id_to_label_.find(id);
   if (it == id_to_label_.end() || removed_mask_[std::size_t(it->second)]) return false;
   removed_mask_[std::size_t(it->second)] = 1;
+  live_[std::size_t(it->second)] = 0;
   ++removed_;
   return true;
 }
@@ -157,13 +159,13 @@ SearchResult Index::search(const float* queries, int64_t nq, const SearchOptions
       auto it = id_to_label_.find(id);
       if (it != id_to_label_.end() && !removed_mask_[std::size_t(it->second)]) mask[std::size_t(it->second)] = 1;
     }
-  } else if (removed_ > 0) {
-    mask.resize(std::size_t(count()));
-    for (std::size_t i = 0; i < mask.size(); ++i) mask[i] = !removed_mask_[i];
   }
+  // Without a filter, removed items are masked by live_, kept up to date by add and remove, so that a
+  // single-query search costs no O(n) mask construction.
+  const uint8_t* allowed = o.filter ? mask.data() : removed_ > 0 ? live_.data() : nullptr;
   SearchOptions so = o;
   so.threads = resolve_threads(o.threads);
-  search_impl(queries, nq, o.k, so, mask.empty() ? nullptr : mask.data(), r.distances.data(), r.ids.data());
+  search_impl(queries, nq, o.k, so, allowed, r.distances.data(), r.ids.data());
   const float offset = opts_.metric == Metric::kCosine ? 1.0f : 0.0f;
   for (std::size_t i = 0; i < r.ids.size(); ++i) {
     if (r.ids[i] < 0) continue;
@@ -214,8 +216,10 @@ std::unique_ptr<Index> load_index(const fs::path& path) {
   r.check(idx->removed_mask_.size() == n, "removed mask length");
   r.check(idx->data_.size() / std::size_t(o.dim) == n && idx->data_.size() % std::size_t(o.dim) == 0,
           "vector data length");
+  idx->live_.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     r.check(idx->removed_mask_[i] <= 1, "removed mask value");
+    idx->live_[i] = uint8_t(1 - idx->removed_mask_[i]);
     idx->removed_ += idx->removed_mask_[i];
     r.check(idx->id_to_label_.emplace(idx->labels_[i], int64_t(i)).second, "duplicate item id");
   }

@@ -128,6 +128,7 @@ class Index {
   std::vector<float> data_;          // (count, dim) in label order
   std::vector<int64_t> labels_;      // label -> item id
   std::vector<uint8_t> removed_mask_;  // (count) 1 = removed
+  std::vector<uint8_t> live_;          // (count) 1 = not removed; the search mask when there is no filter
   int64_t removed_ = 0;
   std::unordered_map<int64_t, int64_t> id_to_label_;
 };
