@@ -120,6 +120,10 @@ class HnswIndex final : public Index {
         if (s.top.size() < ef || d < bound) {
           s.cand.emplace_back(d, nb);
           std::push_heap(s.cand.begin(), s.cand.end(), Closer());
+          // The frontier's best is likely the next node expanded: start fetching its list (3 lines).
+          const uint32_t* next = links(s.cand.front().second, level);
+          __builtin_prefetch(next);
+          __builtin_prefetch(next + 16);
           if (!kFiltered || allowed[nb]) {
             s.top.emplace_back(d, nb);
             std::push_heap(s.top.begin(), s.top.end(), Farther());
