@@ -241,8 +241,8 @@ int index_bench(int argc, char** argv) {
       const double qps = time_search(*idx, q, so, min_s, r);
       const double secs_per_batch = double(q.rows) / qps;
       const double flops = 2.0 * double(q.rows) * double(idx->size()) * double(idx->dim());
-      // Rows are streamed once per block of up to 256 queries (flat_index.cpp).
-      const double bytes = double(idx->size()) * double(idx->dim()) * 4.0 * std::ceil(double(q.rows) / 256.0);
+      // Rows are streamed once per block of up to 1024 queries (flat_index.cpp).
+      const double bytes = double(idx->size()) * double(idx->dim()) * 4.0 * std::ceil(double(q.rows) / 1024.0);
       const double peak = measure_fma_peak_gflops(so.threads), bw = measure_read_bandwidth_gbs(so.threads);
       const double t_compute = flops / (peak * 1e9), t_memory = bytes / (bw * 1e9);
       const bool compute_bound = t_compute >= t_memory;
