@@ -21,6 +21,7 @@ BUILD_THREADS = int(os.environ.get("BENCH_BUILD_THREADS", "2"))
 EF_LIST = os.environ.get("BENCH_EF_LIST", "10,16,24,32,48,64,96,128,192,256,384,512")
 MIN_S = os.environ.get("BENCH_MIN_SECONDS", "0.5")
 M, EFC, K, TARGET = 16, 200, 10, 0.95
+NPROBE_LIST = os.environ.get("BENCH_NPROBE_LIST", "1,2,4,8,16,32,64,128")
 SKIP = os.environ.get("BENCH_SKIP", "").split()
 # The development machine is shared: each (threads, ef) point is measured REPEAT times, interleaved with
 # the other points, and the best is kept, for every tool alike. Builds run once.
@@ -75,7 +76,7 @@ def bluewhale(kind, base, q, gt, metric, work):
     rows, rss_s = [], 0
     for _ in range(REPEAT):
         out, rss = run([BW, "index", "bench", "--index", idx, "--queries", q, "--truth", gt, "-k", str(K), "--ef-list",
-                        EF_LIST, "--threads", THREADS, "--min-seconds", MIN_S])
+                        EF_LIST, "--nprobe-list", NPROBE_LIST, "--threads", THREADS, "--min-seconds", MIN_S])
         rss_s = max(rss_s, rss)
         rows += [{"threads": int(t), "ef": int(e), "recall": float(r), "qps": float(s)}
                  for t, e, r, s in re.findall(r"^\| (\d+) \| (\d+) \| ([0-9.]+) \| ([0-9]+) \|$", out, re.M)]
@@ -127,7 +128,7 @@ def main():
         work = os.path.join(OUT, "recall")
         os.makedirs(work, exist_ok=True)
         res = {}
-        for tool in ["bluewhale-hnsw", "hnswlib", "faiss-hnsw", "bluewhale-flat", "faiss-flat"]:
+        for tool in ["bluewhale-hnsw", "hnswlib", "faiss-hnsw", "bluewhale-ivf_sq8", "bluewhale-flat", "faiss-flat"]:
             if tool in SKIP:
                 continue
             print(f"recall-bench: {name}: {tool}", file=sys.stderr, flush=True)
@@ -147,7 +148,7 @@ def main():
                 cells.append("-" if v is None else f"{v:.0f}{ratio}")
             lines.append(f"| {tool} | {r['build_s']:.2f} | {r['rss'] / 2**20:.0f} | " + " | ".join(cells) + " |")
         lines += ["", "Ratio: bluewhale QPS / the better of hnswlib and faiss-hnsw at the same recall and threads.", "",
-                  "| tool | threads | ef | recall@10 | QPS |", "|---|---|---|---|---|"]
+                  "| tool | threads | ef (nprobe for ivf) | recall@10 | QPS |", "|---|---|---|---|---|"]
         for tool, r in res.items():
             for row in r["rows"]:
                 lines.append(f"| {tool} | {row['threads']} | {row['ef']} | {row['recall']:.4f} | {row['qps']:.0f} |")
