@@ -26,6 +26,7 @@ bench: build
 	@cmake --build $(BUILD) -j $(JOBS) --target nn_embedding_bench nn_gemm_bench
 	@bash bench/prep/run.sh
 	@bash bench/dlrm/run.sh
+	@BENCH_RECALL_SETS=sift5k bash bench/recall/run.sh
 	@$(BUILD)/nn_gemm_bench
 	@$(BUILD)/nn_embedding_bench --benchmark_min_time=0.3
 

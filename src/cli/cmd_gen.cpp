@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <string>
 
 #include "args.h"
 #include "bluewhale/core/error.h"
@@ -9,6 +10,7 @@
 namespace bluewhale::cli {
 
 int cmd_gen(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[2]) == "vectors") return cmd_gen_vectors(argc, argv);
   Args args("bluewhale gen", "bluewhale gen criteo --rows N --out FILE [options]",
             "Generates synthetic data with a planted model, so that training quality can be judged against a\n"
             "known optimum.\n"
@@ -17,7 +19,7 @@ int cmd_gen(int argc, char** argv) {
             "           the click rate and the best achievable AUC (the AUC of the true click probabilities)\n"
             "           over all rows and over the last --test-fraction of rows; writes FILE.truth.json.\n"
             "           FILE ending in .gz is gzip-compressed.");
-  args.positional("KIND", "what to generate: criteo")
+  args.positional("KIND", "what to generate: criteo (vectors: see 'bluewhale gen vectors --help')")
       .option("rows", "number of rows")
       .option("out", "output file")
       .option("seed", "random seed (same seed, same bytes, for any thread count)", "1")
@@ -27,7 +29,7 @@ int cmd_gen(int argc, char** argv) {
   if (!args.parse(argc, argv, 2)) return 0;
   BW_CHECK(args.positionals().size() == 1, ConfigError, "bluewhale gen: expected one KIND (criteo); see --help");
   BW_CHECK(args.positionals()[0] == "criteo", ConfigError, "bluewhale gen: unknown kind '", args.positionals()[0],
-           "'; available: criteo");
+           "'; available: criteo, vectors");
   CriteoGenOptions o;
   args.require("rows");
   o.rows = args.get_int("rows");

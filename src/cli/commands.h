@@ -11,5 +11,8 @@ int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_predict(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_index(int argc, char** argv);
+// `bluewhale gen vectors` (cmd_index.cpp); cmd_gen hands over to it.
+int cmd_gen_vectors(int argc, char** argv);
 
 }  // namespace bluewhale::cli

@@ -18,11 +18,12 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  prep      raw click logs (TSV/CSV, gzip, zstd) -> fitted features -> columnar dataset\n"
-    "  gen       generate synthetic data with a known best achievable AUC (gen criteo)\n"
+    "  gen       generate synthetic data: click logs with a known best AUC (gen criteo), vectors (gen vectors)\n"
     "  inspect   show a dataset: schema, sizes, cardinalities, statistics, a few decoded rows\n"
     "  train     train the recipe's model (DLRM) on a dataset: metrics, checkpoints, final model\n"
     "  eval      exact AUC, logloss and accuracy of a trained model on a dataset split\n"
     "  predict   score raw rows with a trained model (applies the fitted prep pipeline first)\n"
+    "  index     nearest-neighbour indexes for recall: build, search, bench (hnsw, flat, ivf_sq8)\n"
     "  bench     time DLRM training steps on random data (bench train)\n"
     "  version   print the version\n"
     "\n"
@@ -45,11 +46,12 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return cli::cmd_eval(argc, argv);
     if (cmd == "bench") return cli::cmd_bench(argc, argv);
     if (cmd == "predict") return cli::cmd_predict(argc, argv);
+    if (cmd == "index") return cli::cmd_index(argc, argv);
     if (cmd == "version" || cmd == "--version") {
       std::printf("bluewhale %s\n", kVersion);
       return 0;
     }
-    std::string near = nearest(cmd, {"prep", "gen", "inspect", "train", "eval", "predict", "bench", "version"});
+    std::string near = nearest(cmd, {"prep", "gen", "inspect", "train", "eval", "predict", "index", "bench", "version"});
     std::fprintf(stderr, "bluewhale: unknown command '%s'%s\n\n%s", cmd.c_str(),
                  near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str(), kUsage);
     return 2;
