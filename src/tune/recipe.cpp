@@ -261,7 +261,7 @@ Advice advise_dlrm(const Dataset& ds, const Hardware& hw, int budget, double tri
   int64_t dim = weight > 0 ? std::clamp<int64_t>(int64_t{1} << static_cast<int>(std::lround(weighted / weight)), 4, 64) : 16;
   // Only tables with enough training rows per id can support wide embeddings.
   const int64_t total_ids = std::max<int64_t>(1, std::accumulate(cards.begin(), cards.end(), int64_t{0}));
-  while (dim > 4 && static_cast<double>(rows) / static_cast<double>(total_ids) < 0.5 * static_cast<double>(dim) / 16.0) dim /= 2;
+  while (dim > 4 && static_cast<double>(rows) / static_cast<double>(total_ids) < static_cast<double>(dim) / 16.0) dim /= 2;
   {
     std::string per;
     for (std::size_t t = 0; t < cards.size() && t < 40; ++t)
