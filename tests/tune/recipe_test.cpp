@@ -229,3 +229,17 @@ TEST(Advisor, ProposesAConsistentEditableRecipe) {
   EXPECT_NO_THROW(t.space.encode(start));
   EXPECT_NE(a.recipe.find("# "), std::string::npos);
 }
+
+TEST(TuneSection, ShippedTuneRecipeParsesAndItsStartIsInItsSpace) {
+  ConfigNode r = ConfigNode::parse_yaml_file(std::string(BW_SOURCE_DIR) + "/recipes/dlrm-criteo-tune.yaml");
+  TuneSection t = parse_tune_section(r.at("tune"));
+  EXPECT_EQ(t.objectives.size(), 2u);
+  EXPECT_TRUE(t.objectives[0].has_target);
+  EXPECT_NO_THROW(DlrmConfig::params().parse(r.at("model"), {"type"}).validate());
+  Rng rng(1);
+  for (int i = 0; i < 20; ++i) {
+    ConfigNode tr = with_params(r, t.space.sample(rng));
+    EXPECT_NO_THROW(DlrmConfig::params().parse(tr.at("model"), {"type"}).validate());
+    EXPECT_NO_THROW(TrainOptions::params().parse(tr.at("train")).validate());
+  }
+}
