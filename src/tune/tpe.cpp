@@ -13,29 +13,43 @@ namespace {
 
 double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
-// A Parzen estimator on [0, 1]: the prior N(0.5, 1) plus one kernel per observation, bandwidth from the
-// distances to the sorted neighbours clipped as in Bergstra et al.'s "magic clip".
+// A Parzen estimator on [0, 1]: the prior N(0.5, 1) plus one truncated Gaussian kernel per observation.
 struct Parzen {
   std::vector<double> mu, sigma, weight;
 
-  explicit Parzen(std::vector<double> obs) {
-    std::vector<double> pts = std::move(obs);
-    pts.push_back(0.5);  // the prior's centre
-    std::vector<std::size_t> order(pts.size());
+  // obs: unit coordinates in trial order.
+  explicit Parzen(const std::vector<double>& obs) {
+    // As Optuna's univariate TPE: the prior's centre joins the sorted points; a bandwidth is the larger
+    // gap to a neighbour (the domain ends count), except that the outermost points use their inner gap;
+    // clipped to [1 / min(100, points + 1), 1]; the prior keeps bandwidth 1.
+    const std::size_t n = obs.size();
+    mu = obs;
+    mu.push_back(0.5);
+    std::vector<std::size_t> order(mu.size());
     std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return pts[a] < pts[b]; });
-    const std::size_t n = pts.size();
-    const double min_sigma = 1.0 / std::min<double>(100.0, 1.0 + static_cast<double>(n));
-    for (std::size_t r = 0; r < n; ++r) {
-      const std::size_t i = order[r];
-      const double left = r == 0 ? pts[i] - 0.0 : pts[i] - pts[order[r - 1]];
-      const double right = r + 1 == n ? 1.0 - pts[i] : pts[order[r + 1]] - pts[i];
-      double s = std::max(left, right);
-      s = std::clamp(s, min_sigma, 1.0);
-      mu.push_back(pts[i]);
-      sigma.push_back(i == n - 1 ? 1.0 : s);  // the prior keeps its wide bandwidth
-      weight.push_back(1.0 / static_cast<double>(n));
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return mu[a] < mu[b]; });
+    std::vector<double> ends{0.0};
+    for (std::size_t k : order) ends.push_back(mu[k]);
+    ends.push_back(1.0);
+    const std::size_t m = mu.size();
+    sigma.assign(m, 1.0);
+    const double min_sigma = 1.0 / std::min<double>(100.0, 1.0 + static_cast<double>(m));
+    for (std::size_t r = 0; r < m; ++r) {
+      double s = std::max(ends[r + 1] - ends[r], ends[r + 2] - ends[r + 1]);
+      if (ends.size() >= 4 && r == 0) s = ends[2] - ends[1];
+      if (ends.size() >= 4 && r + 1 == m) s = ends[m] - ends[m - 1];
+      sigma[order[r]] = std::clamp(s, min_sigma, 1.0);
     }
+    sigma[n] = 1.0;
+    // Weights: older trials fade once there are more than 25 (Optuna's default_weights); the prior
+    // weighs as one trial.
+    weight.assign(m, 1.0);
+    if (n > 25)
+      for (std::size_t k = 0; k + 25 < n; ++k)
+        weight[k] = 1.0 / static_cast<double>(n) +
+                    (1.0 - 1.0 / static_cast<double>(n)) * static_cast<double>(k) / static_cast<double>(std::max<std::size_t>(1, n - 26));
+    const double total = std::accumulate(weight.begin(), weight.end(), 0.0);
+    for (auto& w : weight) w /= total;
   }
 
   double sample(Rng& rng) const {

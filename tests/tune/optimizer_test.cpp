@@ -123,13 +123,20 @@ TEST(Optimizers, GpWithPendingTrialsProposesDistinctPoints) {
   EXPECT_GT(std::hypot(dx / 15, dy / 15), 0.02) << a.dump() << " " << b.dump();
 }
 
-TEST(Optimizers, GpAndTpeBeatRandomOnBranin) {
+TEST(Optimizers, GpBeatsRandomOnBranin) {
   const double random = median_final_regret("branin", "random", 30, 7);
   const double gp = median_final_regret("branin", "gp", 30, 7);
-  const double tpe = median_final_regret("branin", "tpe", 30, 7);
   EXPECT_LT(gp, 0.5 * random) << "gp " << gp << " random " << random;
   EXPECT_LT(gp, 0.05);
-  EXPECT_LT(tpe, random) << "tpe " << tpe << " random " << random;
+}
+
+TEST(Optimizers, TpeBeatsRandomOverManySeeds) {
+  // TPE's gain is smaller and noisier than GP's: compare medians over enough seeds.
+  for (const char* fn : {"branin", "hartmann6"}) {
+    const double random = median_final_regret(fn, "random", 50, 21);
+    const double tpe = median_final_regret(fn, "tpe", 50, 21);
+    EXPECT_LT(tpe, 0.8 * random) << fn << ": tpe " << tpe << " random " << random;
+  }
 }
 
 TEST(Optimizers, GpBeatsRandomOnHartmann6) {

@@ -4,7 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <set>
 #include <chrono>
 #include <cmath>
@@ -144,7 +149,21 @@ TEST(RunStudy, ParallelTrialsRunConcurrentlyOnTheirOwnThreadShares) {
   auto store = TrialStore::open_or_create(dir / "t.db", study_json(f.space, minimize()));
   std::atomic<int> running{0}, peak{0};
   std::atomic<int> threads_seen{0};
+  std::mutex mu;
+  std::map<int64_t, std::vector<int>> cpus_of;
   TuneSummary s = run_study(f.space, minimize(), [&](TrialContext& t) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      cpus_of[t.id()] = t.cpus();
+      // The trial's thread runs where it was pinned.
+      if (!t.cpus().empty()) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        pthread_getaffinity_np(pthread_self(), sizeof set, &set);
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+          EXPECT_EQ(CPU_ISSET(c, &set) != 0, std::count(t.cpus().begin(), t.cpus().end(), c) == 1) << c;
+      }
+    }
     const int now = ++running;
     int p = peak.load();
     while (now > p && !peak.compare_exchange_weak(p, now)) {
@@ -160,6 +179,14 @@ TEST(RunStudy, ParallelTrialsRunConcurrentlyOnTheirOwnThreadShares) {
   std::set<int> workers;
   for (const auto& t : store->trials()) workers.insert(t.worker);
   EXPECT_EQ(workers, (std::set<int>{0, 1}));
+  // With at least two CPUs, the two workers are pinned to disjoint halves.
+  if (allowed_cpus().size() >= 2) {
+    std::map<int, std::vector<int>> by_worker;
+    for (const auto& t : store->trials()) by_worker[t.worker] = cpus_of[t.id];
+    ASSERT_FALSE(by_worker[0].empty());
+    ASSERT_FALSE(by_worker[1].empty());
+    for (int c : by_worker[0]) EXPECT_EQ(std::count(by_worker[1].begin(), by_worker[1].end(), c), 0);
+  }
 }
 
 TEST(RunStudy, KilledRunResumesRerunningTheInterruptedTrial) {
