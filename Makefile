@@ -25,6 +25,7 @@ bench: build
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) -DBW_BUILD_BENCH=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target nn_embedding_bench nn_gemm_bench
 	@bash bench/prep/run.sh
+	@bash bench/tune/run.sh
 	@$(BUILD)/nn_gemm_bench
 	@$(BUILD)/nn_embedding_bench --benchmark_min_time=0.3
 
