@@ -93,6 +93,9 @@ int tune_run(int argc, char** argv) {
       .flag("no-early-stopping", "run every trial to its end")
       .option("threads", "threads shared by the parallel trials (0 = all available)", "0");
   if (!args.parse(argc, argv, 2)) return 0;
+  // Under mpirun: rank 0 coordinates and keeps the store, every other rank runs trials.
+  MpiSession mpi;
+  const bool worker = mpi.rank() != 0;
   BW_CHECK(args.positionals().empty(), ConfigError, "bluewhale tune: unexpected argument '", args.positionals()[0],
            "'; expected status, best, export, report or advise, or options (see --help)");
   const fs::path out = args.require("out");
@@ -106,8 +109,9 @@ int tune_run(int argc, char** argv) {
     Advice a = advise_dlrm(Dataset::open(args.get("data")), Hardware::detect());
     advised = ConfigNode::parse_yaml(a.recipe, "advice for " + args.get("data"));
     tune_node = advised.find("tune");
-    std::printf("%s has no tune: section; using the advisor's search space (see 'bluewhale tune advise')\n",
-                args.has("recipe") ? args.get("recipe").c_str() : "no recipe given:");
+    if (!worker)
+      std::printf("%s has no tune: section; using the advisor's search space (see 'bluewhale tune advise')\n",
+                  args.has("recipe") ? args.get("recipe").c_str() : "no recipe given:");
     if (!recipe.find("model") && !recipe.find("train")) recipe = advised;
   }
   TuneSection section = parse_tune_section(*tune_node);
@@ -141,6 +145,11 @@ int tune_run(int argc, char** argv) {
     o.trials_dir = out / "trials";
     objective = dlrm_objective(o);
   }
+  if (worker) {
+    set_log_level(LogLevel::kWarn);
+    run_study_mpi(section.space, section.objectives, objective, nullptr, opt);
+    return 0;
+  }
   auto store = TrialStore::open_or_create(store_path(out.string()), study_json(section.space, section.objectives, extra));
   const auto before = store->trials();
   std::printf("tune: %s, budget %d trials (%zu in the store), %d at once, %zu parameters, objective%s",
@@ -149,6 +158,7 @@ int tune_run(int argc, char** argv) {
   for (const auto& o : section.objectives)
     std::printf(" %s %s", o.direction == Direction::kMaximize ? "max" : "min", o.name.c_str());
   std::printf("%s\n", opt.early_stopping.enabled ? ", early stopping (ASHA)" : "");
+  if (mpi.size() > 1) std::printf("tune: MPI: rank 0 coordinates, %d worker ranks run one trial each at a time\n", mpi.size() - 1);
   std::fflush(stdout);
   // Trials train quietly; the tuner prints one line per trial instead.
   if (log_level() < LogLevel::kWarn) set_log_level(LogLevel::kWarn);
@@ -162,7 +172,7 @@ int tune_run(int argc, char** argv) {
                 best ? values_text(*best, objs).c_str() : "none yet");
     std::fflush(stdout);
   };
-  TuneSummary s = run_study(section.space, objs, objective, *store, opt);
+  TuneSummary s = run_study_mpi(section.space, objs, objective, store.get(), opt);
   std::printf("tune: %d trials (%d complete, %d pruned, %d failed) in the store; %d run now in %s\n", s.trials,
               s.complete, s.pruned, s.failed, s.run_now, format_duration(s.seconds).c_str());
   if (s.best) {

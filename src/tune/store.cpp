@@ -116,9 +116,10 @@ std::unique_ptr<TrialStore> TrialStore::open(const fs::path& path, bool read_onl
   BW_CHECK(fs::exists(path), IoError, path.string(), ": no trial store here (start one with 'bluewhale tune')");
   std::unique_ptr<TrialStore> s(new TrialStore());
   s->path_ = path;
-  // Even readers open read-write: a WAL database needs its -shm file, and opening read-only fails on a
-  // store whose last writer was killed before checkpointing.
-  const int flags = (read_only ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_FULLMUTEX;
+  // Readers open read-write too: a WAL database needs its -shm file, and a read-only open fails on a
+  // store whose last writer was killed before checkpointing. read_only only records the caller's intent.
+  (void)read_only;
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
   const int rc = sqlite3_open_v2(path.c_str(), &s->db_, flags, nullptr);
   if (rc != SQLITE_OK) fail(s->db_, path, rc, "open");
   sqlite3_busy_timeout(s->db_, kBusyTimeoutMs);

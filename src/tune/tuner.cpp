@@ -17,6 +17,7 @@
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/parallel.h"
+#include "study_internal.h"
 
 namespace bluewhale::tune {
 
@@ -59,12 +60,17 @@ bool Asha::should_stop(int64_t trial, int64_t step, double loss) {
 
 TrialContext::TrialContext(int64_t id, json params, int threads, std::vector<int> cpus, TrialStore* store,
                            const ObjectiveSpec* first_objective, Asha* asha)
-    : id_(id), params_(std::move(params)), threads_(threads), cpus_(std::move(cpus)), store_(store),
-      first_(first_objective), asha_(asha) {}
+    : TrialContext(id, std::move(params), threads, std::move(cpus),
+                   [id, store, first_objective, asha](int64_t step, double value, const json& metrics) {
+                     if (store) store->report(id, step, value, metrics);
+                     return asha && first_objective && asha->should_stop(id, step, first_objective->loss(value));
+                   }) {}
+
+TrialContext::TrialContext(int64_t id, json params, int threads, std::vector<int> cpus, Reporter reporter)
+    : id_(id), params_(std::move(params)), threads_(threads), cpus_(std::move(cpus)), reporter_(std::move(reporter)) {}
 
 bool TrialContext::report(int64_t step, double value, const json& metrics) {
-  if (store_) store_->report(id_, step, value, metrics);
-  if (asha_ && first_ && asha_->should_stop(id_, step, first_->loss(value))) pruned_ = true;
+  if (reporter_ && reporter_(step, value, metrics)) pruned_ = true;
   return pruned_;
 }
 
@@ -95,7 +101,7 @@ json study_json(const SearchSpace& space, const std::vector<ObjectiveSpec>& obje
   return j;
 }
 
-namespace {
+namespace detail {
 
 bool usable(const Trial& t, std::size_t n_obj) {
   if (t.values.size() < n_obj) return false;
@@ -164,7 +170,70 @@ std::vector<Observation> observations(const std::vector<Trial>& trials, const st
   return out;
 }
 
-}  // namespace
+StudyStart begin_study(const SearchSpace& space, const std::vector<ObjectiveSpec>& objectives, TrialStore& store,
+                       const TuneOptions& opt) {
+  BW_CHECK(opt.budget >= 1, ConfigError, "tune: budget must be at least 1 trial, got ", opt.budget);
+  BW_CHECK(opt.parallel >= 1, ConfigError, "tune: parallel must be at least 1, got ", opt.parallel);
+  BW_CHECK(!objectives.empty(), ConfigError, "tune: at least one objective is needed");
+  StudyStart st{{}, {}, 0, make_optimizer(opt.algorithm, space, opt.optimizer),
+                std::make_unique<Asha>(opt.early_stopping), Rng(0)};
+  store.lock_for_run();
+  store.mark_interrupted();
+  st.history = store.trials();
+  // Trials interrupted by a killed run are run again first, once each (the newest attempt decides).
+  std::map<std::string, bool> settled;
+  for (const Trial& t : st.history) {
+    if (t.status == TrialStatus::kInterrupted) {
+      settled.emplace(t.params.dump(), false);
+    } else {
+      ++st.counted;
+      if (settled.count(t.params.dump())) settled[t.params.dump()] = true;
+    }
+  }
+  for (const Trial& t : st.history)
+    if (t.status == TrialStatus::kInterrupted && !settled[t.params.dump()]) {
+      settled[t.params.dump()] = true;
+      st.requeue.push_back(t.params);
+    }
+  // Restore the rungs from the stored intermediate values, so early stopping compares with the trials
+  // of earlier runs too.
+  for (const Trial& t : st.history)
+    if (t.status != TrialStatus::kInterrupted)
+      for (auto [step, v] : t.intermediate) st.asha->should_stop(t.id, step, objectives[0].loss(v));
+  // The rng is advanced by the number of trials already stored, so a resumed study does not replay the
+  // proposals of the first run.
+  st.rng = Rng(opt.seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(st.history.size()));
+  return st;
+}
+
+TrialStatus classify(const std::vector<ObjectiveSpec>& objectives, const std::vector<double>& values, bool pruned,
+                     std::string& error) {
+  if (values.size() != objectives.size()) {
+    error = str_cat("the objective returned ", values.size(), " values for ", objectives.size(), " objectives");
+    return TrialStatus::kFailed;
+  }
+  for (std::size_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i])) {
+      error = str_cat("objective '", objectives[i].name, "' is ", values[i]);
+      return TrialStatus::kFailed;
+    }
+  return pruned ? TrialStatus::kPruned : TrialStatus::kComplete;
+}
+
+void finish_summary(TuneSummary& summary, const std::vector<Trial>& history, const std::vector<ObjectiveSpec>& objectives) {
+  summary.trials = static_cast<int>(history.size());
+  for (const Trial& t : history) {
+    summary.complete += t.status == TrialStatus::kComplete;
+    summary.pruned += t.status == TrialStatus::kPruned;
+    summary.failed += t.status == TrialStatus::kFailed;
+  }
+  summary.best = best_trial(history, objectives);
+}
+
+}  // namespace detail
+
+using detail::observations;
+using detail::usable;
 
 std::optional<Trial> best_trial(const std::vector<Trial>& trials, const std::vector<ObjectiveSpec>& objectives) {
   BW_ASSERT(!objectives.empty());
@@ -210,39 +279,14 @@ std::vector<Trial> pareto_front(const std::vector<Trial>& trials, const std::vec
 
 TuneSummary run_study(const SearchSpace& space, const std::vector<ObjectiveSpec>& objectives, const ObjectiveFn& objective,
                       TrialStore& store, const TuneOptions& opt) {
-  BW_CHECK(opt.budget >= 1, ConfigError, "tune: budget must be at least 1 trial, got ", opt.budget);
-  BW_CHECK(opt.parallel >= 1, ConfigError, "tune: parallel must be at least 1, got ", opt.parallel);
-  BW_CHECK(!objectives.empty(), ConfigError, "tune: at least one objective is needed");
   const auto t0 = std::chrono::steady_clock::now();
-  store.lock_for_run();
-  store.mark_interrupted();
-  std::vector<Trial> history = store.trials();
-
-  // Trials interrupted by a killed run are run again first, once each (the newest attempt decides).
-  std::vector<json> requeue;
-  int counted = 0;
-  {
-    std::map<std::string, bool> settled;
-    for (const Trial& t : history) {
-      if (t.status == TrialStatus::kInterrupted) settled.emplace(t.params.dump(), false);
-      else {
-        ++counted;
-        if (settled.count(t.params.dump())) settled[t.params.dump()] = true;
-      }
-    }
-    for (const Trial& t : history)
-      if (t.status == TrialStatus::kInterrupted && !settled[t.params.dump()]) {
-        settled[t.params.dump()] = true;
-        requeue.push_back(t.params);
-      }
-  }
-  auto optimizer = make_optimizer(opt.algorithm, space, opt.optimizer);
-  Asha asha(opt.early_stopping);
-  // Restore the rungs from the stored intermediate values, so early stopping compares with the trials
-  // of earlier runs too.
-  for (const Trial& t : history)
-    if (t.status != TrialStatus::kInterrupted)
-      for (auto [step, v] : t.intermediate) asha.should_stop(t.id, step, objectives[0].loss(v));
+  detail::StudyStart st = detail::begin_study(space, objectives, store, opt);
+  std::vector<Trial>& history = st.history;
+  std::vector<json>& requeue = st.requeue;
+  const int counted = st.counted;
+  auto& optimizer = st.optimizer;
+  Asha& asha = *st.asha;
+  Rng& rng = st.rng;
 
   const int total_threads = resolve_threads(opt.threads);
   const int parallel = opt.parallel;
@@ -252,9 +296,6 @@ TuneSummary run_study(const SearchSpace& space, const std::vector<ObjectiveSpec>
 
   std::mutex mu;
   std::map<int64_t, json> pending;
-  // The rng is advanced by the number of trials already stored, so a resumed study does not replay the
-  // proposals of the first run.
-  Rng rng(opt.seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(history.size()));
   TuneSummary summary;
   int started = counted;
   int done_count = counted;
@@ -291,25 +332,13 @@ TuneSummary run_study(const SearchSpace& space, const std::vector<ObjectiveSpec>
           if (rerun) ++summary.rerun;
         }
         TrialContext ctx(id, params, per_trial, my_cpus, &store, &objectives[0], &asha);
-        TrialStatus status = TrialStatus::kComplete;
+        TrialStatus status = TrialStatus::kFailed;
         std::vector<double> values;
         std::string error;
         try {
           values = objective(ctx);
-          if (values.size() != objectives.size()) {
-            status = TrialStatus::kFailed;
-            error = str_cat("the objective returned ", values.size(), " values for ", objectives.size(), " objectives");
-          } else {
-            for (std::size_t i = 0; i < values.size(); ++i)
-              if (!std::isfinite(values[i])) {
-                status = TrialStatus::kFailed;
-                error = str_cat("objective '", objectives[i].name, "' is ", values[i]);
-                break;
-              }
-          }
-          if (status == TrialStatus::kComplete && ctx.pruned()) status = TrialStatus::kPruned;
+          status = detail::classify(objectives, values, ctx.pruned(), error);
         } catch (const std::exception& e) {
-          status = TrialStatus::kFailed;
           error = e.what();
         }
         store.finish(id, status, values, error, ctx.model_path());
@@ -338,14 +367,7 @@ TuneSummary run_study(const SearchSpace& space, const std::vector<ObjectiveSpec>
   }
   if (fatal) std::rethrow_exception(fatal);
 
-  history = store.trials();
-  summary.trials = static_cast<int>(history.size());
-  for (const Trial& t : history) {
-    summary.complete += t.status == TrialStatus::kComplete;
-    summary.pruned += t.status == TrialStatus::kPruned;
-    summary.failed += t.status == TrialStatus::kFailed;
-  }
-  summary.best = best_trial(history, objectives);
+  detail::finish_summary(summary, store.trials(), objectives);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return summary;
 }

@@ -4,8 +4,10 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 
 #include "bluewhale/core/io.h"
+#include "bluewhale/tune/tuner.h"
 #include "test_util.h"
 
 namespace bluewhale {
@@ -130,6 +132,39 @@ TEST(TuneCli, CommandTuningResumesAfterAKillAndBadInputIsClear) {
   auto u = run_cli("tune stauts " + d + "/study");
   EXPECT_EQ(u.exit_code, 2);
   EXPECT_NE(u.output.find("did you mean 'status'"), std::string::npos) << u.output;
+}
+
+}  // namespace
+}  // namespace bluewhale
+
+namespace bluewhale {
+namespace {
+
+TEST(TuneCli, MpiRanksRunTrialsOfOneStudy) {
+  if (!tune::MpiSession::compiled()) GTEST_SKIP() << "built without MPI";
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun is not installed";
+  TempDir dir;
+  const std::string d = dir.path().string();
+  write_text(d + "/r.yaml",
+             "tune:\n  algorithm: gp\n  budget: 8\n  objectives: [{name: loss, direction: min}]\n"
+             "  params:\n    - {name: x, type: float, low: -2, high: 2}\n");
+  const std::string cmd = "mpirun --allow-run-as-root --oversubscribe -n 3 " + std::string(BW_CLI_PATH) +
+                          " tune --recipe " + d + "/r.yaml --out " + d + "/study --command 'sleep 0.1; echo {x}' > " + d +
+                          "/log.txt 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(d + "/log.txt");
+  const std::string log = read_file(d + "/log.txt");
+  EXPECT_NE(log.find("2 worker ranks"), std::string::npos) << log;
+  auto j = run_cli("tune export " + d + "/study --format json --out " + d + "/t.json");
+  ASSERT_EQ(j.exit_code, 0) << j.output;
+  auto trials = nlohmann::json::parse(read_file(d + "/t.json"))["trials"];
+  ASSERT_EQ(trials.size(), 8u);
+  std::set<int> workers;
+  for (const auto& t : trials) {
+    EXPECT_EQ(t["status"], "complete");
+    EXPECT_NEAR(t["values"][0].get<double>(), t["params"]["x"].get<double>(), 1e-9);
+    workers.insert(t["worker"].get<int>());
+  }
+  EXPECT_EQ(workers, (std::set<int>{1, 2}));  // rank 0 coordinates, ranks 1 and 2 run trials
 }
 
 }  // namespace

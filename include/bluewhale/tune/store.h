@@ -55,7 +55,8 @@ class TrialStore {
   // otherwise. FormatError for a corrupted or foreign file, IoError when it cannot be opened or stays
   // locked past the busy timeout.
   static std::unique_ptr<TrialStore> open_or_create(const fs::path& path, const json& study);
-  // Opens an existing store (IoError when absent).
+  // Opens an existing store (IoError when absent). The connection is read-write even for readers (WAL
+  // needs it); readers simply do not write.
   static std::unique_ptr<TrialStore> open(const fs::path& path, bool read_only = true);
   ~TrialStore();
 

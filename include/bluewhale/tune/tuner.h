@@ -57,8 +57,13 @@ class Asha {
 // What a running trial sees.
 class TrialContext {
  public:
+  // Reports go to the store and early stopping decides (the in-process tuner).
   TrialContext(int64_t id, json params, int threads, std::vector<int> cpus, TrialStore* store,
                const ObjectiveSpec* first_objective, Asha* asha);
+  // Reports go to `reporter`, which returns true when the trial should stop (an MPI worker forwarding
+  // them to the coordinator).
+  using Reporter = std::function<bool(int64_t step, double value, const json& metrics)>;
+  TrialContext(int64_t id, json params, int threads, std::vector<int> cpus, Reporter reporter);
   int64_t id() const { return id_; }
   const json& params() const { return params_; }
   // Threads this trial may use (the tuner's threads split between parallel trials).
@@ -78,9 +83,7 @@ class TrialContext {
   json params_;
   int threads_;
   std::vector<int> cpus_;
-  TrialStore* store_;
-  const ObjectiveSpec* first_;
-  Asha* asha_;
+  Reporter reporter_;
   bool pruned_ = false;
   std::string model_path_;
 };
@@ -116,6 +119,32 @@ json study_json(const SearchSpace& space, const std::vector<ObjectiveSpec>& obje
 // Runs the study (see the file comment). ConfigError for bad options; the store's errors pass through.
 TuneSummary run_study(const SearchSpace& space, const std::vector<ObjectiveSpec>& objectives, const ObjectiveFn& objective,
                       TrialStore& store, const TuneOptions& options);
+
+// Across machines: under mpirun, rank 0 coordinates (store, optimizer, early stopping) and every other
+// rank runs trials one at a time with `objective`, exchanging configurations, intermediate reports and
+// results with rank 0 over MPI. `store` is used on rank 0 only (nullptr elsewhere). Without MPI support
+// compiled in, or in a one-rank world, this is run_study. Every rank returns when the study is done; the
+// summary is complete on rank 0. Trial threads per rank: options.threads (<= 0: available) divided by the
+// ranks on that node.
+TuneSummary run_study_mpi(const SearchSpace& space, const std::vector<ObjectiveSpec>& objectives,
+                          const ObjectiveFn& objective, TrialStore* store, const TuneOptions& options);
+
+// MPI for the lifetime of the object when the process was started by an MPI launcher and MPI support is
+// compiled in (BW_HAVE_MPI); otherwise a one-rank world.
+class MpiSession {
+ public:
+  MpiSession();
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  static bool compiled();  // whether this build has MPI support
+
+ private:
+  int rank_ = 0, size_ = 1;
+  bool initialized_ = false;
+};
 
 // The best complete trial by the first objective (pruned ones only when none completed).
 std::optional<Trial> best_trial(const std::vector<Trial>& trials, const std::vector<ObjectiveSpec>& objectives);
