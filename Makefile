@@ -27,6 +27,7 @@ bench: build
 	@bash bench/prep/run.sh
 	@bash bench/dlrm/run.sh
 	@BENCH_RECALL_SETS=sift5k bash bench/recall/run.sh
+	@bash bench/tune/run.sh
 	@$(BUILD)/nn_gemm_bench
 	@$(BUILD)/nn_embedding_bench --benchmark_min_time=0.3
 

@@ -5,9 +5,9 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libyaml-cpp-dev
-            nlohmann-json3-dev libgtest-dev libgmock-dev libopenblas-dev)
-bench_pkgs=(python3 python3-pandas python3-numpy python3-torch python3-hnswlib python3-faiss time nodejs npm zstd
-            libbenchmark-dev libdnnl-dev)
+            nlohmann-json3-dev libgtest-dev libgmock-dev libopenblas-dev libsqlite3-dev)
+bench_pkgs=(python3 python3-pandas python3-numpy python3-torch python3-hnswlib python3-faiss python3-optuna time
+            nodejs npm zstd libbenchmark-dev libdnnl-dev)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--bench" ]]; then want+=("${bench_pkgs[@]}"); fi

@@ -17,6 +17,7 @@
 #include "bluewhale/models/bench_train.h"
 #include "bluewhale/models/dlrm.h"
 #include "bluewhale/prep/pipeline.h"
+#include "bluewhale/train/dlrm_recipe.h"
 #include "bluewhale/train/trainer.h"
 #include "commands.h"
 
@@ -24,18 +25,6 @@ namespace bluewhale::cli {
 namespace {
 
 using json = nlohmann::json;
-
-// The model section of a recipe as a DlrmConfig; `type` (default dlrm) names the model.
-DlrmConfig dlrm_config(const ConfigNode* node) {
-  static const ConfigNode kNull;
-  const ConfigNode& n = node ? *node : kNull;
-  if (const ConfigNode* type = n.find("type"))
-    BW_CHECK(type->as_scalar() == "dlrm", ConfigError, type->where(), ": unknown model type '", type->as_scalar(),
-             "'; available: dlrm");
-  DlrmConfig c = DlrmConfig::params().parse(n, {"type"});
-  c.validate();
-  return c;
-}
 
 std::vector<int64_t> table_sizes(const Dataset& ds) { return ds.sparse_cardinalities(); }
 
@@ -55,7 +44,7 @@ std::unique_ptr<DlrmModel> load_trained(const fs::path& dir, int threads, json* 
                cfg["num_dense"].is_number_integer() && cfg.contains("table_sizes") && cfg["table_sizes"].is_array(),
            FormatError, meta_path.string(), ": config lacks model_yaml, num_dense or table_sizes");
   ConfigNode node = ConfigNode::parse_yaml(cfg["model_yaml"].get<std::string>(), meta_path.string() + " (model)");
-  DlrmConfig c = dlrm_config(node.is_null() ? nullptr : &node);
+  DlrmConfig c = dlrm_config_from_recipe(node.is_null() ? nullptr : &node);
   std::vector<int64_t> sizes;
   for (const auto& s : cfg["table_sizes"]) {
     BW_CHECK(s.is_number_integer() && s.get<int64_t>() > 0, FormatError, meta_path.string(), ": bad table size");
@@ -107,31 +96,20 @@ int cmd_train(int argc, char** argv) {
   Dataset ds = Dataset::open(args.require("data"));
   fs::path out = args.require("out");
   Recipe recipe = args.has("recipe") ? load_recipe(args.get("recipe")) : load_dataset_recipe(ds.root());
-  static const ConfigNode kNull;
-  const ConfigNode* model_node = recipe.root.find("model");
-  const ConfigNode* train_node = recipe.root.find("train");
-  DlrmConfig cfg = dlrm_config(model_node);
-  TrainOptions topt = TrainOptions::params().parse(train_node ? *train_node : kNull);
-  if (args.get_int("threads") > 0) topt.threads = static_cast<int>(args.get_int("threads"));
-  topt.validate();
-  const int threads = resolve_threads(topt.threads);
-  BW_CHECK(!ds.dense_columns().empty(), ConfigError, "bluewhale train: DLRM needs at least one dense column in ",
-           ds.root().string());
   BW_CHECK(args.flag_set("resume") || !fs::exists(out / "model.json"), IoError, "bluewhale train: '", out.string(),
            "' already holds a trained model; choose another --out or pass --resume");
-  fs::create_directories(out);
-
-  DlrmModel model(cfg, static_cast<int64_t>(ds.dense_columns().size()), table_sizes(ds), threads);
-  std::printf("dlrm: %lld parameters (%s with optimizer state), %zu tables, %lld dense features, %s flop/sample\n",
-              (long long)model.parameter_count(), format_bytes(double(model.state_bytes())).c_str(),
-              table_sizes(ds).size(), (long long)ds.dense_columns().size(),
-              format_count(model.train_flops_per_sample()).c_str());
-  TrainRunOptions run;
-  run.resume = args.flag_set("resume");
-  run.model_config = {{"model_yaml", model_node ? model_node->to_yaml() : std::string("{}")},
-                      {"num_dense", ds.dense_columns().size()},
-                      {"table_sizes", table_sizes(ds)}};
-  TrainReport r = train(model, ds, topt, out, run);
+  DlrmRecipeRun spec;
+  spec.model = recipe.root.find("model");
+  spec.train = recipe.root.find("train");
+  spec.threads = static_cast<int>(args.get_int("threads"));
+  spec.run.resume = args.flag_set("resume");
+  spec.on_model = [&](const DlrmModel& model, const TrainOptions&) {
+    std::printf("dlrm: %lld parameters (%s with optimizer state), %zu tables, %lld dense features, %s flop/sample\n",
+                (long long)model.parameter_count(), format_bytes(double(model.state_bytes())).c_str(),
+                model.table_sizes().size(), (long long)model.num_dense(),
+                format_count(model.train_flops_per_sample()).c_str());
+  };
+  TrainReport r = train_dlrm_recipe(ds, out, spec);
   std::printf("trained %lld steps (%.2f epochs, %lld samples) in %s: %s samples/s%s\n", (long long)r.steps, r.epochs,
               (long long)r.samples, format_duration(r.seconds).c_str(), format_count(r.samples_per_second).c_str(),
               r.stopped_early ? ", stopped early at the target AUC" : "");

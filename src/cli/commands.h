@@ -14,5 +14,6 @@ int cmd_bench(int argc, char** argv);
 int cmd_index(int argc, char** argv);
 // `bluewhale gen vectors` (cmd_index.cpp); cmd_gen hands over to it.
 int cmd_gen_vectors(int argc, char** argv);
+int cmd_tune(int argc, char** argv);
 
 }  // namespace bluewhale::cli

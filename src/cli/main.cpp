@@ -25,6 +25,7 @@ constexpr const char* kUsage =
     "  predict   score raw rows with a trained model (applies the fitted prep pipeline first)\n"
     "  index     nearest-neighbour indexes for recall: build, search, bench (hnsw, flat, ivf_sq8)\n"
     "  bench     time DLRM training steps on random data (bench train)\n"
+    "  tune      tune a recipe (or a command) by Bayesian optimisation: tune, tune status|best|export|report|advise\n"
     "  version   print the version\n"
     "\n"
     "Run 'bluewhale COMMAND --help' for the options of a command.\n";
@@ -47,11 +48,13 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return cli::cmd_bench(argc, argv);
     if (cmd == "predict") return cli::cmd_predict(argc, argv);
     if (cmd == "index") return cli::cmd_index(argc, argv);
+    if (cmd == "tune") return cli::cmd_tune(argc, argv);
     if (cmd == "version" || cmd == "--version") {
       std::printf("bluewhale %s\n", kVersion);
       return 0;
     }
-    std::string near = nearest(cmd, {"prep", "gen", "inspect", "train", "eval", "predict", "index", "bench", "version"});
+    std::string near =
+        nearest(cmd, {"prep", "gen", "inspect", "train", "eval", "predict", "index", "bench", "tune", "version"});
     std::fprintf(stderr, "bluewhale: unknown command '%s'%s\n\n%s", cmd.c_str(),
                  near.empty() ? "" : (" (did you mean '" + near + "'?)").c_str(), kUsage);
     return 2;

@@ -366,6 +366,11 @@ TrainReport train(Model& model, const Dataset& ds, const TrainOptions& opt, cons
     live.end();
     log_info("train: step ", st.step, " ", e.split, " auc ", e.auc, " logloss ", e.logloss, " accuracy ", e.accuracy);
     if (run.on_eval) run.on_eval(st.step, e);
+    if (run.should_stop && run.should_stop(st.step, e)) {
+      log_info("train: stopped by the caller at step ", st.step);
+      report.stopped_by_caller = true;
+      stop = true;
+    }
     if (opt.target_auc > 0 && e.auc >= opt.target_auc) {
       log_info("train: target auc ", opt.target_auc, " reached at step ", st.step);
       report.stopped_early = true;
@@ -441,6 +446,7 @@ TrainReport train(Model& model, const Dataset& ds, const TrainOptions& opt, cons
       {"samples", st.samples},
       {"epochs", report.epochs},
       {"stopped_early", report.stopped_early},
+      {"stopped_by_caller", report.stopped_by_caller},
       {"metrics", report.has_eval ? report.final_eval.to_json() : nlohmann::json(nullptr)},
       {"train_loss", num(report.train_loss)},
   };

@@ -305,7 +305,7 @@ TEST(Cli, HelpAndUnknownCommand) {
   EXPECT_NE(r.output.find("did you mean 'prep'"), std::string::npos) << r.output;
   for (const char* cmd : {"gen criteo --help", "inspect --help", "train --help", "eval --help", "predict --help",
                           "bench train --help", "index build --help", "index search --help", "index bench --help",
-                          "gen vectors --help"}) {
+                          "gen vectors --help", "tune --help", "tune advise --help", "tune status --help"}) {
     r = run_cli(cmd);
     EXPECT_EQ(r.exit_code, 0) << cmd << r.output;
     EXPECT_NE(r.output.find("--threads"), std::string::npos) << cmd;

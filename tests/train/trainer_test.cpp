@@ -209,6 +209,28 @@ TEST(Trainer, EarlyStopAtTargetAucStopsBeforeTheBudget) {
   for (std::size_t i = 0; i + 1 < lines.size(); ++i) EXPECT_LT(lines[i]["auc"].get<double>(), opt.target_auc);
 }
 
+TEST(Trainer, CallerStopEndsTrainingAfterThatEvaluation) {
+  TempDir tmp;
+  make_planted(tmp / "data", 5000);
+  Dataset ds = Dataset::open(tmp / "data");
+  LogisticModel model = LogisticModel::for_dataset(ds, {.lr = 0.5});
+  TrainOptions opt = quiet_options();
+  opt.batch_size = 32;
+  opt.epochs = 3;
+  opt.eval_every = 10;
+  std::vector<int64_t> seen;
+  TrainRunOptions run;
+  run.on_eval = [&](int64_t step, const EvalReport&) { seen.push_back(step); };
+  run.should_stop = [](int64_t step, const EvalReport& e) { return step >= 30 && e.rows > 0; };
+  TrainReport r = train(model, ds, opt, tmp / "run", run);
+  EXPECT_TRUE(r.stopped_by_caller);
+  EXPECT_FALSE(r.stopped_early);
+  EXPECT_EQ(r.steps, 30);
+  EXPECT_EQ(seen, (std::vector<int64_t>{10, 20, 30}));
+  EXPECT_EQ(read_metrics(tmp / "run" / "metrics.jsonl").size(), 3u);
+  EXPECT_TRUE(fs::exists(tmp / "run" / "model.json"));
+}
+
 TEST(Trainer, NanLossStopsWithInputErrorNamingTheStep) {
   TempDir tmp;
   make_planted(tmp / "data", 2000);

@@ -87,6 +87,9 @@ struct TrainRunOptions {
   nlohmann::json model_config = nlohmann::json::object();
   // Called after every evaluation (for tuners); not part of the checkpointed state.
   std::function<void(int64_t step, const EvalReport&)> on_eval;
+  // Called after on_eval; returning true ends training after this evaluation, with the model written as
+  // usual and TrainReport::stopped_by_caller set (a tuner stopping an unpromising trial).
+  std::function<bool(int64_t step, const EvalReport&)> should_stop;
 };
 
 struct TrainReport {
@@ -99,6 +102,7 @@ struct TrainReport {
   double train_loss = 0;         // mean training loss since the previous evaluation
   int evaluations = 0;           // lines in metrics.jsonl
   bool stopped_early = false;    // target_auc reached
+  bool stopped_by_caller = false;  // TrainRunOptions::should_stop returned true
   bool has_eval = false;         // false when the dataset has no evaluation rows
   EvalReport final_eval;         // the last evaluation
 };
