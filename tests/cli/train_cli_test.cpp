@@ -97,6 +97,25 @@ TEST(TrainCli, SmallRecipeReachesTheLogisticBaselineOnTheRealSample) {
   EXPECT_GE(auc_in(t.output), 0.74) << t.output;
 }
 
+// Every shipped DLRM recipe prepares Criteo-format logs and trains from its own sections.
+TEST(TrainCli, ShippedDlrmRecipesPrepareAndTrain) {
+  TempDir dir;
+  auto g = run_cli("gen criteo --rows 6000 --seed 3 --out " + (dir / "day.tsv").string());
+  ASSERT_EQ(g.exit_code, 0) << g.output;
+  for (const std::string name : {"dlrm-criteo", "dlrm-criteo-small", "dlrm-criteo-large-batch"}) {
+    SCOPED_TRACE(name);
+    const std::string recipe = std::string(BW_SOURCE_DIR) + "/recipes/" + name + ".yaml";
+    auto p = run_cli("prep --recipe " + recipe + " --input " + (dir / "day.tsv").string() + " --out " +
+                     (dir / name).string() + " --quiet");
+    ASSERT_EQ(p.exit_code, 0) << p.output;
+    auto t = run_cli("train --data " + (dir / name).string() + " --out " + (dir / (name + "-run")).string() +
+                     " --threads 2");
+    ASSERT_EQ(t.exit_code, 0) << t.output;
+    EXPECT_NE(t.output.find(": AUC "), std::string::npos) << t.output;
+    EXPECT_TRUE(fs::exists(dir / (name + "-run") / "model.json"));
+  }
+}
+
 TEST(TrainCli, EvalRejectsAForeignModelDirectory) {
   TempDir dir;
   write_text(dir / "m" / "model.json", "{\"model\": \"something\"}");
