@@ -1,10 +1,33 @@
 // Helpers shared by the tests: temporary directories, the shared real-data folder, running the CLI.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <string>
 
+#include "bluewhale/core/cpu.h"
+
 namespace bluewhale::testing {
+
+// Fixture of kernel tests that run at every SIMD level: levels the CPU lacks are skipped, not silently
+// downgraded, and the detected level is restored afterwards. Instantiate with
+//   INSTANTIATE_TEST_SUITE_P(AllSimdLevels, Suite, testing::kAllSimdLevels, testing::SimdLevelName());
+class SimdLevelTest : public ::testing::TestWithParam<SimdLevel> {
+ protected:
+  void SetUp() override {
+    if (GetParam() > detected_simd_level())
+      GTEST_SKIP() << simd_level_name(GetParam()) << " not supported by this CPU";
+    ASSERT_EQ(set_simd_level(GetParam()), GetParam());
+  }
+  void TearDown() override { set_simd_level(detected_simd_level()); }
+};
+inline const auto kAllSimdLevels = ::testing::Values(SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512);
+struct SimdLevelName {
+  std::string operator()(const ::testing::TestParamInfo<SimdLevel>& info) const {
+    return std::string(simd_level_name(info.param));
+  }
+};
 
 // A fresh empty directory under the system temp dir, removed when the object dies.
 class TempDir {

@@ -13,22 +13,15 @@
 #include "bluewhale/core/cpu.h"
 #include "bluewhale/core/error.h"
 #include "nn/embedding_kernels.h"
+#include "test_util.h"
 
 namespace bluewhale {
 namespace {
 
 using embedding_detail::embedding_bag_forward_reference;
 
-// Every test runs at every SIMD level; levels the CPU lacks are skipped, not silently downgraded.
-class Embedding : public ::testing::TestWithParam<SimdLevel> {
- protected:
-  void SetUp() override {
-    if (GetParam() > detected_simd_level())
-      GTEST_SKIP() << simd_level_name(GetParam()) << " not supported by this CPU";
-    ASSERT_EQ(set_simd_level(GetParam()), GetParam());
-  }
-  void TearDown() override { set_simd_level(detected_simd_level()); }
-};
+// Every test runs at every SIMD level.
+class Embedding : public testing::SimdLevelTest {};
 
 // Lookups of one table in owned storage.
 struct Lookups {
@@ -91,7 +84,7 @@ TEST_P(Embedding, ForwardMatchesReferenceOverDimsModesAndBagShapes) {
   for (int64_t dim : {1, 3, 8, 16, 17, 64, 128}) {
     for (int max_len : {0, 4}) {
       for (PoolingMode mode : {PoolingMode::kSum, PoolingMode::kMean}) {
-        SCOPED_TRACE(testing::Message() << "dim " << dim << " max_len " << max_len << " mean "
+        SCOPED_TRACE(::testing::Message() << "dim " << dim << " max_len " << max_len << " mean "
                                         << (mode == PoolingMode::kMean));
         auto tables = make_tables({1, 7, 1000, 33}, dim, 42);
         const int64_t batch = 37, ld = dim + 5;
@@ -169,7 +162,7 @@ TEST_P(Embedding, OutOfRangeAndNegativeIdsNameTableBagAndId) {
   auto tables = make_tables({100, 20}, 16, 5);
   for (int32_t bad : {20, -3, std::numeric_limits<int32_t>::max()}) {
     for (bool one_hot : {true, false}) {
-      SCOPED_TRACE(testing::Message() << "bad " << bad << " one_hot " << one_hot);
+      SCOPED_TRACE(::testing::Message() << "bad " << bad << " one_hot " << one_hot);
       std::vector<int32_t> ids0(600, 7), ids1(600, 19);
       std::vector<int64_t> offsets(601);
       for (int64_t b = 0; b <= 600; ++b) offsets[b] = b;
@@ -286,7 +279,7 @@ TEST_P(Embedding, BackwardSgdMatchesDenseReferenceWithDuplicateIds) {
   for (int64_t dim : {1, 3, 8, 16, 17, 64})
     for (int max_len : {0, 5})
       for (PoolingMode mode : {PoolingMode::kSum, PoolingMode::kMean}) {
-        SCOPED_TRACE(testing::Message() << "dim " << dim << " max_len " << max_len);
+        SCOPED_TRACE(::testing::Message() << "dim " << dim << " max_len " << max_len);
         check_backward(false, dim, max_len, mode, 10 + static_cast<uint32_t>(dim));
       }
 }
@@ -295,7 +288,7 @@ TEST_P(Embedding, BackwardRowwiseAdagradMatchesDenseReferenceWithDuplicateIds) {
   for (int64_t dim : {1, 3, 8, 16, 17, 64})
     for (int max_len : {0, 5})
       for (PoolingMode mode : {PoolingMode::kSum, PoolingMode::kMean}) {
-        SCOPED_TRACE(testing::Message() << "dim " << dim << " max_len " << max_len);
+        SCOPED_TRACE(::testing::Message() << "dim " << dim << " max_len " << max_len);
         check_backward(true, dim, max_len, mode, 20 + static_cast<uint32_t>(dim));
       }
 }
@@ -303,7 +296,7 @@ TEST_P(Embedding, BackwardRowwiseAdagradMatchesDenseReferenceWithDuplicateIds) {
 TEST_P(Embedding, WeightDecayShrinksOnlyTouchedRowsOfItsTable) {
   for (bool adagrad : {false, true})
     for (int64_t dim : {1, 8, 16, 17, 64}) {
-      SCOPED_TRACE(testing::Message() << "adagrad " << adagrad << " dim " << dim);
+      SCOPED_TRACE(::testing::Message() << "adagrad " << adagrad << " dim " << dim);
       check_backward(adagrad, dim, 5, PoolingMode::kSum, 30 + static_cast<uint32_t>(dim), {0.5f, 0, 3.0f});
     }
 }
@@ -414,9 +407,7 @@ TEST_P(Embedding, UncheckedForwardMatchesCheckedOnValidIds) {
   EXPECT_EQ(checked, unchecked);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllSimdLevels, Embedding,
-                         ::testing::Values(SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512),
-                         [](const auto& info) { return std::string(simd_level_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(AllSimdLevels, Embedding, testing::kAllSimdLevels, testing::SimdLevelName());
 
 TEST(EmbeddingTable, InitIsUniformInDlrmRangeAndThreadIndependent) {
   const EmbeddingTable a = make_embedding_table(1000, 16, 77, 1);

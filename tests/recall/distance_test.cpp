@@ -14,19 +14,12 @@
 #include "bluewhale/core/error.h"
 #include "bluewhale/recall/topk.h"
 #include "recall/distance_kernels.h"
+#include "test_util.h"
 
 namespace bluewhale {
 namespace {
 
-class Distance : public ::testing::TestWithParam<SimdLevel> {
- protected:
-  void SetUp() override {
-    if (GetParam() > detected_simd_level())
-      GTEST_SKIP() << simd_level_name(GetParam()) << " not supported by this CPU";
-    ASSERT_EQ(set_simd_level(GetParam()), GetParam());
-  }
-  void TearDown() override { set_simd_level(detected_simd_level()); }
-};
+class Distance : public testing::SimdLevelTest {};
 
 const int64_t kDims[] = {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 63, 64, 65, 100, 128, 129, 200, 960};
 
@@ -98,9 +91,7 @@ TEST_P(Distance, BelowThresholdScanMatchesScalarSelection) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllSimdLevels, Distance,
-                         ::testing::Values(SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512),
-                         [](const auto& info) { return std::string(simd_level_name(info.param)); });
+INSTANTIATE_TEST_SUITE_P(AllSimdLevels, Distance, testing::kAllSimdLevels, testing::SimdLevelName());
 
 TEST(Metric, ParseNamesTheNearestValidMetric) {
   EXPECT_EQ(parse_metric("l2"), Metric::kL2);
