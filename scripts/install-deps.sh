@@ -5,7 +5,8 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config zlib1g-dev libzstd-dev libxxhash-dev libyaml-cpp-dev
-            nlohmann-json3-dev libgtest-dev libgmock-dev libopenblas-dev libsqlite3-dev)
+            nlohmann-json3-dev libgtest-dev libgmock-dev libopenblas-dev libsqlite3-dev
+            libopenmpi-dev openmpi-bin)
 bench_pkgs=(python3 python3-pandas python3-numpy python3-torch python3-hnswlib python3-faiss python3-optuna time
             nodejs npm zstd libbenchmark-dev libdnnl-dev)
 
