@@ -5,7 +5,8 @@ and sparse gradients — with the reference initialisation that BlueWhale also u
 U(-sqrt(1/rows), sqrt(1/rows)), weights N(0, sqrt(2/(in+out))), biases N(0, sqrt(1/out))).
 
   random: times training steps on random batches, the same shapes as `bluewhale bench train`
-  train:  trains one pass over a BlueWhale dataset's train split and evaluates exact AUC on a split
+  train:  trains one pass over a BlueWhale dataset's train split and evaluates exact AUC on a split;
+          --init-from MODEL.bin starts from BlueWhale's own initial weights (paired comparison)
 
 Each mode prints one JSON object on its last line.
 """
@@ -137,6 +138,25 @@ def evaluate(model, y, x, ids, batch):
             "eval_samples_per_second": len(y) / sec}
 
 
+def init_from(model, path, num_dense, tables, dim, bottom, top):
+    """Copies BlueWhale's weights (a `bluewhale train` model.bin) into the model, after checking the shapes."""
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    from bwmodel import load_dlrm
+
+    m = load_dlrm(path)
+    want = {"num_dense": num_dense, "tables": tables, "dim": dim, "bottom": bottom, "top": top}
+    for k, v in want.items():
+        if m[k] != v:
+            sys.exit(f"{path}: {k} is {m[k]}, this run has {v}")
+    linears = [l for l in model.bottom if isinstance(l, nn.Linear)] + [l for l in model.top if isinstance(l, nn.Linear)]
+    with torch.no_grad():
+        for lin, (w, b) in zip(linears, m["layers"]):
+            lin.weight.copy_(torch.from_numpy(w.copy()))
+            lin.bias.copy_(torch.from_numpy(b.copy()))
+        for emb, w in zip(model.tables, m["embeddings"]):
+            emb.weight.copy_(torch.from_numpy(w.copy()))
+
+
 def run_train(a):
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
     from bwdataset import load_split
@@ -147,6 +167,8 @@ def run_train(a):
     y, x, ids = torch.from_numpy(y), torch.from_numpy(x), torch.from_numpy(ids.astype(np.int64))
     ty, tx, tids = torch.from_numpy(ty), torch.from_numpy(tx), torch.from_numpy(tids.astype(np.int64))
     model = DLRM(x.shape[1], tables, a.dim, sizes(a.bottom), sizes(a.top))
+    if a.init_from:
+        init_from(model, a.init_from, x.shape[1], tables, a.dim, sizes(a.bottom), sizes(a.top))
     opt = torch.optim.SGD(model.parameters(), lr=a.lr)
     loss_fn = nn.BCEWithLogitsLoss()
     g = torch.Generator().manual_seed(a.seed)
@@ -155,7 +177,7 @@ def run_train(a):
     t0 = time.perf_counter()
     last = t0
     for epoch in range(a.epochs):
-        perm = torch.randperm(n, generator=g)
+        perm = torch.arange(n) if a.no_shuffle else torch.randperm(n, generator=g)
         for s in range(0, n, a.batch):
             idx = perm[s:s + a.batch]
             b = len(idx)
@@ -171,7 +193,8 @@ def run_train(a):
                       f"loss {loss.item():.4f}", file=sys.stderr, flush=True)
     sec = time.perf_counter() - t0
     r = {"mode": "train", "batch": a.batch, "epochs": a.epochs, "threads": torch.get_num_threads(),
-         "seed": a.seed, "train_rows": n, "eval_split": a.eval_split, "eval_rows": len(ty),
+         "seed": a.seed, "init_from": a.init_from, "shuffle": not a.no_shuffle, "train_rows": n,
+         "eval_split": a.eval_split, "eval_rows": len(ty),
          "train_seconds": sec, "samples_per_second": samples / sec}
     r.update(evaluate(model, ty, tx, tids, a.eval_batch))
     r["peak_rss_mib"] = peak_rss_mib()
@@ -196,6 +219,8 @@ def main():
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--eval-split", default="test")
     p.add_argument("--eval-batch", type=int, default=16384)
+    p.add_argument("--init-from", default="", help="train: start from the weights of a BlueWhale model.bin")
+    p.add_argument("--no-shuffle", action="store_true", help="train: rows in dataset order every epoch")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     r = run_random(a) if a.mode == "random" else run_train(a)

@@ -84,17 +84,36 @@ TEST(TrainCli, RealCriteoSampleTrainsAndEvalReproducesTheFinalAuc) {
 // The small-sample recipe against the quality bar of a logistic regression on one-hot features. Measured
 // (single thread, so the run is reproducible): 0.746 on split seed 0; other split seeds give 0.724 (1) and
 // 0.734 (2), where an L2-tuned logistic regression gets 0.740 and 0.754 (see the issue-3 note).
+// The issue's bar: test AUC >= 0.74 on a random 80/20 split of the real sample, where a logistic regression
+// gets about 0.747. Three split seeds, because one split's AUC moves by +-0.01 with the split alone (the
+// logistic regression itself gets 0.737 to 0.758 over seeds 0..9): each split clears 0.735, their mean 0.74.
 TEST(TrainCli, SmallRecipeReachesTheLogisticBaselineOnTheRealSample) {
   fs::path data = testing::shared_data_dir();
   if (data.empty()) GTEST_SKIP() << "../shared/data is absent: skipping the real Criteo quality test";
   TempDir dir;
-  const std::string recipe = std::string(BW_SOURCE_DIR) + "/recipes/dlrm-criteo-small.yaml";
-  auto p = run_cli("prep --recipe " + recipe + " --input " + (data / "criteo" / "criteo_dac_13k.tsv").string() +
-                   " --out " + (dir / "ds").string() + " --quiet");
-  ASSERT_EQ(p.exit_code, 0) << p.output;
-  auto t = run_cli("train --data " + (dir / "ds").string() + " --out " + (dir / "run").string() + " --threads 1");
-  ASSERT_EQ(t.exit_code, 0) << t.output;
-  EXPECT_GE(auc_in(t.output), 0.74) << t.output;
+  const std::string recipe = read_file(std::string(BW_SOURCE_DIR) + "/recipes/dlrm-criteo-small.yaml");
+  const std::string seed_line = "\nsplit:\n  by: ratio\n  valid: 0.0\n  test: 0.2\n  seed: 0\n";
+  ASSERT_NE(recipe.find(seed_line), std::string::npos) << "the split section of dlrm-criteo-small.yaml changed";
+  double sum = 0;
+  for (int seed : {0, 1, 2}) {
+    SCOPED_TRACE(seed);
+    std::string r = recipe;
+    r.replace(r.find(seed_line), seed_line.size(),
+              seed_line.substr(0, seed_line.size() - 2) + std::to_string(seed) + "\n");
+    const fs::path rp = dir / ("small-" + std::to_string(seed) + ".yaml");
+    write_text(rp, r);
+    const fs::path ds = dir / ("ds" + std::to_string(seed));
+    auto p = run_cli("prep --recipe " + rp.string() + " --input " + (data / "criteo" / "criteo_dac_13k.tsv").string() +
+                     " --out " + ds.string() + " --quiet");
+    ASSERT_EQ(p.exit_code, 0) << p.output;
+    auto t = run_cli("train --data " + ds.string() + " --out " + (dir / ("run" + std::to_string(seed))).string() +
+                     " --recipe " + rp.string() + " --threads 1");
+    ASSERT_EQ(t.exit_code, 0) << t.output;
+    const double auc = auc_in(t.output);
+    EXPECT_GE(auc, 0.735) << t.output;
+    sum += auc;
+  }
+  EXPECT_GE(sum / 3, 0.74);
 }
 
 // Every shipped DLRM recipe prepares Criteo-format logs and trains from its own sections.
