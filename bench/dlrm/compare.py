@@ -62,6 +62,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seeds", default="0", help="comma separated training seeds, each run by both")
     p.add_argument("--skip-random", action="store_true")
+    p.add_argument("--paired", action="store_true",
+                   help="also train each seed paired: PyTorch starts from BlueWhale's initial weights, both "
+                        "read the rows in dataset order, so only floating-point rounding differs")
     p.add_argument("--report", default="")
     a = p.parse_args()
     lines = ["# DLRM: BlueWhale vs PyTorch " + sh([a.py, "-c", "import torch; print(torch.__version__)"]).strip(),
@@ -98,26 +101,76 @@ def main():
     work = os.path.join(os.path.dirname(os.path.abspath(a.report or ".")), "dlrm-runs")
     os.makedirs(work, exist_ok=True)
     recipe = os.path.join(work, "recipe.yaml")
-    for seed in [int(s) for s in a.seeds.split(",")]:
+    def write_recipe(seed, lr="0.1", extra_train=""):
         with open(os.path.join(HERE, "..", "..", "recipes", "dlrm-criteo.yaml")) as f:
             text = f.read()
-        text = text.replace("  lr: 0.1\n", f"  lr: 0.1\n  seed: {seed}\n")
-        text = text.replace("  epochs: 1\n", f"  epochs: 1\n  seed: {seed}\n")
+        text = text.replace("  lr: 0.1\n", f"  lr: {lr}\n  seed: {seed}\n")
+        text = text.replace("  epochs: 1\n", f"  epochs: 1\n  seed: {seed}\n{extra_train}")
         with open(recipe, "w") as f:
             f.write(text)
-        run = os.path.join(work, f"bw-seed{seed}")
+
+    def bw_run(name):
+        run = os.path.join(work, name)
         subprocess.run(["rm", "-rf", run])
         out = sh([a.bw, "train", "--data", a.data, "--out", run, "--recipe", recipe, "--threads", str(a.threads)])
-        bw_train_sps = count(re.search(r"trained .*: ([0-9.]+ ?[kMG]?) samples/s", out).group(1))
+        sps = count(re.search(r"trained .*: ([0-9.]+ ?[kMG]?) samples/s", out).group(1))
         ev = json.loads(sh([a.bw, "eval", "--model", run, "--data", a.data, "--split", "test", "--threads",
                             str(a.threads), "--json"]).strip().splitlines()[-1])
-        t = json.loads(sh([a.py, os.path.join(HERE, "torch_dlrm.py"), "train", "--data", a.data, "--seed", str(seed),
-                           "--threads", str(a.threads), "--batch", "128", "--lr", "0.1"]).strip().splitlines()[-1])
-        lines.append(f"| {seed} | {ev['auc']:.4f} | {t['auc']:.4f} | {ev['auc'] - t['auc']:+.4f} | {ev['logloss']:.4f} | "
-                     f"{t['logloss']:.4f} | {bw_train_sps:,.0f} | {t['samples_per_second']:,.0f} | "
-                     f"{bw_train_sps / t['samples_per_second']:.2f}x | {ev['samples_per_second']:,.0f} | "
-                     f"{t['eval_samples_per_second']:,.0f} | {ev['samples_per_second'] / t['eval_samples_per_second']:.2f}x |")
+        return run, sps, ev
+
+    def torch_run(seed, *extra):
+        return json.loads(sh([a.py, os.path.join(HERE, "torch_dlrm.py"), "train", "--data", a.data, "--seed", str(seed),
+                              "--threads", str(a.threads), "--batch", "128", "--lr", "0.1", *extra]).strip().splitlines()[-1])
+
+    def row(seed, ev, t, bw_train_sps):
+        return (f"| {seed} | {ev['auc']:.4f} | {t['auc']:.4f} | {ev['auc'] - t['auc']:+.4f} | {ev['logloss']:.4f} | "
+                f"{t['logloss']:.4f} | {bw_train_sps:,.0f} | {t['samples_per_second']:,.0f} | "
+                f"{bw_train_sps / t['samples_per_second']:.2f}x | {ev['samples_per_second']:,.0f} | "
+                f"{t['eval_samples_per_second']:,.0f} | {ev['samples_per_second'] / t['eval_samples_per_second']:.2f}x |")
+
+    def summary(diffs):
+        if len(diffs) < 2:
+            return []
+        mean = sum(diffs) / len(diffs)
+        sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+        return ["", f"AUC difference (BlueWhale - PyTorch) over {len(diffs)} seeds: mean {mean:+.4f}, "
+                f"standard deviation {sd:.4f}, standard error {sd / len(diffs) ** 0.5:.4f}, "
+                f"largest |difference| {max(abs(d) for d in diffs):.4f}."]
+
+    seeds = [int(s) for s in a.seeds.split(",")]
+    diffs = []
+    for seed in seeds:
+        write_recipe(seed)
+        _, bw_train_sps, ev = bw_run(f"bw-seed{seed}")
+        t = torch_run(seed)
+        diffs.append(ev["auc"] - t["auc"])
+        lines.append(row(seed, ev, t, bw_train_sps))
         print(lines[-1], file=sys.stderr, flush=True)
+    lines += summary(diffs)
+
+    if a.paired:
+        lines += ["", "## Paired: the same initial weights and the same row order", "",
+                  "For each seed BlueWhale writes its initial model (learning rate 0 for one step), PyTorch loads "
+                  "those weights (`torch_dlrm.py --init-from`, bench/dlrm/bwmodel.py), and both train one epoch "
+                  "without shuffling, so the runs differ only by floating-point rounding, which SGD amplifies.", "",
+                  "| seed | BW test AUC | torch test AUC | AUC diff | BW logloss | torch logloss | BW train samples/s | "
+                  "torch train samples/s | ratio | BW eval samples/s | torch eval samples/s | eval ratio |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        diffs = []
+        for seed in seeds:
+            write_recipe(seed, lr="0", extra_train="  max_steps: 1\n  shuffle: false\n")
+            init, _, ev0 = bw_run(f"bw-init-seed{seed}")
+            t0 = torch_run(seed, "--init-from", os.path.join(init, "model.bin"), "--epochs", "0")
+            if abs(ev0["auc"] - t0["auc"]) > 1e-5:
+                sys.exit(f"seed {seed}: the initial models disagree before training (test AUC {ev0['auc']:.6f} vs "
+                         f"{t0['auc']:.6f}): the weight import is broken")
+            write_recipe(seed, extra_train="  shuffle: false\n")
+            _, bw_train_sps, ev = bw_run(f"bw-paired-seed{seed}")
+            t = torch_run(seed, "--init-from", os.path.join(init, "model.bin"), "--no-shuffle")
+            diffs.append(ev["auc"] - t["auc"])
+            lines.append(row(seed, ev, t, bw_train_sps))
+            print(lines[-1], file=sys.stderr, flush=True)
+        lines += summary(diffs)
     report = "\n".join(lines) + "\n"
     print(report)
     if a.report:

@@ -10,6 +10,9 @@
 #   BENCH_DLRM_ROWS=1000000   generated rows (90% train after the recipe's split)
 #   BENCH_THREADS=2           threads for both
 #   BENCH_DLRM_SEEDS=0        comma separated training seeds, each trained by both
+#   BENCH_DLRM_PAIRED=0       1: also a paired run per seed (PyTorch starts from BlueWhale's initial weights,
+#                             both unshuffled), which isolates the implementations from seed noise
+#   BENCH_DLRM_SKIP_RANDOM=0  1: skip the random-batch throughput part
 #   BENCH_OUT=bench/out       data cache and the report (bench/out/dlrm_bench.md)
 #   BLUEWHALE=build/bluewhale the binary under test
 set -euo pipefail
@@ -35,4 +38,5 @@ if [[ ! -f "$ds/meta.json" ]]; then
   "$BW" prep --recipe recipes/dlrm-criteo.yaml --input "$data" --out "$ds" --threads "$THREADS" --overwrite --quiet
 fi
 "$PY" bench/dlrm/compare.py --bw "$BW" --py "$PY" --data "$ds" --truth "$data.truth.json" --threads "$THREADS" \
-  --seeds "$SEEDS" --report "$OUT/dlrm_bench.md"
+  --seeds "$SEEDS" --report "$OUT/dlrm_bench.md" \
+  $([[ "${BENCH_DLRM_PAIRED:-0}" == 1 ]] && echo --paired) $([[ "${BENCH_DLRM_SKIP_RANDOM:-0}" == 1 ]] && echo --skip-random)
