@@ -109,6 +109,24 @@ TEST(Linear, ForwardMatchesReferenceWithAndWithoutBiasAndRelu) {
   }
 }
 
+TEST(Linear, ReluKeepsNanAndInfinityLikeTheReferenceInEveryLane) {
+  // A NaN must reach the loss so the trainer's NaN check fires; ReLU must not turn it into 0. Width 6
+  // covers a full 4-wide block and a scalar tail.
+  const int64_t batch = 2, in = 1, out = 6;
+  std::vector<float> x = {1, 1}, w(out, 1.0f), y(batch * out), want(y.size());
+  std::vector<float> bias = {std::nanf(""), -INFINITY, INFINITY, -2, 3, std::nanf("")};
+  linear_forward_reference(x.data(), w.data(), bias.data(), want.data(), batch, in, out, true);
+  linear_forward(x.data(), w.data(), bias.data(), y.data(), batch, in, out, true, 1);
+  for (size_t t = 0; t < y.size(); ++t) {
+    if (std::isnan(want[t])) {
+      EXPECT_TRUE(std::isnan(y[t])) << t;
+    } else {
+      EXPECT_EQ(y[t], want[t]) << t;
+    }
+  }
+  EXPECT_TRUE(std::isnan(y[0]) && std::isnan(y[5]) && y[1] == 0.0f && y[2] == INFINITY && y[3] == 0.0f && y[4] == 4.0f);
+}
+
 TEST(Linear, BackwardMatchesReferenceAndIsThreadIndependent) {
   for (const auto& c : kLinearCases) {
     auto x = random_vec(c.batch * c.in, 1), w = random_vec(c.out * c.in, 2), bias = random_vec(c.out, 3);
