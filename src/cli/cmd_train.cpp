@@ -17,6 +17,7 @@
 #include "bluewhale/models/bench_train.h"
 #include "bluewhale/models/dlrm.h"
 #include "bluewhale/prep/pipeline.h"
+#include "bluewhale/recall/roofline.h"
 #include "bluewhale/train/dlrm_recipe.h"
 #include "bluewhale/train/trainer.h"
 #include "commands.h"
@@ -266,6 +267,10 @@ int cmd_bench(int argc, char** argv) {
               format_bytes(double(r.peak_rss_bytes)).c_str(),
               r.state_bytes > 0 ? double(r.peak_rss_bytes) / double(r.state_bytes) : 0.0,
               format_duration(r.init_seconds).c_str());
+  // Measured after the run, on the same threads, so that the fraction compares like with like.
+  const double peak = measure_fma_peak_gflops(r.threads);
+  std::printf("  FP32 FMA peak %.1f GFLOP/s measured on %d thread(s): the training step reaches %.1f%% of it\n", peak,
+              r.threads, peak > 0 ? 100.0 * r.gflops / peak : 0.0);
   return 0;
 }
 

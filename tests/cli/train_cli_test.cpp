@@ -1,6 +1,8 @@
 // End-to-end tests of `bluewhale train`, `eval` and `bench train` through the built binary.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -152,6 +154,16 @@ TEST(BenchCli, TrainOnRandomDataReportsThroughput) {
   EXPECT_NE(r.output.find("samples/s"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("GFLOP/s"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("peak RSS"), std::string::npos) << r.output;
+  // The step's share of the measured FMA peak: positive and below 100% (a tiny model is far below it).
+  double peak = 0, pct = 0;
+  const auto at = r.output.find("FP32 FMA peak");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  ASSERT_EQ(std::sscanf(r.output.c_str() + at, "FP32 FMA peak %lf GFLOP/s measured on 2 thread(s): the training step reaches %lf%%",
+                        &peak, &pct), 2)
+      << r.output;
+  EXPECT_GT(peak, 0.5) << r.output;
+  EXPECT_GT(pct, 0.0) << r.output;
+  EXPECT_LT(pct, 100.0) << r.output;
   auto bad = run_cli("bench train --table-sizes 100 --dim 8 --bottom 4-16-9 --top 16-1");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("bottom"), std::string::npos) << bad.output;
