@@ -80,13 +80,15 @@ double bar_chart_height(const ReportPlot& p) { return kRow * static_cast<double>
 
 // An x/y plot over [x0, x1] x [y0, y1]; an empty range is widened so every mark has a place.
 ReportPlot xy_plot(std::string name, std::string title, std::string caption, std::string xlabel, std::string ylabel,
-                   double x0, double x1, double y0, double y1) {
+                   double x0, double x1, double y0, double y1, bool x_integers) {
   ReportPlot p;
   p.name = std::move(name), p.title = std::move(title), p.caption = std::move(caption);
   p.x_label = std::move(xlabel), p.y_label = std::move(ylabel);
   if (!(x1 > x0)) x1 = x0 + 1;
   if (!(y1 > y0)) y0 -= 0.5, y1 += 0.5;
   p.x0 = x0, p.x1 = x1, p.y0 = y0, p.y1 = y1;
+  p.x_ticks = nice_ticks(x0, x1, 6, x_integers);
+  p.y_ticks = nice_ticks(y0, y1, 5);
   return p;
 }
 
@@ -99,10 +101,19 @@ std::string svg_xy(const ReportPlot& p) {
                   "' font-family='sans-serif' font-size='11'>";
   s += "<rect x='" + num(L) + "' y='" + num(T) + "' width='" + num(W - L - R) + "' height='" + num(H - T - B) +
        "' fill='#fafafa' stroke='#999'/>";
-  s += "<text x='" + num(L) + "' y='" + num(H - B + 14) + "'>" + num(p.x0) + "</text>";
-  s += "<text x='" + num(W - R) + "' y='" + num(H - B + 14) + "' text-anchor='end'>" + num(p.x1) + "</text>";
-  s += "<text x='" + num(L - 4) + "' y='" + num(H - B) + "' text-anchor='end'>" + num(p.y0) + "</text>";
-  s += "<text x='" + num(L - 4) + "' y='" + num(T + 10) + "' text-anchor='end'>" + num(p.y1) + "</text>";
+  // Ticks as Canvas::axes draws them: marks outside the frame, labels below / left of them.
+  for (const Tick& t : p.x_ticks) {
+    const std::string x = num(f.px(t.value), "%.1f");
+    s += "<line x1='" + x + "' y1='" + num(H - B) + "' x2='" + x + "' y2='" + num(H - B + kTickLength) +
+         "' stroke='#999'/><text x='" + x + "' y='" + num(H - B + kXTickLabelDrop) + "' text-anchor='middle'>" +
+         esc(t.label) + "</text>";
+  }
+  for (const Tick& t : p.y_ticks) {
+    const double y = f.py(t.value);
+    s += "<line x1='" + num(L - kTickLength) + "' y1='" + num(y, "%.1f") + "' x2='" + num(L) + "' y2='" + num(y, "%.1f") +
+         "' stroke='#999'/><text x='" + num(L - kYTickLabelGap) + "' y='" + num(y + kTextAscent / 2, "%.1f") +
+         "' text-anchor='end'>" + esc(t.label) + "</text>";
+  }
   s += "<text x='" + num((L + W - R) / 2) + "' y='" + num(H - 8) + "' text-anchor='middle'>" + esc(p.x_label) + "</text>";
   s += "<text x='14' y='" + num((T + H - B) / 2) + "' text-anchor='middle' transform='rotate(-90 14 " +
        num((T + H - B) / 2) + ")'>" + esc(p.y_label) + "</text>";
@@ -193,7 +204,7 @@ std::vector<ReportPlot> report_plots(const json& study, const std::vector<Trial>
       if (usable(t, objectives.size())) lo = std::min(lo, t.values[0]), hi = std::max(hi, t.values[0]);
     if (std::isfinite(lo)) {
       ReportPlot p = xy_plot("convergence", "Convergence", "(dots: trials, line: best so far)", "trial", o0.name, 1,
-                             std::max<double>(2, static_cast<double>(trials.size())), lo, hi);
+                             std::max<double>(2, static_cast<double>(trials.size())), lo, hi, true);
       PlotSeries all = dots("#9ab"), best = line("#c33");
       for (std::size_t i = 0; i < trials.size(); ++i) {
         if (usable(trials[i], objectives.size())) all.points.emplace_back(static_cast<double>(i + 1), trials[i].values[0]);
@@ -211,7 +222,7 @@ std::vector<ReportPlot> report_plots(const json& study, const std::vector<Trial>
         xl = std::min(xl, t.values[1]), xh = std::max(xh, t.values[1]), yl = std::min(yl, t.values[0]),
         yh = std::max(yh, t.values[0]);
     if (std::isfinite(xl)) {
-      ReportPlot p = xy_plot("pareto_front", "Pareto front", "(red)", objectives[1].name, o0.name, xl, xh, yl, yh);
+      ReportPlot p = xy_plot("pareto_front", "Pareto front", "(red)", objectives[1].name, o0.name, xl, xh, yl, yh, false);
       PlotSeries all = dots("#9ab"), front_dots = dots("#c33", 5), front_line = line("#c33", 1);
       for (const auto& t : trials)
         if (usable(t, objectives.size())) all.points.emplace_back(t.values[1], t.values[0]);
@@ -241,7 +252,7 @@ std::vector<ReportPlot> report_plots(const json& study, const std::vector<Trial>
         if (std::isfinite(v)) smax = std::max(smax, st), lo = std::min(lo, v), hi = std::max(hi, v);
     if (std::isfinite(lo)) {
       ReportPlot p = xy_plot("learning_curves", "Learning curves", "(grey: stopped early)", "step", o0.name, 0,
-                             static_cast<double>(smax), lo, hi);
+                             static_cast<double>(smax), lo, hi, true);
       for (const auto& t : trials) {
         PlotSeries c = line(t.status == TrialStatus::kPruned ? "#bbb" : "#48a", 1.2);
         for (auto [st, v] : t.intermediate)
@@ -272,13 +283,6 @@ Image plot_image(const ReportPlot& p, int scale) {
   }
   const PlotFrame f = frame_of(p, kTitleBand);
   c.axes(f, p.x_ticks, p.y_ticks, parse_color("#fafafa"), parse_color("#999"), ink);
-  const double bottom = f.top + f.height;
-  if (p.x_ticks.empty() && p.y_ticks.empty()) {
-    c.text(L, bottom + 14, num(p.x0), ink);
-    c.text(W - R, bottom + 14, num(p.x1), ink, TextAnchor::kEnd);
-    c.text(L - 4, bottom, num(p.y0), ink, TextAnchor::kEnd);
-    c.text(L - 4, f.top + 10, num(p.y1), ink, TextAnchor::kEnd);
-  }
   c.text((L + W - R) / 2, kTitleBand + H - 8, p.x_label, ink, TextAnchor::kMiddle);
   c.text(14, kTitleBand + (T + H - B) / 2, p.y_label, ink, TextAnchor::kMiddle, true);
   for (const PlotSeries& ser : p.series) {
