@@ -147,6 +147,11 @@ std::vector<int> glyph_indices(std::string_view s) {
   return out;
 }
 
+// floor / ceil of a device coordinate, clamped to [lo, hi] before the conversion: a coordinate far
+// outside the image (or NaN) must not overflow int.
+int floor_in(double v, int lo, int hi) { return v >= lo ? (v <= hi ? static_cast<int>(std::floor(v)) : hi) : lo; }
+int ceil_in(double v, int lo, int hi) { return v >= lo ? (v <= hi ? static_cast<int>(std::ceil(v)) : hi) : lo; }
+
 struct Segment {
   double ax, ay, bx, by;
 };
@@ -197,8 +202,13 @@ Rgb parse_color(std::string_view hex) {
 
 std::vector<Tick> nice_ticks(double lo, double hi, int target, bool integers) {
   if (!std::isfinite(lo) || !std::isfinite(hi) || hi < lo) return {};
-  if (hi == lo) return {{lo, tick_label(lo, std::max(std::abs(lo), 1.0))}};
+  if (hi == lo) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.4g", lo);
+    return {{lo, buf}};
+  }
   const double raw = (hi - lo) / std::max(1, target);
+  if (!std::isfinite(raw)) return {};  // a span beyond the double range has no round step
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   const double r = raw / mag;
   double step = (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
@@ -219,13 +229,14 @@ Canvas::Canvas(double width, double height, int scale, Rgb background)
   BW_CHECK(scale >= 1 && scale <= kMaxPlotScale, ConfigError, "plot scale must be 1..", kMaxPlotScale, ", got ", scale);
   BW_CHECK(std::isfinite(width) && std::isfinite(height) && width > 0 && height > 0 &&
                width * scale <= kMaxImageSide && height * scale <= kMaxImageSide,
-           ConfigError, "canvas of ", width, "x", height, " units at scale ", scale, " is out of bounds");
+           ConfigError, "canvas of ", width, "x", height, " units at scale ", scale, " is out of bounds (at most ",
+           kMaxImageSide, " pixels a side; use a smaller scale)");
   const uint8_t fill[3] = {background.r, background.g, background.b};
   image_ = Image(static_cast<int>(std::ceil(width * scale)), static_cast<int>(std::ceil(height * scale)), 3, fill);
 }
 
 void Canvas::blend(int x, int y, Rgb c, double alpha) {
-  if (x < 0 || y < 0 || x >= image_.width() || y >= image_.height() || alpha <= 0) return;
+  if (x < 0 || y < 0 || x >= image_.width() || y >= image_.height() || !(alpha > 0)) return;
   uint8_t* p = image_.pixel(x, y);
   if (alpha >= 1) {
     p[0] = c.r, p[1] = c.g, p[2] = c.b;
@@ -240,8 +251,8 @@ void Canvas::blend(int x, int y, Rgb c, double alpha) {
 void Canvas::fill_rect(double x, double y, double w, double h, Rgb color) {
   if (!(w > 0 && h > 0)) return;
   const double s = scale_, X0 = x * s, X1 = (x + w) * s, Y0 = y * s, Y1 = (y + h) * s;
-  const int i0 = std::max(0, static_cast<int>(std::floor(X0))), i1 = std::min(image_.width(), static_cast<int>(std::ceil(X1)));
-  const int j0 = std::max(0, static_cast<int>(std::floor(Y0))), j1 = std::min(image_.height(), static_cast<int>(std::ceil(Y1)));
+  const int i0 = floor_in(X0, 0, image_.width()), i1 = ceil_in(X1, 0, image_.width());
+  const int j0 = floor_in(Y0, 0, image_.height()), j1 = ceil_in(Y1, 0, image_.height());
   for (int j = j0; j < j1; ++j) {
     const double cy = std::min<double>(j + 1, Y1) - std::max<double>(j, Y0);
     for (int i = i0; i < i1; ++i) blend(i, j, color, cy * (std::min<double>(i + 1, X1) - std::max<double>(i, X0)));
@@ -266,8 +277,10 @@ void Canvas::polyline(const std::vector<std::pair<double, double>>& pts, Rgb col
   const double s = scale_, hw = lw * s / 2;
   // Non-finite points are skipped; their neighbours join up.
   std::vector<std::pair<double, double>> dev;
+  // Far-away coordinates are pulled in to a million pixels, where the arithmetic below stays exact enough.
+  constexpr double kFar = 1e6;
   for (const auto& [x, y] : pts)
-    if (std::isfinite(x) && std::isfinite(y)) dev.emplace_back(x * s, y * s);
+    if (std::isfinite(x) && std::isfinite(y)) dev.emplace_back(std::clamp(x * s, -kFar, kFar), std::clamp(y * s, -kFar, kFar));
   if (dev.empty()) return;
   std::vector<Segment> segs;
   double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
@@ -280,10 +293,8 @@ void Canvas::polyline(const std::vector<std::pair<double, double>>& pts, Rgb col
   for (const auto& [x, y] : dev) xmin = std::min(xmin, x), xmax = std::max(xmax, x), ymin = std::min(ymin, y), ymax = std::max(ymax, y);
   if (segs.empty()) return;
   const double pad = hw + 1;
-  const int i0 = std::max(0, static_cast<int>(std::floor(xmin - pad)));
-  const int i1 = std::min(image_.width(), static_cast<int>(std::ceil(xmax + pad)));
-  const int j0 = std::max(0, static_cast<int>(std::floor(ymin - pad)));
-  const int j1 = std::min(image_.height(), static_cast<int>(std::ceil(ymax + pad)));
+  const int i0 = floor_in(xmin - pad, 0, image_.width()), i1 = ceil_in(xmax + pad, 0, image_.width());
+  const int j0 = floor_in(ymin - pad, 0, image_.height()), j1 = ceil_in(ymax + pad, 0, image_.height());
   if (i0 >= i1 || j0 >= j1) return;
   // One row of coverage at a time, the maximum over the segments: the polyline is a single shape, so a
   // join is not darkened by two overlapping semi-transparent edges.
@@ -293,8 +304,7 @@ void Canvas::polyline(const std::vector<std::pair<double, double>>& pts, Rgb col
     int lo = i1, hi = i0;
     for (const Segment& g : segs) {
       if (cy < std::min(g.ay, g.by) - pad || cy > std::max(g.ay, g.by) + pad) continue;
-      const int a = std::max(i0, static_cast<int>(std::floor(std::min(g.ax, g.bx) - pad)));
-      const int b = std::min(i1, static_cast<int>(std::ceil(std::max(g.ax, g.bx) + pad)));
+      const int a = floor_in(std::min(g.ax, g.bx) - pad, i0, i1), b = ceil_in(std::max(g.ax, g.bx) + pad, i0, i1);
       for (int i = a; i < b; ++i) {
         const double c = stroke_coverage(distance_to_segment(i + 0.5, cy, g), hw);
         if (c <= 0) continue;
@@ -316,8 +326,8 @@ void Canvas::polyline(const std::vector<std::pair<double, double>>& pts, Rgb col
 void Canvas::circle(double cx, double cy, double r, Rgb color) {
   if (!(r > 0) || !std::isfinite(cx) || !std::isfinite(cy)) return;
   const double s = scale_, X = cx * s, Y = cy * s, R = r * s;
-  const int i0 = std::max(0, static_cast<int>(std::floor(X - R - 1))), i1 = std::min(image_.width(), static_cast<int>(std::ceil(X + R + 1)));
-  const int j0 = std::max(0, static_cast<int>(std::floor(Y - R - 1))), j1 = std::min(image_.height(), static_cast<int>(std::ceil(Y + R + 1)));
+  const int i0 = floor_in(X - R - 1, 0, image_.width()), i1 = ceil_in(X + R + 1, 0, image_.width());
+  const int j0 = floor_in(Y - R - 1, 0, image_.height()), j1 = ceil_in(Y + R + 1, 0, image_.height());
   for (int j = j0; j < j1; ++j)
     for (int i = i0; i < i1; ++i)
       blend(i, j, color, std::clamp(R + 0.5 - std::hypot(i + 0.5 - X, j + 0.5 - Y), 0.0, 1.0));

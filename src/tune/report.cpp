@@ -306,7 +306,13 @@ std::vector<fs::path> write_report_pngs(const json& study, const std::vector<Tri
   std::vector<fs::path> written;
   for (const ReportPlot& p : report_plots(study, trials)) {
     const fs::path path = dir / (p.name + ".png");
-    write_png(path, plot_image(p, scale));
+    Image img(1, 1);
+    try {
+      img = plot_image(p, scale);
+    } catch (const ConfigError& e) {
+      BW_THROW(ConfigError, "plot ", p.name, ": ", e.what());  // say which plot was too large
+    }
+    write_png(path, img);
     written.push_back(path);
   }
   return written;

@@ -79,6 +79,12 @@ TEST(PlotCanvas, AHorizontalLineCoversExactlyItsPixels) {
   // Round caps reach half a width past the ends, no further.
   EXPECT_TRUE(white(c, 3, 10));
   EXPECT_TRUE(white(c, 31, 10));
+  // Endpoints far outside the canvas: still the same line across it.
+  Canvas far(40, 20, 2);
+  far.line(-1e300, 5.5, 1e300, 5.5, kBlack, 1);
+  EXPECT_EQ(ink_box(far).count, 80 * 2);
+  EXPECT_EQ(at(far, 0, 10), kBlack);
+  EXPECT_EQ(at(far, 79, 11), kBlack);
 }
 
 TEST(PlotCanvas, ADiagonalLineIsAntiAliasedAlongTheIdealLine) {
@@ -243,7 +249,9 @@ TEST(PlotTicks, AreRoundValuesInsideTheRange) {
   EXPECT_EQ(values(nice_ticks(1, 4, 6, true)), (std::vector<double>{1, 2, 3, 4}));  // no half trials
   EXPECT_EQ(labels(nice_ticks(-1, 1, 4)), (std::vector<std::string>{"-1.0", "-0.5", "0.0", "0.5", "1.0"}));
   EXPECT_EQ(labels(nice_ticks(0, 250000, 5)), (std::vector<std::string>{"0", "50000", "100000", "150000", "200000", "250000"}));
-  EXPECT_EQ(nice_ticks(2, 2).size(), 1u);
+  ASSERT_EQ(nice_ticks(0.73, 0.73).size(), 1u);
+  EXPECT_EQ(nice_ticks(0.73, 0.73)[0].label, "0.73");
+  EXPECT_TRUE(nice_ticks(-1e308, 1e308).empty());  // the span overflows
   EXPECT_TRUE(nice_ticks(NAN, 1).empty());
   EXPECT_TRUE(nice_ticks(0, INFINITY).empty());
   EXPECT_TRUE(nice_ticks(3, 1).empty());

@@ -74,7 +74,7 @@ class Canvas {
   // Rectangle outline, the stroke centred on the edges as in SVG.
   void stroke_rect(double x, double y, double w, double h, Rgb color, double line_width = 1);
   // Anti-aliased segment / connected polyline of `line_width` units, round joins and caps. A polyline is
-  // one shape: where its segments overlap, pixels are not painted twice.
+  // one shape: where its segments overlap, pixels are not painted twice. Non-finite points are skipped.
   void line(double x0, double y0, double x1, double y1, Rgb color, double line_width = 1);
   void polyline(const std::vector<std::pair<double, double>>& points, Rgb color, double line_width = 1);
   // Anti-aliased filled disc of radius r; filled square of half-side `half`, both centred on (cx, cy).
