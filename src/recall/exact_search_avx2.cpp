@@ -57,7 +57,10 @@ inline void tile(const ExactBlockArgs& a, int64_t row0) {
     m1[r] = unsigned(_mm256_movemask_ps(_mm256_cmp_ps(acc1[r], thr1, _CMP_LT_OQ)));
     any |= m0[r] | m1[r];
   }
+  // Unrolled like the loops above: an indexed access here would make GCC keep the accumulator arrays in
+  // memory and store them on every dimension step.
   if (__builtin_expect(any != 0, 0)) {
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       if (m0[r]) emit(a, m0[r], acc0[r], 0, row0 + r);
       if (m1[r]) emit(a, m1[r], acc1[r], 8, row0 + r);

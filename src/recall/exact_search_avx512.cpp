@@ -59,7 +59,10 @@ inline void tile(const ExactBlockArgs& a, int64_t row0, __m512 thr0, __m512 thr1
     m1[r] = _mm512_cmp_ps_mask(acc1[r], thr1, _CMP_LT_OQ);
     any = __mmask16(any | m0[r] | m1[r]);
   }
+  // Unrolled like the loops above: an indexed access here would make GCC keep the accumulator arrays in
+  // memory and store them on every dimension step.
   if (__builtin_expect(any != 0, 0)) {
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       if (m0[r]) emit(a, m0[r], acc0[r], 0, row0 + r);
       if (m1[r]) emit(a, m1[r], acc1[r], 16, row0 + r);
