@@ -80,7 +80,7 @@ int tune_run(int argc, char** argv) {
             "  status DIR    progress, best trial and Pareto front of a study\n"
             "  best DIR      writes the best configuration as a recipe for 'bluewhale train' (DIR/best.yaml)\n"
             "  export DIR    every trial as CSV or JSON\n"
-            "  report DIR    a self-contained HTML report with plots (DIR/report.html)\n"
+            "  report DIR    a self-contained HTML report with plots (DIR/report.html, DIR/plots/*.png)\n"
             "  advise        proposes a starting configuration and search space for a dataset");
   args.option("recipe", "recipe with model, train and tune sections")
       .option("data", "prepared dataset directory")
@@ -277,19 +277,35 @@ int tune_export(int argc, char** argv) {
 }
 
 int tune_report(int argc, char** argv) {
-  Args args("bluewhale tune report", "bluewhale tune report DIR [--out report.html]",
+  Args args("bluewhale tune report", "bluewhale tune report DIR [--out report.html] [--no-png] [--png-scale N]",
             "A self-contained HTML page: best configuration, Pareto front, convergence curve, parameter\n"
-            "importances, learning curves (inline SVG plots).");
+            "importances, learning curves (inline SVG plots). Each plot is also written as a PNG image,\n"
+            "plots/<name>.png next to the HTML file (DIR/plots/ by default).");
   args.positional("DIR", "study directory")
       .option("out", "HTML file (default DIR/report.html)")
+      .flag("no-png", "write the HTML page only, no PNG images")
+      .option("png-scale", "pixels per SVG pixel in the PNG images, 1..8 (2: 1120 pixels wide)", "2")
       .option("threads", "unused; accepted for uniformity", "0");
   if (!args.parse(argc, argv, 3)) return 0;
   BW_CHECK(args.positionals().size() == 1, ConfigError, "bluewhale tune report: expected one study directory");
+  const int64_t scale = args.get_int("png-scale");
+  BW_CHECK(scale >= 1 && scale <= kMaxPlotScale, ConfigError, "bluewhale tune report: --png-scale must be 1..",
+           kMaxPlotScale, ", got ", scale);
   const std::string dir = args.positionals()[0];
   auto store = TrialStore::open(store_path(dir));
   const fs::path out = args.has("out") ? fs::path(args.get("out")) : fs::path(dir) / "report.html";
-  write_file_atomic(out, html_report(store->study(), store->trials()));
+  const json study = store->study();
+  const std::vector<Trial> trials = store->trials();
+  write_file_atomic(out, html_report(study, trials));
   std::printf("report written to %s\n", out.string().c_str());
+  if (!args.flag_set("no-png")) {
+    const fs::path plots = out.parent_path() / "plots";
+    const auto written = write_report_pngs(study, trials, plots, static_cast<int>(scale));
+    std::string names;
+    for (const auto& p : written) names += (names.empty() ? "" : ", ") + p.filename().string();
+    std::printf("%zu PNG plot%s written to %s/ (%s)\n", written.size(), written.size() == 1 ? "" : "s",
+                plots.string().c_str(), names.c_str());
+  }
   return 0;
 }
 

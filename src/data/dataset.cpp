@@ -282,6 +282,13 @@ void DatasetWriter::append(const Chunk& chunk) {
 void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const int64_t* rows, int64_t first,
                                       int64_t n) {
   auto row_at = [&](int64_t k) { return rows ? rows[first + k] : first + k; };
+  // A shard's buffers are sized for a whole shard on first use (kept across shards): growing them by
+  // doubling copied every value several times and faulted in fresh pages at each step. Capped so a huge
+  // shard_rows does not reserve gigabytes up front; untouched reserved pages cost nothing.
+  const size_t reserve_rows = static_cast<size_t>(std::min<int64_t>(options.shard_rows, int64_t{1} << 22));
+  auto ensure = [&](auto& vec, size_t want) {
+    if (vec.capacity() < want) vec.reserve(std::max(want, reserve_rows));
+  };
   for (size_t c = 0; c < columns.size(); ++c) {
     const DatasetColumn& dc = columns[c];
     const Column& col = *src[c];
@@ -291,6 +298,7 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
     switch (dc.dtype) {
       case DType::kF32: {
         size_t base = buf.f.size();
+        ensure(buf.f, base + n);
         buf.f.resize(base + n);
         float* dst = buf.f.data() + base;
         const float* s = col.f.data();
@@ -309,6 +317,7 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
       }
       case DType::kI32: {
         size_t base = buf.i32.size();
+        ensure(buf.i32, base + n);
         buf.i32.resize(base + n);
         int32_t* dst = buf.i32.data() + base;
         const int64_t card = dc.cardinality;
@@ -347,6 +356,7 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
       }
       case DType::kI64: {
         size_t base = buf.i64.size();
+        ensure(buf.i64, base + n);
         buf.i64.resize(base + n);
         int64_t* dst = buf.i64.data() + base;
         for (int64_t k = 0; k < n; ++k) {

@@ -23,6 +23,7 @@
 #include "bluewhale/data/dataset.h"
 #include "bluewhale/prep/ops.h"
 #include "bluewhale/prep/reader.h"
+#include "prep/packed_chunk.h"
 
 namespace bluewhale {
 namespace {
@@ -439,7 +440,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   // Raw parsed chunks kept in memory between passes (up to the cache budget), so that a later pass
   // replays them instead of reading and parsing the text again. cache[k] is chunk k of the input.
   // A deque: growing it at the end keeps references to existing slots valid while workers hold them.
-  std::deque<std::unique_ptr<Chunk>> cache;
+  // Chunks are kept packed (see PackedChunk), and the chunks that workers parse into are reused.
+  std::deque<std::unique_ptr<PackedChunk>> cache;
   std::atomic<int64_t> cache_bytes{0};
   const int64_t cache_budget = fit_passes > 0 ? opt.cache_mb << 20 : 0;
   bool all_cached = false;
@@ -492,19 +494,15 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     };
     auto process = [&](TextChunk& text, std::size_t at, Chunk& c, int tid) {
       int64_t raw_bytes = text.raw_bytes;
-      std::unique_ptr<Chunk>* slot = nullptr;
+      std::unique_ptr<PackedChunk>* slot = nullptr;
       {
         std::lock_guard<std::mutex> lk(source_mu);
         if (at < cache.size()) slot = &cache[at];
       }
       if (pass > 0 && slot && *slot) {
         // The last pass consumes the cache; an intermediate fit pass keeps it for the next one.
-        if (write) {
-          c = std::move(**slot);
-          slot->reset();
-        } else {
-          c = **slot;
-        }
+        (*slot)->unpack(c);
+        if (write) slot->reset();
         if (!reader) {
           int64_t n = static_cast<int64_t>(cache.size()), k = static_cast<int64_t>(at);
           raw_bytes = report.input_bytes * (k + 1) / n - report.input_bytes * k / n;
@@ -514,7 +512,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         splitter.assign(c);
         if (fill_cache && transforms_in_pass) {
           int64_t b = chunk_bytes(c);
-          if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<Chunk>(c);
+          if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<PackedChunk>(c);
         }
       }
       const int64_t rows = c.rows;
@@ -533,10 +531,10 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         else
           for (uint8_t sp : c.split) written[tid][sp]++;
       }
-      // Nothing changed the parsed chunk in this pass: keep it without a copy.
+      // Nothing changed the parsed chunk in this pass: pack it now, after the operators read it.
       if (fill_cache && !transforms_in_pass && !*slot) {
         int64_t b = chunk_bytes(c);
-        if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<Chunk>(std::move(c));
+        if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<PackedChunk>(c);
       }
       if (fill_cache && !*slot) cache_missed_any = true;
       progress.add(rows, raw_bytes);
@@ -545,10 +543,15 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       parallel_for(threads, threads, [&](int64_t, int64_t, int tid) {
         TextChunk text;
         std::size_t at = 0;
+        Chunk scratch;  // a fit pass keeps nothing of its chunks: one buffer per worker, reused
         while (next_work(text, at)) {
-          Chunk c = ordered ? ordered->take_free() : Chunk{};
-          process(text, at, c, tid);
-          if (ordered) ordered->put(at, std::move(c));
+          if (ordered) {
+            Chunk c = ordered->take_free();
+            process(text, at, c, tid);
+            ordered->put(at, std::move(c));
+          } else {
+            process(text, at, scratch, tid);
+          }
         }
       });
     } catch (...) {

@@ -20,10 +20,21 @@
 #include "prep/decompress.h"
 #include "prep/parse_number.h"
 
+// XXH3 compiled into this file (the same algorithm and results as hash_string, which calls the shared
+// library): categorical fields are hashed once each, 26 per Criteo row, and a call into the library per
+// field cost more than the hash of its 8 bytes.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 namespace bluewhale {
 namespace {
 
 constexpr std::size_t kNpos = std::numeric_limits<std::size_t>::max();
+
+// hash_string(field), inlined.
+inline int64_t hash_field(const char* b, const char* e) {
+  return static_cast<int64_t>(XXH3_64bits(b, static_cast<std::size_t>(e - b)));
+}
 // A header that does not end within this many bytes is not a header (binary file, wrong format).
 constexpr std::size_t kMaxHeaderBytes = std::size_t{64} << 20;
 
@@ -200,11 +211,12 @@ class RecordBuffer {
     have_ -= n;
   }
   // Returns the first n bytes as a string and keeps the rest. The big buffer moves out whole so only the
-  // (short) partial record after it is copied.
-  std::string take(std::size_t n) {
-    std::string out;
-    out.swap(buf_);
-    buf_.assign(out.data() + n, have_ - n);
+  // (short) partial record after it is copied, into `spare` (a buffer the parser is done with: reusing
+  // its memory spares the page faults of a fresh chunk-sized allocation).
+  std::string take(std::size_t n, std::string spare = {}) {
+    spare.assign(buf_.data() + n, have_ - n);
+    std::string out = std::move(buf_);
+    buf_ = std::move(spare);
     have_ -= n;
     out.resize(n);
     return out;
@@ -343,6 +355,7 @@ struct TextReader::Impl {
   std::mutex mu;
   std::condition_variable not_empty, not_full;
   std::deque<TextChunk> queue;
+  std::vector<std::string> spare_texts;  // texts of parsed chunks, handed back by next() for reuse
   bool done = false, stop = false;
   std::exception_ptr error;
   std::thread worker;
@@ -529,7 +542,15 @@ void TextReader::Impl::produce_file(int file_index, int64_t& global_row, int64_t
       continue;
     }
     TextChunk c;
-    c.text = rb.take(r.end);
+    std::string spare;
+    {
+      std::lock_guard lk(mu);
+      if (!spare_texts.empty()) {
+        spare = std::move(spare_texts.back());
+        spare_texts.pop_back();
+      }
+    }
+    c.text = rb.take(r.end, std::move(spare));
     if (c.text.back() != '\n') c.text.push_back('\n');
     c.file_index = file_index;
     c.first_line = line;
@@ -586,9 +607,13 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
     c.role = outs[k].role;
     c.kind = outs[k].kind;
     c.cardinality = 0;
-    c.f.clear();
-    c.i.clear();
-    c.valid.clear();
+    // The value arrays of the column's kind keep their size: every stored row writes each of its slots,
+    // so zeroing them first (a reused chunk's ~5 MB per chunk) would only be overwritten.
+    if (c.kind != ColumnKind::kFloat) c.f.clear();
+    if (c.kind != ColumnKind::kInt) {
+      c.i.clear();
+      c.valid.clear();
+    }
     c.offsets.clear();
     oc[k].col = &c;
   }
@@ -716,7 +741,7 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
           case FieldKind::kHash: {
             const OutCol& o = oc[fp.out];
             const bool present = vb != ve;
-            o.i[row] = present ? static_cast<int64_t>(hash_string(std::string_view(vb, ve - vb))) : 0;
+            o.i[row] = present ? hash_field(vb, ve) : 0;
             o.valid[row] = present;
             break;
           }
@@ -727,7 +752,7 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
               const char* q = static_cast<const char*>(std::memchr(p, fp.separator, ve - p));
               if (!q) q = ve;
               // Empty parts ("a||b", a trailing separator) are not values.
-              if (q != p) col.i.push_back(static_cast<int64_t>(hash_string(std::string_view(p, q - p))));
+              if (q != p) col.i.push_back(hash_field(p, q));
               p = q + 1;
             }
             col.offsets[row + 1] = static_cast<int64_t>(col.i.size());
@@ -750,7 +775,7 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
             int64_t v = 0;
             const bool present = vb != ve;
             if (present && !text::parse_int64(vb, ve, v))
-              v = static_cast<int64_t>(hash_string(std::string_view(vb, ve - vb)));
+              v = hash_field(vb, ve);
             o.i[row] = v;
             o.valid[row] = present;
             break;
@@ -865,6 +890,8 @@ bool TextReader::next(TextChunk& out) {
   std::unique_lock lk(m.mu);
   m.not_empty.wait(lk, [&] { return !m.queue.empty() || m.done; });
   if (!m.queue.empty()) {
+    // The caller is done with the text it got last time (the usual loop reuses one TextChunk).
+    if (out.text.capacity() > 0 && m.spare_texts.size() < m.prefetch + 2) m.spare_texts.push_back(std::move(out.text));
     out = std::move(m.queue.front());
     m.queue.pop_front();
     lk.unlock();

@@ -1,6 +1,8 @@
-// Exact search. Batches go through blocked GEMM: for a block of queries Q and a block of rows X,
-// Q X^T comes from OpenBLAS (the FMA-bound part), and |x|^2 - 2 <q, x> (+|q|^2 at the end) turns it into
-// squared L2. A handful of queries instead scan the rows with the SIMD pair kernel, split across threads.
+// Exact search. Batches go through the fused register-tiled kernel (exact_search.h): dot products, the
+// distance (|x|^2 - 2 <q, x>, +|q|^2 at the end, for l2) and the top-k threshold test in one pass, with no
+// distance matrix in memory. SearchOptions::flat_blas selects the earlier path instead: for a block of
+// queries Q and a block of rows X, Q X^T from OpenBLAS sgemm, then a SIMD threshold scan of the products.
+// A handful of queries scan the rows with the SIMD pair kernel, split across threads.
 #include <cblas.h>
 
 #include <algorithm>
@@ -11,12 +13,14 @@
 #include "bluewhale/core/progress.h"
 #include "bluewhale/data/binary_io.h"
 #include "bluewhale/recall/topk.h"
+#include "recall/exact_search.h"
 #include "recall/index_impl.h"
 
 namespace bluewhale::recall_detail {
 namespace {
 
-// Below this many queries GEMM cannot amortise its packing; the scan is as fast and parallelises over rows.
+// Below this many queries the blocked paths cannot fill their tiles or amortise GEMM packing; the scan is as
+// fast and parallelises over rows.
 constexpr int64_t kGemmMinQueries = 8;
 // Query and row block sizes: up to 1024 queries per GEMM call, where OpenBLAS sgemm with K = dim reaches
 // its plateau (~80% of the measured FMA peak on the development machine, against ~73% at 256 and ~40%
@@ -46,8 +50,11 @@ class FlatIndex final : public Index {
                    float* dist, int64_t* labels) const override {
     if (nq < kGemmMinQueries) {
       for (int64_t i = 0; i < nq; ++i) scan(q + i * opts_.dim, k, o.threads, allowed, dist + i * k, labels + i * k);
-    } else {
+    } else if (o.flat_blas) {
       gemm_search(q, nq, k, o.threads, allowed, dist, labels);
+    } else {
+      exact_search(q, nq, data_.data(), norms_.data(), count(), opts_.dim, opts_.metric, k, allowed, o.threads, dist,
+                   labels);
     }
   }
 

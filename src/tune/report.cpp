@@ -7,6 +7,8 @@
 #include <map>
 #include <numeric>
 
+#include "bluewhale/core/error.h"
+#include "bluewhale/core/io.h"
 #include "bluewhale/tune/tuner.h"
 
 namespace bluewhale::tune {
@@ -64,42 +66,82 @@ std::string num(double v, const char* fmt = "%.4g") {
   return buf;
 }
 
-// A minimal SVG plot: axes with min/max labels, then the caller's marks in data coordinates.
-struct Plot {
-  double x0, x1, y0, y1;
-  std::string body;
-  static constexpr double W = 560, H = 300, L = 60, R = 15, T = 15, B = 40;
-  Plot(double xa, double xb, double ya, double yb) : x0(xa), x1(xb), y0(ya), y1(yb) {
-    if (!(x1 > x0)) x1 = x0 + 1;
-    if (!(y1 > y0)) y0 -= 0.5, y1 += 0.5;
+// Layout of every x/y plot, in logical (SVG) pixels: W x H with the frame inset by L, R, T, B. Bar
+// charts are W wide with one kRow-high row per bar.
+constexpr double W = 560, H = 300, L = 60, R = 15, T = 15, B = 40, kRow = 22;
+// PNG images carry the title above the plot in a band this high.
+constexpr double kTitleBand = 22;
+
+PlotFrame frame_of(const ReportPlot& p, double top) {
+  return PlotFrame{L, top + T, W - L - R, H - T - B, p.x0, p.x1, p.y0, p.y1};
+}
+
+double bar_chart_height(const ReportPlot& p) { return kRow * static_cast<double>(p.bars.size()) + 10; }
+
+// An x/y plot over [x0, x1] x [y0, y1]; an empty range is widened so every mark has a place.
+ReportPlot xy_plot(std::string name, std::string title, std::string caption, std::string xlabel, std::string ylabel,
+                   double x0, double x1, double y0, double y1, bool x_integers) {
+  ReportPlot p;
+  p.name = std::move(name), p.title = std::move(title), p.caption = std::move(caption);
+  p.x_label = std::move(xlabel), p.y_label = std::move(ylabel);
+  if (!(x1 > x0)) x1 = x0 + 1;
+  if (!(y1 > y0)) y0 -= 0.5, y1 += 0.5;
+  p.x0 = x0, p.x1 = x1, p.y0 = y0, p.y1 = y1;
+  p.x_ticks = nice_ticks(x0, x1, 6, x_integers);
+  p.y_ticks = nice_ticks(y0, y1, 5);
+  return p;
+}
+
+PlotSeries dots(const char* color, double r = 3.5) { return {PlotSeries::Kind::kDots, color, r, {}}; }
+PlotSeries line(const char* color, double width = 2) { return {PlotSeries::Kind::kLine, color, width, {}}; }
+
+std::string svg_xy(const ReportPlot& p) {
+  const PlotFrame f = frame_of(p, 0);
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(W) + "' height='" + num(H) +
+                  "' font-family='sans-serif' font-size='11'>";
+  s += "<rect x='" + num(L) + "' y='" + num(T) + "' width='" + num(W - L - R) + "' height='" + num(H - T - B) +
+       "' fill='#fafafa' stroke='#999'/>";
+  // Ticks as Canvas::axes draws them: marks outside the frame, labels below / left of them.
+  for (const Tick& t : p.x_ticks) {
+    const std::string x = num(f.px(t.value), "%.1f");
+    s += "<line x1='" + x + "' y1='" + num(H - B) + "' x2='" + x + "' y2='" + num(H - B + kTickLength) +
+         "' stroke='#999'/><text x='" + x + "' y='" + num(H - B + kXTickLabelDrop) + "' text-anchor='middle'>" +
+         esc(t.label) + "</text>";
   }
-  double px(double x) const { return L + (x - x0) / (x1 - x0) * (W - L - R); }
-  double py(double y) const { return T + (1 - (y - y0) / (y1 - y0)) * (H - T - B); }
-  void dot(double x, double y, const char* color, double r = 3.5) {
-    body += "<circle cx='" + num(px(x), "%.1f") + "' cy='" + num(py(y), "%.1f") + "' r='" + num(r, "%.1f") + "' fill='" +
-            color + "'/>";
+  for (const Tick& t : p.y_ticks) {
+    const double y = f.py(t.value);
+    s += "<line x1='" + num(L - kTickLength) + "' y1='" + num(y, "%.1f") + "' x2='" + num(L) + "' y2='" + num(y, "%.1f") +
+         "' stroke='#999'/><text x='" + num(L - kYTickLabelGap) + "' y='" + num(y + kTextAscent / 2, "%.1f") +
+         "' text-anchor='end'>" + esc(t.label) + "</text>";
   }
-  void line(const std::vector<std::pair<double, double>>& pts, const char* color, double width = 2) {
-    if (pts.empty()) return;
-    std::string d;
-    for (const auto& [x, y] : pts) d += (d.empty() ? "M" : " L") + num(px(x), "%.1f") + " " + num(py(y), "%.1f");
-    body += "<path d='" + d + "' fill='none' stroke='" + color + "' stroke-width='" + num(width, "%.1f") + "'/>";
+  s += "<text x='" + num((L + W - R) / 2) + "' y='" + num(H - 8) + "' text-anchor='middle'>" + esc(p.x_label) + "</text>";
+  s += "<text x='14' y='" + num((T + H - B) / 2) + "' text-anchor='middle' transform='rotate(-90 14 " +
+       num((T + H - B) / 2) + ")'>" + esc(p.y_label) + "</text>";
+  for (const PlotSeries& ser : p.series) {
+    if (ser.kind == PlotSeries::Kind::kDots) {
+      for (const auto& [x, y] : ser.points)
+        s += "<circle cx='" + num(f.px(x), "%.1f") + "' cy='" + num(f.py(y), "%.1f") + "' r='" + num(ser.size, "%.1f") +
+             "' fill='" + ser.color + "'/>";
+    } else if (!ser.points.empty()) {
+      std::string d;
+      for (const auto& [x, y] : ser.points) d += (d.empty() ? "M" : " L") + num(f.px(x), "%.1f") + " " + num(f.py(y), "%.1f");
+      s += "<path d='" + d + "' fill='none' stroke='" + ser.color + "' stroke-width='" + num(ser.size, "%.1f") + "'/>";
+    }
   }
-  std::string svg(const std::string& xlabel, const std::string& ylabel) const {
-    std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(W) + "' height='" + num(H) +
-                    "' font-family='sans-serif' font-size='11'>";
-    s += "<rect x='" + num(L) + "' y='" + num(T) + "' width='" + num(W - L - R) + "' height='" + num(H - T - B) +
-         "' fill='#fafafa' stroke='#999'/>";
-    s += "<text x='" + num(L) + "' y='" + num(H - B + 14) + "'>" + num(x0) + "</text>";
-    s += "<text x='" + num(W - R) + "' y='" + num(H - B + 14) + "' text-anchor='end'>" + num(x1) + "</text>";
-    s += "<text x='" + num(L - 4) + "' y='" + num(H - B) + "' text-anchor='end'>" + num(y0) + "</text>";
-    s += "<text x='" + num(L - 4) + "' y='" + num(T + 10) + "' text-anchor='end'>" + num(y1) + "</text>";
-    s += "<text x='" + num((L + W - R) / 2) + "' y='" + num(H - 8) + "' text-anchor='middle'>" + esc(xlabel) + "</text>";
-    s += "<text x='14' y='" + num((T + H - B) / 2) + "' text-anchor='middle' transform='rotate(-90 14 " +
-         num((T + H - B) / 2) + ")'>" + esc(ylabel) + "</text>";
-    return s + body + "</svg>";
+  return s + "</svg>";
+}
+
+std::string svg_bars(const ReportPlot& p) {
+  std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(W) + "' height='" + num(bar_chart_height(p)) +
+                  "' font-family='sans-serif' font-size='11'>";
+  for (std::size_t i = 0; i < p.bars.size(); ++i) {
+    const double y = 5 + kRow * static_cast<double>(i), v = p.bars[i].value;
+    s += "<text x='170' y='" + num(y + 14) + "' text-anchor='end'>" + esc(p.bars[i].label) + "</text>";
+    s += "<rect x='176' y='" + num(y + 3) + "' width='" + num(v * (W - 240), "%.1f") + "' height='14' fill='#48a'/>";
+    s += "<text x='" + num(180 + v * (W - 240), "%.1f") + "' y='" + num(y + 14) + "'>" + num(v, "%.2f") + "</text>";
   }
-};
+  return s + "</svg>";
+}
 
 }  // namespace
 
@@ -149,10 +191,136 @@ std::vector<double> convergence(const std::vector<ObjectiveSpec>& objectives, co
   return out;
 }
 
-std::string html_report(const json& study, const std::vector<Trial>& trials) {
+std::vector<ReportPlot> report_plots(const json& study, const std::vector<Trial>& trials) {
   const auto objectives = objectives_from_json(study.value("objectives", json::array()));
   const SearchSpace space = SearchSpace::from_json(study.value("space", json::array()));
   const auto& o0 = objectives[0];
+  std::vector<ReportPlot> plots;
+  // Convergence.
+  {
+    const auto conv = convergence(objectives, trials);
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (const auto& t : trials)
+      if (usable(t, objectives.size())) lo = std::min(lo, t.values[0]), hi = std::max(hi, t.values[0]);
+    if (std::isfinite(lo)) {
+      ReportPlot p = xy_plot("convergence", "Convergence", "(dots: trials, line: best so far)", "trial", o0.name, 1,
+                             std::max<double>(2, static_cast<double>(trials.size())), lo, hi, true);
+      PlotSeries all = dots("#9ab"), best = line("#c33");
+      for (std::size_t i = 0; i < trials.size(); ++i) {
+        if (usable(trials[i], objectives.size())) all.points.emplace_back(static_cast<double>(i + 1), trials[i].values[0]);
+        if (!std::isnan(conv[i])) best.points.emplace_back(static_cast<double>(i + 1), conv[i]);
+      }
+      p.series = {std::move(all), std::move(best)};
+      plots.push_back(std::move(p));
+    }
+  }
+  // Pareto front.
+  if (objectives.size() >= 2) {
+    double xl = std::numeric_limits<double>::infinity(), xh = -xl, yl = xl, yh = -xl;
+    for (const auto& t : trials)
+      if (usable(t, objectives.size()))
+        xl = std::min(xl, t.values[1]), xh = std::max(xh, t.values[1]), yl = std::min(yl, t.values[0]),
+        yh = std::max(yh, t.values[0]);
+    if (std::isfinite(xl)) {
+      ReportPlot p = xy_plot("pareto_front", "Pareto front", "(red)", objectives[1].name, o0.name, xl, xh, yl, yh, false);
+      PlotSeries all = dots("#9ab"), front_dots = dots("#c33", 5), front_line = line("#c33", 1);
+      for (const auto& t : trials)
+        if (usable(t, objectives.size())) all.points.emplace_back(t.values[1], t.values[0]);
+      auto front = pareto_front(trials, objectives);
+      std::sort(front.begin(), front.end(), [](const Trial& a, const Trial& b) { return a.values[1] < b.values[1]; });
+      for (const auto& t : front) front_dots.points.emplace_back(t.values[1], t.values[0]);
+      front_line.points = front_dots.points;
+      p.series = {std::move(all), std::move(front_dots), std::move(front_line)};
+      plots.push_back(std::move(p));
+    }
+  }
+  // Importances.
+  {
+    const auto imp = parameter_importances(space, objectives, trials);
+    ReportPlot p;
+    p.name = "importances", p.title = "Parameter importances", p.caption = "(rank correlation with " + o0.name + ")";
+    p.bar_chart = true;
+    for (std::size_t i = 0; i < imp.size(); ++i) p.bars.push_back({space.params()[i].name, imp[i]});
+    plots.push_back(std::move(p));
+  }
+  // Learning curves.
+  {
+    int64_t smax = 1;
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (const auto& t : trials)
+      for (auto [st, v] : t.intermediate)
+        if (std::isfinite(v)) smax = std::max(smax, st), lo = std::min(lo, v), hi = std::max(hi, v);
+    if (std::isfinite(lo)) {
+      ReportPlot p = xy_plot("learning_curves", "Learning curves", "(grey: stopped early)", "step", o0.name, 0,
+                             static_cast<double>(smax), lo, hi, true);
+      for (const auto& t : trials) {
+        PlotSeries c = line(t.status == TrialStatus::kPruned ? "#bbb" : "#48a", 1.2);
+        for (auto [st, v] : t.intermediate)
+          if (std::isfinite(v)) c.points.emplace_back(static_cast<double>(st), v);
+        p.series.push_back(std::move(c));
+      }
+      plots.push_back(std::move(p));
+    }
+  }
+  return plots;
+}
+
+std::string plot_svg(const ReportPlot& plot) { return plot.bar_chart ? svg_bars(plot) : svg_xy(plot); }
+
+Image plot_image(const ReportPlot& p, int scale) {
+  const Rgb ink{0x22, 0x22, 0x22};
+  const double height = (p.bar_chart ? bar_chart_height(p) : H) + kTitleBand;
+  Canvas c(W, height, scale);
+  c.text(8, 15, p.title + " " + p.caption, ink);
+  if (p.bar_chart) {
+    for (std::size_t i = 0; i < p.bars.size(); ++i) {
+      const double y = kTitleBand + 5 + kRow * static_cast<double>(i), v = p.bars[i].value;
+      c.text(170, y + 14, p.bars[i].label, ink, TextAnchor::kEnd);
+      c.fill_rect(176, y + 3, v * (W - 240), 14, parse_color("#48a"));
+      c.text(180 + v * (W - 240), y + 14, num(v, "%.2f"), ink);
+    }
+    return c.image();
+  }
+  const PlotFrame f = frame_of(p, kTitleBand);
+  c.axes(f, p.x_ticks, p.y_ticks, parse_color("#fafafa"), parse_color("#999"), ink);
+  c.text((L + W - R) / 2, kTitleBand + H - 8, p.x_label, ink, TextAnchor::kMiddle);
+  c.text(14, kTitleBand + (T + H - B) / 2, p.y_label, ink, TextAnchor::kMiddle, true);
+  for (const PlotSeries& ser : p.series) {
+    const Rgb color = parse_color(ser.color);
+    std::vector<std::pair<double, double>> pts;
+    for (const auto& [x, y] : ser.points) pts.emplace_back(f.px(x), f.py(y));
+    if (ser.kind == PlotSeries::Kind::kDots)
+      for (const auto& [x, y] : pts) c.circle(x, y, ser.size, color);
+    else
+      c.polyline(pts, color, ser.size);
+  }
+  return c.image();
+}
+
+std::vector<fs::path> write_report_pngs(const json& study, const std::vector<Trial>& trials, const fs::path& dir,
+                                        int scale) {
+  BW_CHECK(scale >= 1 && scale <= kMaxPlotScale, ConfigError, "PNG scale must be 1..", kMaxPlotScale, ", got ", scale);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  BW_CHECK(!ec, IoError, "cannot create directory ", dir.string(), ": ", ec.message());
+  std::vector<fs::path> written;
+  for (const ReportPlot& p : report_plots(study, trials)) {
+    const fs::path path = dir / (p.name + ".png");
+    Image img(1, 1);
+    try {
+      img = plot_image(p, scale);
+    } catch (const ConfigError& e) {
+      BW_THROW(ConfigError, "plot ", p.name, ": ", e.what());  // say which plot was too large
+    }
+    write_png(path, img);
+    written.push_back(path);
+  }
+  return written;
+}
+
+std::string html_report(const json& study, const std::vector<Trial>& trials) {
+  const auto objectives = objectives_from_json(study.value("objectives", json::array()));
+  const SearchSpace space = SearchSpace::from_json(study.value("space", json::array()));
   std::string h =
       "<!DOCTYPE html><html><head><meta charset='utf-8'><title>BlueWhale tune report</title><style>"
       "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
@@ -177,74 +345,8 @@ std::string html_report(const json& study, const std::vector<Trial>& trials) {
     h += "</table>";
   }
   h += "<h2>Plots</h2>";
-  // Convergence.
-  {
-    const auto conv = convergence(objectives, trials);
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    for (const auto& t : trials)
-      if (usable(t, objectives.size())) lo = std::min(lo, t.values[0]), hi = std::max(hi, t.values[0]);
-    if (std::isfinite(lo)) {
-      Plot p(1, std::max<double>(2, static_cast<double>(trials.size())), lo, hi);
-      std::vector<std::pair<double, double>> pts;
-      for (std::size_t i = 0; i < trials.size(); ++i) {
-        if (usable(trials[i], objectives.size())) p.dot(static_cast<double>(i + 1), trials[i].values[0], "#9ab");
-        if (!std::isnan(conv[i])) pts.emplace_back(static_cast<double>(i + 1), conv[i]);
-      }
-      p.line(pts, "#c33");
-      h += "<div class='fig'><b>Convergence</b> (dots: trials, line: best so far)<br>" + p.svg("trial", o0.name) + "</div>";
-    }
-  }
-  // Pareto front.
-  if (objectives.size() >= 2) {
-    double xl = std::numeric_limits<double>::infinity(), xh = -xl, yl = xl, yh = -xl;
-    for (const auto& t : trials)
-      if (usable(t, objectives.size()))
-        xl = std::min(xl, t.values[1]), xh = std::max(xh, t.values[1]), yl = std::min(yl, t.values[0]),
-        yh = std::max(yh, t.values[0]);
-    if (std::isfinite(xl)) {
-      Plot p(xl, xh, yl, yh);
-      for (const auto& t : trials)
-        if (usable(t, objectives.size())) p.dot(t.values[1], t.values[0], "#9ab");
-      auto front = pareto_front(trials, objectives);
-      std::sort(front.begin(), front.end(), [](const Trial& a, const Trial& b) { return a.values[1] < b.values[1]; });
-      std::vector<std::pair<double, double>> pts;
-      for (const auto& t : front) p.dot(t.values[1], t.values[0], "#c33", 5), pts.emplace_back(t.values[1], t.values[0]);
-      p.line(pts, "#c33", 1);
-      h += "<div class='fig'><b>Pareto front</b> (red)<br>" + p.svg(objectives[1].name, o0.name) + "</div>";
-    }
-  }
-  // Importances.
-  {
-    const auto imp = parameter_importances(space, objectives, trials);
-    const double W = 560, row = 22;
-    std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(W) + "' height='" +
-                    num(row * static_cast<double>(imp.size()) + 10) + "' font-family='sans-serif' font-size='11'>";
-    for (std::size_t i = 0; i < imp.size(); ++i) {
-      const double y = 5 + row * static_cast<double>(i);
-      s += "<text x='170' y='" + num(y + 14) + "' text-anchor='end'>" + esc(space.params()[i].name) + "</text>";
-      s += "<rect x='176' y='" + num(y + 3) + "' width='" + num(imp[i] * (W - 240), "%.1f") + "' height='14' fill='#48a'/>";
-      s += "<text x='" + num(180 + imp[i] * (W - 240), "%.1f") + "' y='" + num(y + 14) + "'>" + num(imp[i], "%.2f") + "</text>";
-    }
-    h += "<div class='fig'><b>Parameter importances</b> (rank correlation with " + esc(o0.name) + ")<br>" + s + "</svg></div>";
-  }
-  // Learning curves.
-  {
-    int64_t smax = 1;
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    for (const auto& t : trials)
-      for (auto [st, v] : t.intermediate)
-        if (std::isfinite(v)) smax = std::max(smax, st), lo = std::min(lo, v), hi = std::max(hi, v);
-    if (std::isfinite(lo)) {
-      Plot p(0, static_cast<double>(smax), lo, hi);
-      for (const auto& t : trials) {
-        std::vector<std::pair<double, double>> pts;
-        for (auto [st, v] : t.intermediate)
-          if (std::isfinite(v)) pts.emplace_back(static_cast<double>(st), v);
-        p.line(pts, t.status == TrialStatus::kPruned ? "#bbb" : "#48a", 1.2);
-      }
-      h += "<div class='fig'><b>Learning curves</b> (grey: stopped early)<br>" + p.svg("step", o0.name) + "</div>";
-    }
-  }
+  for (const ReportPlot& p : report_plots(study, trials))
+    h += "<div class='fig'><b>" + esc(p.title) + "</b> " + esc(p.caption) + "<br>" + plot_svg(p) + "</div>";
   // Trial table.
   h += "<h2>Trials</h2><table><tr><th>id</th><th>status</th><th>seconds</th>";
   for (const auto& p : space.params()) h += "<th>" + esc(p.name) + "</th>";

@@ -9,6 +9,7 @@
 #include "bluewhale/core/io.h"
 #include "bluewhale/tune/tuner.h"
 #include "test_util.h"
+#include "tune/png_reader.h"
 
 namespace bluewhale {
 namespace {
@@ -48,7 +49,16 @@ TEST(TuneCli, AdviseTuneStatusBestExportReportAndTrainTheBest) {
 
   auto t = run_cli("tune --recipe " + d + "/adv.yaml --data " + d + "/ds --out " + d + "/study --parallel 2 --threads 2");
   ASSERT_EQ(t.exit_code, 0) << t.output;
-  EXPECT_NE(t.output.find("trial 4 (4/4)"), std::string::npos) << t.output;
+  // Two trials run at once, so they may end in any order: each trial ends once, and the done counts
+  // go 1/4 .. 4/4.
+  std::set<int> ended, done;
+  const std::regex trial_line("\\btrial ([0-9]+) \\(([0-9]+)/4\\) (complete|pruned)");
+  for (std::sregex_iterator it(t.output.begin(), t.output.end(), trial_line), end; it != end; ++it) {
+    EXPECT_TRUE(ended.insert(std::stoi((*it)[1])).second) << (*it)[0] << "\n" << t.output;
+    EXPECT_TRUE(done.insert(std::stoi((*it)[2])).second) << (*it)[0] << "\n" << t.output;
+  }
+  EXPECT_EQ(ended, (std::set<int>{1, 2, 3, 4})) << t.output;
+  EXPECT_EQ(done, (std::set<int>{1, 2, 3, 4})) << t.output;
   const double best_auc = number_after(t.output, "best: trial [0-9]+: auc ");
   EXPECT_GT(best_auc, 0.6) << t.output;
 
@@ -86,6 +96,18 @@ TEST(TuneCli, AdviseTuneStatusBestExportReportAndTrainTheBest) {
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("Convergence"), std::string::npos);
   EXPECT_EQ(html.find("http://") == std::string::npos || html.find("xmlns='http://www.w3.org/2000/svg'") != std::string::npos, true);
+  // One PNG per plot (one objective: no Pareto front), 560 x 322 logical pixels at the default scale 2; the
+  // importances are 22 high per parameter + 10, below the 22-pixel title band.
+  EXPECT_NE(r.output.find("3 PNG plots written to " + d + "/study/plots/ (convergence.png, importances.png, "
+                          "learning_curves.png)"),
+            std::string::npos)
+      << r.output;
+  for (const char* name : {"convergence", "importances", "learning_curves"}) {
+    const auto png = testing::decode_png(read_file(d + "/study/plots/" + name + ".png"));
+    EXPECT_EQ(png.width, 1120) << name;
+    const int params = static_cast<int>(j["study"]["space"].size());
+    EXPECT_EQ(png.height, name == std::string("importances") ? 2 * (22 * params + 10 + 22) : 644) << name;
+  }
 }
 
 TEST(TuneCli, CommandTuningResumesAfterAKillAndBadInputIsClear) {
@@ -111,6 +133,33 @@ TEST(TuneCli, CommandTuningResumesAfterAKillAndBadInputIsClear) {
   s = run_cli("tune status " + d + "/study");
   EXPECT_NE(s.output.find("5 trials: 4 complete, 0 pruned, 0 failed, 0 running, 1 interrupted"), std::string::npos)
       << s.output;
+  // Report: --png-scale is checked before anything is written; --no-png writes the HTML only.
+  for (const char* bad : {"0", "9", "-1"}) {
+    auto r = run_cli("tune report " + d + "/study --png-scale " + bad);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("--png-scale must be 1..8, got " + std::string(bad)), std::string::npos) << r.output;
+  }
+  auto word = run_cli("tune report " + d + "/study --png-scale two");
+  EXPECT_EQ(word.exit_code, 2);
+  EXPECT_NE(word.output.find("--png-scale expects an integer, got 'two'"), std::string::npos) << word.output;
+  EXPECT_FALSE(fs::exists(d + "/study/report.html"));
+  auto nopng = run_cli("tune report " + d + "/study --no-png");
+  ASSERT_EQ(nopng.exit_code, 0) << nopng.output;
+  EXPECT_TRUE(fs::exists(d + "/study/report.html"));
+  EXPECT_FALSE(fs::exists(d + "/study/plots"));
+  EXPECT_EQ(nopng.output.find("PNG"), std::string::npos) << nopng.output;
+  fs::create_directories(d + "/pages");
+  auto small = run_cli("tune report " + d + "/study --png-scale 1 --out " + d + "/pages/r.html");
+  ASSERT_EQ(small.exit_code, 0) << small.output;
+  EXPECT_NE(small.output.find("written to " + d + "/pages/plots/"), std::string::npos) << small.output;
+  const auto conv = testing::decode_png(read_file(d + "/pages/plots/convergence.png"));
+  EXPECT_EQ(conv.width, 560);
+  EXPECT_EQ(conv.height, 322);
+  EXPECT_TRUE(fs::exists(d + "/pages/plots/importances.png"));
+  auto help = run_cli("tune report --help");
+  EXPECT_NE(help.output.find("--png-scale"), std::string::npos) << help.output;
+  EXPECT_NE(help.output.find("--no-png"), std::string::npos) << help.output;
+
   auto best = run_cli("tune best " + d + "/study");
   EXPECT_NE(best.exit_code, 0);
   EXPECT_NE(best.output.find("tuned a command"), std::string::npos) << best.output;

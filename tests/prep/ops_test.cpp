@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -796,6 +797,68 @@ TEST(FlatMap, FindBatchMatchesFind) {
     for (std::size_t j = 0; j < q.size(); ++j) ASSERT_EQ(out[j], idx.find(q[j], 1)) << n << " " << j;
     idx.find_batch(q.data(), q.size(), q.data(), 1);  // in place
     EXPECT_EQ(q, out);
+  }
+}
+
+// Slots store key ^ INT64_MIN (0 = empty), so the keys next to that encoding's edges must behave like any.
+TEST(FlatMap, EdgeKeysAreStoredFoundAndCounted) {
+  const std::vector<int64_t> edge = {0, -1, 1, prep_ops::kEmptyKey, std::numeric_limits<int64_t>::max(),
+                                     prep_ops::kEmptyKey + 1};
+  prep_ops::KeyIndex idx;
+  for (std::size_t j = 0; j < edge.size(); ++j) EXPECT_TRUE(idx.get_or_add(edge[j], 10 + int64_t(j)).second);
+  for (std::size_t j = 0; j < 5000; ++j) idx.get_or_add(int64_t(j) * 7919 + 3, 1);  // forces rehashes
+  for (std::size_t j = 0; j < edge.size(); ++j) EXPECT_EQ(idx.find(edge[j], -5), 10 + int64_t(j)) << edge[j];
+  EXPECT_EQ(idx.find(2, -5), -5);
+  std::vector<std::pair<int64_t, int64_t>> seen;
+  idx.for_each([&](int64_t k, int64_t v) {
+    if (v >= 10) seen.emplace_back(k, v);
+  });
+  std::sort(seen.begin(), seen.end(), [](auto& x, auto& y) { return x.second < y.second; });
+  ASSERT_EQ(seen.size(), edge.size());
+  for (std::size_t j = 0; j < edge.size(); ++j) EXPECT_EQ(seen[j].first, edge[j]);
+
+  prep_ops::CountTable t;
+  for (int rep = 0; rep < 3; ++rep)
+    for (std::size_t j = 0; j < edge.size(); ++j) {
+      if (t.full()) t.grow();
+      t.add(edge[j], 100 - rep);
+    }
+  for (int64_t k = 0; k < 3000; ++k) {  // grows the table several times
+    if (t.full()) t.grow();
+    t.add(k * 31 + 1000000, k);
+  }
+  std::vector<prep_ops::KeyCount> sorted = t.release_sorted(0);
+  ASSERT_EQ(sorted.size(), edge.size() + 3000);
+  EXPECT_TRUE(std::is_sorted(sorted.begin(), sorted.end(), [](auto& x, auto& y) { return x.key < y.key; }));
+  for (int64_t k : edge) {
+    auto it = std::find_if(sorted.begin(), sorted.end(), [&](auto& kc) { return kc.key == k; });
+    ASSERT_NE(it, sorted.end()) << k;
+    EXPECT_EQ(it->count, 3) << k;
+    EXPECT_EQ(it->first, 98) << k;
+  }
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(ZeroBuffer, SmallAndHugePageSizesStartZeroAndCopyDeep) {
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{1000}, (prep_ops::kHugeThreshold / 8) - 1,
+                        prep_ops::kHugeThreshold / 8, std::size_t{3} << 20}) {
+    prep_ops::ZeroBuffer<int64_t> b(n);
+    ASSERT_EQ(b.size(), n);
+    if (n >= prep_ops::kHugeThreshold / 8) {
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.data()) % prep_ops::kHugePage, 0u) << n;
+    }
+    bool zero = true;
+    for (int64_t x : b) zero = zero && x == 0;
+    EXPECT_TRUE(zero) << n;
+    for (std::size_t j = 0; j < n; j += 97) b[j] = int64_t(j) + 1;
+    prep_ops::ZeroBuffer<int64_t> c = b;
+    for (std::size_t j = 0; j < n; j += 97) b[j] = 0;
+    bool same = true;
+    for (std::size_t j = 0; j < n; ++j) same = same && c[j] == (j % 97 == 0 ? int64_t(j) + 1 : 0);
+    EXPECT_TRUE(same) << n;
+    prep_ops::ZeroBuffer<int64_t> d = std::move(c);
+    EXPECT_EQ(d.size(), n);
+    EXPECT_EQ(c.size(), 0u);
   }
 }
 

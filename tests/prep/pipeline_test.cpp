@@ -3,11 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 
 #include "bluewhale/core/log.h"
 #include "bluewhale/data/dataset.h"
+#include "prep/packed_chunk.h"
 #include "test_util.h"
 
 namespace bluewhale {
@@ -48,6 +51,77 @@ std::string dataset_bytes(const fs::path& root) {
   for (int s = 0; s < kNumSplits; ++s)
     for (const auto& sh : ds.shards(Split(s))) all += read_file(root / sh.file);
   return all;
+}
+
+// The cache between passes packs chunks: unpacking must give back every field, into a fresh chunk and
+// into a reused one that held something else (more columns, longer vectors).
+TEST(PackedChunk, RoundTripRestoresEveryFieldIntoFreshAndReusedChunks) {
+  Chunk c;
+  c.rows = 5;
+  c.first_row = 1000;
+  c.file_index = 2;
+  c.first_line = 77;
+  Column& f = c.add_column("x", Role::kDense, ColumnKind::kFloat);
+  f.f = {1.5f, std::numeric_limits<float>::quiet_NaN(), -0.0f, 3e38f, 0.0f};
+  c.add_column("cat", Role::kCategorical, ColumnKind::kInt, 9);
+  c.columns[1].i = {std::numeric_limits<int64_t>::min(), -1, 0, 7, std::numeric_limits<int64_t>::max()};
+  c.columns[1].valid = {1, 0, 1, 1, 0};
+  c.add_column("seq", Role::kSequence, ColumnKind::kList);
+  c.columns[2].offsets = {0, 0, 3, 3, 4, 4};
+  c.columns[2].i = {5, 6, 7, 8};
+  c.add_column("empty", Role::kId, ColumnKind::kInt);
+  c.columns[3].i.clear();
+  c.columns[3].valid.clear();
+  c.split = {0, 1, 2, 0, 0};
+  c.row_index = {1000, 1001, 1003, 1004, 1006};
+
+  PackedChunk packed(c);
+  EXPECT_GT(packed.bytes(), 0);
+  auto expect_same = [&](const Chunk& d) {
+    EXPECT_EQ(d.rows, c.rows);
+    EXPECT_EQ(d.first_row, c.first_row);
+    EXPECT_EQ(d.file_index, c.file_index);
+    EXPECT_EQ(d.first_line, c.first_line);
+    ASSERT_EQ(d.columns.size(), c.columns.size());
+    for (std::size_t k = 0; k < c.columns.size(); ++k) {
+      const Column& a = c.columns[k];
+      const Column& b = d.columns[k];
+      EXPECT_EQ(b.name, a.name);
+      EXPECT_EQ(b.role, a.role);
+      EXPECT_EQ(b.kind, a.kind);
+      EXPECT_EQ(b.cardinality, a.cardinality);
+      ASSERT_EQ(b.f.size(), a.f.size());
+      for (std::size_t r = 0; r < a.f.size(); ++r)  // bitwise: NaN and -0 included
+        EXPECT_EQ(std::memcmp(&a.f[r], &b.f[r], sizeof(float)), 0) << k << " " << r;
+      EXPECT_EQ(b.i, a.i);
+      EXPECT_EQ(b.valid, a.valid);
+      EXPECT_EQ(b.offsets, a.offsets);
+    }
+    EXPECT_EQ(d.split, c.split);
+    EXPECT_EQ(d.row_index, c.row_index);
+  };
+  Chunk fresh;
+  packed.unpack(fresh);
+  expect_same(fresh);
+
+  Chunk reused;
+  reused.rows = 99;
+  for (int k = 0; k < 6; ++k) reused.add_column("old" + std::to_string(k), Role::kDense, ColumnKind::kFloat);
+  for (auto& col : reused.columns) {
+    col.f.assign(1000, 4.0f);
+    col.i.assign(50, 3);
+    col.valid.assign(50, 1);
+  }
+  reused.split.assign(1000, 2);
+  packed.unpack(reused);
+  expect_same(reused);
+
+  Chunk empty;
+  PackedChunk packed_empty(empty);
+  packed_empty.unpack(reused);
+  EXPECT_EQ(reused.rows, 0);
+  EXPECT_TRUE(reused.columns.empty());
+  EXPECT_TRUE(reused.split.empty());
 }
 
 class PrepPipeline : public ::testing::Test {

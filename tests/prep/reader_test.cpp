@@ -314,6 +314,32 @@ TEST(TextReader, ParsesEveryRoleIntoTypedColumnsInSchemaOrder) {
   EXPECT_EQ(c.columns[6].valid, (std::vector<uint8_t>{1, 0}));
 }
 
+// The reader hashes fields with XXH3 compiled into it; keys must equal hash_string (the shared library)
+// at every length class of XXH3 (1-3, 4-8, 9-16, 17-128, 129-240, longer), in all three hashing roles.
+TEST(TextReader, HashedKeysEqualHashStringAtEveryLength) {
+  TempDir dir;
+  std::string text;
+  std::vector<std::string> values;
+  for (int len = 1; len <= 300; ++len) {
+    std::string v;
+    for (int k = 0; k < len; ++k) v += static_cast<char>('a' + (len * 7 + k * 13) % 26);
+    values.push_back(v);
+    text += v + "\t" + v + "|" + v + "\t" + v + "\n";
+  }
+  write_text(dir / "a.tsv", text);
+  auto schema = make_schema({col("C1", Role::kCategorical), col("tags", Role::kMulti), col("user", Role::kId)});
+  ReadResult r = read_all({(dir / "a.tsv").string()}, schema);
+  std::size_t row = 0;
+  for (const Chunk& c : r.chunks)
+    for (int64_t j = 0; j < c.rows; ++j, ++row) {
+      const int64_t want = static_cast<int64_t>(hash_string(values[row]));
+      ASSERT_EQ(c.columns[0].i[j], want) << values[row].size();
+      ASSERT_EQ(c.columns[1].i[c.columns[1].offsets[j]], want) << values[row].size();
+      ASSERT_EQ(c.columns[2].i[j], want) << values[row].size();
+    }
+  EXPECT_EQ(row, values.size());
+}
+
 TEST(TextReader, SequenceColumnsKeepOrderWithCustomSeparator) {
   TempDir dir;
   write_text(dir / "a.csv", "1,b;a;b\n0,c\n");

@@ -72,6 +72,8 @@ class TextReader {
   // is done. Blocks while the background thread reads. An error of that thread (IoError on a failed
   // read, InputError on a truncated or corrupt gzip/zstd stream, both naming the file) is rethrown here
   // after the chunks produced before it, and again on every later call. Call from one thread only.
+  // The text `out` held before is taken back and its memory reused for a later chunk, so a loop that
+  // passes the same TextChunk each time allocates no new text buffers once running.
   bool next(TextChunk& out);
 
   // Parses `in` into `out`, reusing out's vectors. Thread-safe (const, no shared mutable state): call it

@@ -6,7 +6,8 @@
 //   index->save("items.idx");  auto again = load_index("items.idx");
 //
 // Kinds:
-//   flat    exact: blocked GEMM (OpenBLAS) for batches of queries, a SIMD scan for a few queries
+//   flat    exact: a fused register-tiled kernel for batches of queries (OpenBLAS GEMM with
+//           SearchOptions::flat_blas), a SIMD scan for a few queries
 //   hnsw    graph (Hierarchical Navigable Small World): multi-threaded build, quality knob ef
 //   ivf_sq8 inverted file (k-means lists) with 8-bit scalar-quantised codes, re-ranked exactly;
 //           quality knobs nprobe and rerank
@@ -63,6 +64,9 @@ struct SearchOptions {
   int nprobe = 0;      // ivf lists visited; 0 = max(1, nlist / 16)
   int rerank = 4;      // ivf: k * rerank quantised candidates re-scored exactly (>= 1)
   int threads = 1;     // <= 0: all available
+  // flat: batches of queries through OpenBLAS sgemm plus a selection pass instead of the fused exact
+  // kernel (the default, faster); kept for comparison. Same results up to float rounding.
+  bool flat_blas = false;
   const IdFilter* filter = nullptr;  // not owned; nullptr = every live item
 };
 

@@ -1,10 +1,18 @@
 // Measured machine limits, so that benchmarks can say which bound a kernel runs against and how close.
 #pragma once
 
+#include "bluewhale/core/cpu.h"
+
 namespace bluewhale {
 
-// Single-precision FMA throughput (GFLOP/s, 2 flops per lane per FMA) of `threads` threads at the
-// current simd_level(), from a ~0.1 s register-only loop with enough independent chains to fill the pipes.
+// Single-precision FMA throughput (GFLOP/s, 2 flops per lane per FMA) of `threads` threads with vectors
+// of `level` (capped at simd_level()): 512-bit FMAs on AVX-512, 256-bit on AVX2, scalar multiply-adds
+// otherwise; the best of three ~0.04 s register-only loops with enough independent chains to fill the pipes. Compare
+// a kernel against the peak of the level it runs at (the exact search uses AVX-512 where present, so its
+// roofline is the 512-bit peak). A busy machine lowers the result, so benchmarks take the best of a few
+// calls.
+double measure_fma_peak_gflops(int threads, SimdLevel level);
+// At the current simd_level().
 double measure_fma_peak_gflops(int threads);
 // Read bandwidth (GB/s) of `threads` threads streaming over a 256 MiB buffer.
 double measure_read_bandwidth_gbs(int threads);

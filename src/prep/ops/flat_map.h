@@ -2,7 +2,9 @@
 //
 // Both use linear probing over a power-of-two slot array, with INT64_MIN as the empty-slot marker and
 // that one key kept in a side slot, so every int64 key is storable. std::unordered_map allocates a node
-// per key and chases a pointer per lookup, several times slower at 10M keys.
+// per key and chases a pointer per lookup, several times slower at 10M keys. Slots hold a key as
+// stored_key(key) = key ^ INT64_MIN, so an empty slot is all zero bytes: the slot arrays are ZeroBuffers
+// (fresh zero pages, huge pages when large), with no pass that writes an empty marker into every slot.
 #pragma once
 
 #include <algorithm>
@@ -14,10 +16,15 @@
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
+#include "prep/ops/zero_buffer.h"
 
 namespace bluewhale::prep_ops {
 
 inline constexpr int64_t kEmptyKey = std::numeric_limits<int64_t>::min();
+
+// A key as slots store it (its own inverse): INT64_MIN, the one key kept in a side slot, becomes 0,
+// the empty slot.
+inline int64_t stored_key(int64_t key) { return key ^ kEmptyKey; }
 
 inline std::size_t pow2_at_least(std::size_t n) {
   std::size_t c = 1;
@@ -45,12 +52,13 @@ class KeyIndex {
       return {&empty_key_value_, inserted};
     }
     if ((size_ + 1) * 4 > slots_.size() * 3) rehash(slots_.size() * 2);  // load <= 3/4
+    const int64_t sk = stored_key(key);
     std::size_t i = mix64(static_cast<uint64_t>(key)) & mask_;
     for (;;) {
       Slot& s = slots_[i];
-      if (s.key == key) return {&s.value, false};
-      if (s.key == kEmptyKey) {
-        s.key = key;
+      if (s.key == sk) return {&s.value, false};
+      if (s.key == 0) {
+        s.key = sk;
         s.value = value_if_new;
         ++size_;
         return {&s.value, true};
@@ -61,13 +69,7 @@ class KeyIndex {
 
   int64_t find(int64_t key, int64_t not_found) const {
     if (key == kEmptyKey) return has_empty_key_ ? empty_key_value_ : not_found;
-    std::size_t i = mix64(static_cast<uint64_t>(key)) & mask_;
-    for (;;) {
-      const Slot& s = slots_[i];
-      if (s.key == key) return s.value;
-      if (s.key == kEmptyKey) return not_found;
-      i = (i + 1) & mask_;
-    }
+    return probe(key, mix64(static_cast<uint64_t>(key)), not_found);
   }
 
   // out[j] = find(keys[j], not_found) for j < n; out may alias keys. Large tables miss the cache on
@@ -110,42 +112,43 @@ class KeyIndex {
   void for_each(F&& f) const {
     if (has_empty_key_) f(kEmptyKey, empty_key_value_);
     for (const Slot& s : slots_)
-      if (s.key != kEmptyKey) f(s.key, s.value);
+      if (s.key != 0) f(stored_key(s.key), s.value);
   }
 
  private:
   static constexpr std::size_t kMinCapacity = 16;
   static constexpr std::size_t kCachedBytes = std::size_t{64} << 10;
   struct Slot {
-    int64_t key;
+    int64_t key;  // stored_key(key); 0: empty
     int64_t value;
   };
 
   int64_t probe(int64_t key, uint64_t h, int64_t not_found) const {
     if (key == kEmptyKey) [[unlikely]]
       return has_empty_key_ ? empty_key_value_ : not_found;
+    const int64_t sk = stored_key(key);
     std::size_t i = h & mask_;
     for (;;) {
       const Slot& s = slots_[i];
-      if (s.key == key) return s.value;
-      if (s.key == kEmptyKey) return not_found;
+      if (s.key == sk) return s.value;
+      if (s.key == 0) return not_found;
       i = (i + 1) & mask_;
     }
   }
 
   void rehash(std::size_t capacity) {
-    std::vector<Slot> old = std::move(slots_);
-    slots_.assign(capacity, Slot{kEmptyKey, 0});
+    ZeroBuffer<Slot> old = std::move(slots_);
+    slots_ = ZeroBuffer<Slot>(capacity);
     mask_ = capacity - 1;
     for (const Slot& s : old) {
-      if (s.key == kEmptyKey) continue;
-      std::size_t i = mix64(static_cast<uint64_t>(s.key)) & mask_;
-      while (slots_[i].key != kEmptyKey) i = (i + 1) & mask_;
+      if (s.key == 0) continue;
+      std::size_t i = mix64(static_cast<uint64_t>(stored_key(s.key))) & mask_;
+      while (slots_[i].key != 0) i = (i + 1) & mask_;
       slots_[i] = s;
     }
   }
 
-  std::vector<Slot> slots_;
+  ZeroBuffer<Slot> slots_;
   std::size_t mask_ = 0, size_ = 0;
   bool has_empty_key_ = false;
   int64_t empty_key_value_ = 0;
@@ -159,7 +162,8 @@ struct KeyCount {
 };
 
 // Occurrence counter for one column on one thread. The caller checks full() before add() and either
-// grows or spills (release_sorted) the table, which is how the memory budget is enforced.
+// grows or spills (release_sorted) the table, which is how the memory budget is enforced. Slots are
+// KeyCount records whose key is stored_key(key) (0: empty).
 class CountTable {
  public:
   static constexpr std::size_t kMinCapacity = 1024;
@@ -181,22 +185,8 @@ class CountTable {
       empty_key_.first = std::min(empty_key_.first, row);
       return;
     }
-    std::size_t i = mix64(static_cast<uint64_t>(key)) & mask_;
-    for (;;) {
-      KeyCount& s = slots_[i];
-      if (s.key == key) {
-        ++s.count;
-        if (row < s.first) s.first = row;
-        return;
-      }
-      if (s.key == kEmptyKey) {
-        BW_ASSERT(!full(), "CountTable::add on a full table");
-        s = KeyCount{key, 1, row};
-        ++size_;
-        return;
-      }
-      i = (i + 1) & mask_;
-    }
+    BW_ASSERT(!full(), "CountTable::add on a full table");
+    insert<true>(key, mix64(static_cast<uint64_t>(key)), 1, row);
   }
 
   // add() for n keys (n <= kBlock, has_room(n) checked by the caller). The probe starts of the whole
@@ -204,32 +194,17 @@ class CountTable {
   // by memory latency, not by arithmetic.
   static constexpr std::size_t kBlock = 16;
   void add_block(const int64_t* keys, const int64_t* rows, std::size_t n) {
-    std::size_t pos[kBlock];
+    uint64_t h[kBlock];
     for (std::size_t j = 0; j < n; ++j) {
-      pos[j] = mix64(static_cast<uint64_t>(keys[j])) & mask_;
-      __builtin_prefetch(&slots_[pos[j]], 1);
+      h[j] = mix64(static_cast<uint64_t>(keys[j]));
+      prefetch(h[j]);
     }
     for (std::size_t j = 0; j < n; ++j) {
-      const int64_t key = keys[j];
-      if (key == kEmptyKey) {
-        add(key, rows[j]);
+      if (keys[j] == kEmptyKey) {
+        add(keys[j], rows[j]);
         continue;
       }
-      std::size_t i = pos[j];
-      for (;;) {
-        KeyCount& s = slots_[i];
-        if (s.key == key) {
-          ++s.count;
-          if (rows[j] < s.first) s.first = rows[j];
-          break;
-        }
-        if (s.key == kEmptyKey) {
-          s = KeyCount{key, 1, rows[j]};
-          ++size_;
-          break;
-        }
-        i = (i + 1) & mask_;
-      }
+      insert<true>(keys[j], h[j], 1, rows[j]);
     }
   }
 
@@ -249,22 +224,7 @@ class CountTable {
       add(key, kTrackFirst ? row : 0);
       return;
     }
-    std::size_t i = h & mask_;
-    for (;;) {
-      KeyCount& s = slots_[i];
-      if (s.key == key) {
-        ++s.count;
-        if constexpr (kTrackFirst)
-          if (row < s.first) s.first = row;
-        return;
-      }
-      if (s.key == kEmptyKey) {
-        s = KeyCount{key, 1, kTrackFirst ? row : 0};
-        ++size_;
-        return;
-      }
-      i = (i + 1) & mask_;
-    }
+    insert<kTrackFirst>(key, h, 1, kTrackFirst ? row : 0);
   }
 
   // Adds every entry of `other` (counts summed, first = the smaller), growing as needed; the result is
@@ -279,9 +239,10 @@ class CountTable {
     uint64_t ring_h[kAhead];
     std::size_t pending = 0, head = 0;
     const KeyCount* src = other.slots_.data();
+    auto absorb = [&](const KeyCount& kc, uint64_t h) { insert<true>(stored_key(kc.key), h, kc.count, kc.first); };
     for (std::size_t i = 0, n = other.slots_.size(); i < n; ++i) {
-      if (src[i].key == kEmptyKey) continue;
-      uint64_t h = mix64(static_cast<uint64_t>(src[i].key));
+      if (src[i].key == 0) continue;
+      uint64_t h = mix64(static_cast<uint64_t>(stored_key(src[i].key)));
       prefetch(h);
       if (pending == kAhead) {
         absorb(src[ring_key[head]], ring_h[head]);
@@ -300,60 +261,59 @@ class CountTable {
 
   // Moves the entries into `cap` slots (a power of two, enough for size() under the load limit).
   void rehash(std::size_t cap) {
-    std::vector<KeyCount> old = std::move(slots_);
-    slots_.assign(cap, KeyCount{kEmptyKey, 0, 0});
+    ZeroBuffer<KeyCount> old = std::move(slots_);
+    slots_ = ZeroBuffer<KeyCount>(cap);
     mask_ = cap - 1;
     for (const KeyCount& s : old) {
-      if (s.key == kEmptyKey) continue;
-      std::size_t i = mix64(static_cast<uint64_t>(s.key)) & mask_;
-      while (slots_[i].key != kEmptyKey) i = (i + 1) & mask_;
+      if (s.key == 0) continue;
+      std::size_t i = mix64(static_cast<uint64_t>(stored_key(s.key))) & mask_;
+      while (slots_[i].key != 0) i = (i + 1) & mask_;
       slots_[i] = s;
     }
   }
 
-  // Moves the entries out sorted by key (reusing the slot array, no second copy) and leaves the table
-  // empty with `new_capacity` slots.
+  // Returns the entries sorted by key and leaves the table empty with `new_capacity` slots.
   std::vector<KeyCount> release_sorted(std::size_t new_capacity) {
-    std::vector<KeyCount> out = std::move(slots_);
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < out.size(); ++i)
-      if (out[i].key != kEmptyKey) out[n++] = out[i];
-    out.resize(n);
-    if (has_empty_key_) out.push_back(empty_key_);  // kEmptyKey is the smallest int64: sorts first
+    std::vector<KeyCount> out;
+    out.reserve(size());
+    for_each([&](const KeyCount& kc) { out.push_back(kc); });
     std::sort(out.begin(), out.end(), [](const KeyCount& a, const KeyCount& b) { return a.key < b.key; });
     reset(new_capacity);
     return out;
   }
 
-  // Visits every entry in slot order.
+  // Visits every entry (with its real key) in slot order.
   template <class F>
   void for_each(F&& f) const {
     if (has_empty_key_) f(empty_key_);
     for (const KeyCount& s : slots_)
-      if (s.key != kEmptyKey) f(s);
+      if (s.key != 0) f(KeyCount{stored_key(s.key), s.count, s.first});
   }
 
   void reset(std::size_t capacity) {
     capacity = pow2_at_least(std::max(capacity, kMinCapacity));
-    slots_.assign(capacity, KeyCount{kEmptyKey, 0, 0});
-    slots_.shrink_to_fit();
+    slots_ = ZeroBuffer<KeyCount>(capacity);
     mask_ = capacity - 1;
     size_ = 0;
     has_empty_key_ = false;
   }
 
  private:
-  void absorb(const KeyCount& kc, uint64_t h) {
+  // Adds `count` occurrences of key (not kEmptyKey; its hash h), first seen at `row`.
+  template <bool kTrackFirst>
+  void insert(int64_t key, uint64_t h, int64_t count, int64_t row) {
+    const int64_t sk = stored_key(key);
     std::size_t i = h & mask_;
     for (;;) {
       KeyCount& s = slots_[i];
-      if (s.key == kc.key) {
-        s.count += kc.count;
-        s.first = std::min(s.first, kc.first);
+      if (s.key == sk) {
+        s.count += count;
+        if constexpr (kTrackFirst)
+          if (row < s.first) s.first = row;
         return;
       }
-      if (s.key == kEmptyKey) {
-        s = kc;
+      if (s.key == 0) {
+        s = KeyCount{sk, count, row};
         ++size_;
         return;
       }
@@ -370,7 +330,7 @@ class CountTable {
     empty_key_.first = std::min(empty_key_.first, kc.first);
   }
 
-  std::vector<KeyCount> slots_;
+  ZeroBuffer<KeyCount> slots_;
   std::size_t mask_ = 0, size_ = 0;
   bool has_empty_key_ = false;
   KeyCount empty_key_{kEmptyKey, 0, 0};
