@@ -275,23 +275,19 @@ void Canvas::line(double x0, double y0, double x1, double y1, Rgb color, double 
 void Canvas::polyline(const std::vector<std::pair<double, double>>& pts, Rgb color, double lw) {
   if (pts.empty() || !(lw > 0)) return;
   const double s = scale_, hw = lw * s / 2;
-  // Non-finite points are skipped; their neighbours join up.
-  std::vector<std::pair<double, double>> dev;
-  // Far-away coordinates are pulled in to a million pixels, where the arithmetic below stays exact enough.
+  // Non-finite points are skipped, their neighbours joined up; far-away coordinates are pulled in to a
+  // million pixels, where the distance arithmetic below stays exact enough.
   constexpr double kFar = 1e6;
+  std::vector<std::pair<double, double>> dev;
   for (const auto& [x, y] : pts)
     if (std::isfinite(x) && std::isfinite(y)) dev.emplace_back(std::clamp(x * s, -kFar, kFar), std::clamp(y * s, -kFar, kFar));
   if (dev.empty()) return;
   std::vector<Segment> segs;
+  if (dev.size() == 1) segs.push_back(Segment{dev[0].first, dev[0].second, dev[0].first, dev[0].second});  // a dot
+  for (std::size_t k = 1; k < dev.size(); ++k)
+    segs.push_back(Segment{dev[k - 1].first, dev[k - 1].second, dev[k].first, dev[k].second});
   double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
-  for (std::size_t k = 0; k < dev.size(); ++k) {
-    const auto [x, y] = dev[k];
-    const auto [px, py] = dev[k > 0 ? k - 1 : 0];
-    if (k == 0 && dev.size() > 1) continue;  // a single point is a dot: one zero-length segment
-    segs.push_back(Segment{px, py, x, y});
-  }
   for (const auto& [x, y] : dev) xmin = std::min(xmin, x), xmax = std::max(xmax, x), ymin = std::min(ymin, y), ymax = std::max(ymax, y);
-  if (segs.empty()) return;
   const double pad = hw + 1;
   const int i0 = floor_in(xmin - pad, 0, image_.width()), i1 = ceil_in(xmax + pad, 0, image_.width());
   const int j0 = floor_in(ymin - pad, 0, image_.height()), j1 = ceil_in(ymax + pad, 0, image_.height());

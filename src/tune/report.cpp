@@ -71,6 +71,10 @@ std::string num(double v, const char* fmt = "%.4g") {
 constexpr double W = 560, H = 300, L = 60, R = 15, T = 15, B = 40, kRow = 22;
 // PNG images carry the title above the plot in a band this high.
 constexpr double kTitleBand = 22;
+// Colours of the frame and the bars, the same in both renderers (marks carry their own).
+constexpr const char* kFrameFill = "#fafafa";
+constexpr const char* kFrameStroke = "#999";
+constexpr const char* kBarColor = "#48a";
 
 PlotFrame frame_of(const ReportPlot& p, double top) {
   return PlotFrame{L, top + T, W - L - R, H - T - B, p.x0, p.x1, p.y0, p.y1};
@@ -100,18 +104,18 @@ std::string svg_xy(const ReportPlot& p) {
   std::string s = "<svg xmlns='http://www.w3.org/2000/svg' width='" + num(W) + "' height='" + num(H) +
                   "' font-family='sans-serif' font-size='11'>";
   s += "<rect x='" + num(L) + "' y='" + num(T) + "' width='" + num(W - L - R) + "' height='" + num(H - T - B) +
-       "' fill='#fafafa' stroke='#999'/>";
+       "' fill='" + kFrameFill + "' stroke='" + kFrameStroke + "'/>";
   // Ticks as Canvas::axes draws them: marks outside the frame, labels below / left of them.
   for (const Tick& t : p.x_ticks) {
     const std::string x = num(f.px(t.value), "%.1f");
     s += "<line x1='" + x + "' y1='" + num(H - B) + "' x2='" + x + "' y2='" + num(H - B + kTickLength) +
-         "' stroke='#999'/><text x='" + x + "' y='" + num(H - B + kXTickLabelDrop) + "' text-anchor='middle'>" +
+         "' stroke='" + kFrameStroke + "'/><text x='" + x + "' y='" + num(H - B + kXTickLabelDrop) + "' text-anchor='middle'>" +
          esc(t.label) + "</text>";
   }
   for (const Tick& t : p.y_ticks) {
     const double y = f.py(t.value);
     s += "<line x1='" + num(L - kTickLength) + "' y1='" + num(y, "%.1f") + "' x2='" + num(L) + "' y2='" + num(y, "%.1f") +
-         "' stroke='#999'/><text x='" + num(L - kYTickLabelGap) + "' y='" + num(y + kTextAscent / 2, "%.1f") +
+         "' stroke='" + kFrameStroke + "'/><text x='" + num(L - kYTickLabelGap) + "' y='" + num(y + kTextAscent / 2, "%.1f") +
          "' text-anchor='end'>" + esc(t.label) + "</text>";
   }
   s += "<text x='" + num((L + W - R) / 2) + "' y='" + num(H - 8) + "' text-anchor='middle'>" + esc(p.x_label) + "</text>";
@@ -137,7 +141,7 @@ std::string svg_bars(const ReportPlot& p) {
   for (std::size_t i = 0; i < p.bars.size(); ++i) {
     const double y = 5 + kRow * static_cast<double>(i), v = p.bars[i].value;
     s += "<text x='170' y='" + num(y + 14) + "' text-anchor='end'>" + esc(p.bars[i].label) + "</text>";
-    s += "<rect x='176' y='" + num(y + 3) + "' width='" + num(v * (W - 240), "%.1f") + "' height='14' fill='#48a'/>";
+    s += "<rect x='176' y='" + num(y + 3) + "' width='" + num(v * (W - 240), "%.1f") + "' height='14' fill='" + kBarColor + "'/>";
     s += "<text x='" + num(180 + v * (W - 240), "%.1f") + "' y='" + num(y + 14) + "'>" + num(v, "%.2f") + "</text>";
   }
   return s + "</svg>";
@@ -268,7 +272,7 @@ std::vector<ReportPlot> report_plots(const json& study, const std::vector<Trial>
 std::string plot_svg(const ReportPlot& plot) { return plot.bar_chart ? svg_bars(plot) : svg_xy(plot); }
 
 Image plot_image(const ReportPlot& p, int scale) {
-  const Rgb ink{0x22, 0x22, 0x22};
+  const Rgb ink{0, 0, 0};  // SVG's default text colour
   const double height = (p.bar_chart ? bar_chart_height(p) : H) + kTitleBand;
   Canvas c(W, height, scale);
   c.text(8, 15, p.title + " " + p.caption, ink);
@@ -276,13 +280,13 @@ Image plot_image(const ReportPlot& p, int scale) {
     for (std::size_t i = 0; i < p.bars.size(); ++i) {
       const double y = kTitleBand + 5 + kRow * static_cast<double>(i), v = p.bars[i].value;
       c.text(170, y + 14, p.bars[i].label, ink, TextAnchor::kEnd);
-      c.fill_rect(176, y + 3, v * (W - 240), 14, parse_color("#48a"));
+      c.fill_rect(176, y + 3, v * (W - 240), 14, parse_color(kBarColor));
       c.text(180 + v * (W - 240), y + 14, num(v, "%.2f"), ink);
     }
     return c.image();
   }
   const PlotFrame f = frame_of(p, kTitleBand);
-  c.axes(f, p.x_ticks, p.y_ticks, parse_color("#fafafa"), parse_color("#999"), ink);
+  c.axes(f, p.x_ticks, p.y_ticks, parse_color(kFrameFill), parse_color(kFrameStroke), ink);
   c.text((L + W - R) / 2, kTitleBand + H - 8, p.x_label, ink, TextAnchor::kMiddle);
   c.text(14, kTitleBand + (T + H - B) / 2, p.y_label, ink, TextAnchor::kMiddle, true);
   for (const PlotSeries& ser : p.series) {
