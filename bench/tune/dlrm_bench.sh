@@ -52,4 +52,4 @@ for seed in $SEEDS; do
   done
 done
 mv "$OUT/runs.jsonl.tmp" "$OUT/runs.jsonl"
-"$PY" bench/tune/dlrm_summarize.py "$OUT/runs.jsonl" | tee "$ROOT/bench/out/tune_dlrm_bench.md"
+"$PY" bench/tune/dlrm_summarize.py "$OUT/runs.jsonl" | tee "${BENCH_OUT:-$ROOT/bench/out}/tune_dlrm_bench.md"

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "bluewhale/core/config.h"
 #include "bluewhale/core/error.h"
@@ -130,6 +131,14 @@ std::string Args::help() const {
   }
   s += "  --help                show this help\n";
   return s;
+}
+
+void create_parent_dirs(const std::string& file) {
+  const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+  if (parent.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  BW_CHECK(!ec, IoError, "cannot create directory '", parent.string(), "' for '", file, "': ", ec.message());
 }
 
 }  // namespace bluewhale::cli

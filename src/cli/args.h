@@ -48,4 +48,8 @@ class Args {
   std::vector<std::string> positional_values_;
 };
 
+// Creates the directories above an output file named on the command line (a user asking for
+// runs/a/report.html expects runs/a/ to appear); IoError naming the directory when that fails.
+void create_parent_dirs(const std::string& file);
+
 }  // namespace bluewhale::cli

@@ -251,6 +251,7 @@ int tune_best(int argc, char** argv) {
   ConfigNode base = ConfigNode::parse_yaml(study["recipe"].get<std::string>(), s.store->path().string() + " (recipe)");
   ConfigNode r = trainable_recipe(with_params(base, best->params), study.value("data", ""));
   const fs::path out = args.has("out") ? fs::path(args.get("out")) : fs::path(dir) / "best.yaml";
+  create_parent_dirs(out.string());
   write_file_atomic(out, "# best trial " + std::to_string(best->id) + " of " + s.store->path().string() + ": " +
                              values_text(*best, s.objectives) + "\n" + r.to_yaml() + "\n");
   std::printf("best: trial %lld: %s | %s\nrecipe written to %s\n", (long long)best->id,
@@ -271,7 +272,10 @@ int tune_export(int argc, char** argv) {
   BW_CHECK(fmt == "csv" || fmt == "json", ConfigError, "bluewhale tune export: --format expects csv or json, got '", fmt, "'");
   auto store = TrialStore::open(store_path(args.positionals()[0]));
   const std::string text = fmt == "csv" ? store->export_csv() : store->export_json().dump(2) + "\n";
-  if (args.has("out")) write_file_atomic(args.get("out"), text);
+  if (args.has("out")) {
+    create_parent_dirs(args.get("out"));
+    write_file_atomic(args.get("out"), text);
+  }
   else std::fputs(text.c_str(), stdout);
   return 0;
 }
@@ -296,6 +300,7 @@ int tune_report(int argc, char** argv) {
   const fs::path out = args.has("out") ? fs::path(args.get("out")) : fs::path(dir) / "report.html";
   const json study = store->study();
   const std::vector<Trial> trials = store->trials();
+  create_parent_dirs(out.string());
   write_file_atomic(out, html_report(study, trials));
   std::printf("report written to %s\n", out.string().c_str());
   if (!args.flag_set("no-png")) {
@@ -334,6 +339,7 @@ int tune_advise(int argc, char** argv) {
   for (const auto& it : a.items) std::printf("  %-18s %-16s %s\n", it.key.c_str(), it.value.c_str(), it.reason.c_str());
   for (const auto& n : a.notes) std::printf("  note: %s\n", n.c_str());
   if (args.has("out")) {
+    create_parent_dirs(args.get("out"));
     write_file_atomic(args.get("out"), a.recipe);
     std::printf("recipe written to %s (edit it, then: bluewhale tune --recipe %s --data %s --out DIR)\n",
                 args.get("out").c_str(), args.get("out").c_str(), args.get("data").c_str());

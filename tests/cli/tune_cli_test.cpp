@@ -148,14 +148,21 @@ TEST(TuneCli, CommandTuningResumesAfterAKillAndBadInputIsClear) {
   EXPECT_TRUE(fs::exists(d + "/study/report.html"));
   EXPECT_FALSE(fs::exists(d + "/study/plots"));
   EXPECT_EQ(nopng.output.find("PNG"), std::string::npos) << nopng.output;
-  fs::create_directories(d + "/pages");
-  auto small = run_cli("tune report " + d + "/study --png-scale 1 --out " + d + "/pages/r.html");
+  // --out into folders that do not exist yet creates them; under a regular file it is a clear error.
+  auto small = run_cli("tune report " + d + "/study --png-scale 1 --out " + d + "/pages/a/r.html");
   ASSERT_EQ(small.exit_code, 0) << small.output;
-  EXPECT_NE(small.output.find("written to " + d + "/pages/plots/"), std::string::npos) << small.output;
-  const auto conv = testing::decode_png(read_file(d + "/pages/plots/convergence.png"));
+  EXPECT_NE(small.output.find("written to " + d + "/pages/a/plots/"), std::string::npos) << small.output;
+  const auto conv = testing::decode_png(read_file(d + "/pages/a/plots/convergence.png"));
   EXPECT_EQ(conv.width, 560);
   EXPECT_EQ(conv.height, 322);
-  EXPECT_TRUE(fs::exists(d + "/pages/plots/importances.png"));
+  EXPECT_TRUE(fs::exists(d + "/pages/a/plots/importances.png"));
+  auto under_file = run_cli("tune report " + d + "/study --out " + d + "/pages/a/r.html/x/r.html");
+  EXPECT_NE(under_file.exit_code, 0);
+  EXPECT_NE(under_file.output.find("cannot create directory '" + d + "/pages/a/r.html/x'"), std::string::npos)
+      << under_file.output;
+  auto exported = run_cli("tune export " + d + "/study --format csv --out " + d + "/exports/deep/t.csv");
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_NE(read_file(d + "/exports/deep/t.csv").find("id"), std::string::npos);
   auto help = run_cli("tune report --help");
   EXPECT_NE(help.output.find("--png-scale"), std::string::npos) << help.output;
   EXPECT_NE(help.output.find("--no-png"), std::string::npos) << help.output;
