@@ -42,8 +42,10 @@ class KeyCounter {
   explicit KeyCounter(std::string label);
   ~KeyCounter();
 
-  // Drops anything counted before. budget_bytes: all tables of all threads together.
-  void begin(std::size_t columns, int threads, int64_t budget_bytes, const std::string& temp_dir);
+  // Drops anything counted before. budget_bytes: all tables of all threads together. Without
+  // track_first the tables keep no first rows (smaller, faster) and every KeyCount::first is 0.
+  void begin(std::size_t columns, int threads, int64_t budget_bytes, const std::string& temp_dir,
+             bool track_first = true);
 
   // Counts one occurrence of key in column col, seen at global row `row`, on thread `thread`.
   void add(std::size_t col, int thread, int64_t key, int64_t row) {
