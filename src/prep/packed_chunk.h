@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "bluewhale/data/column.h"
-#include "prep/ops/zero_buffer.h"
+#include "core/zero_buffer.h"
 
 namespace bluewhale {
 
@@ -36,7 +36,7 @@ class PackedChunk {
     }
     plan(c.split.size(), 1);
     plan(c.row_index.size(), sizeof(int64_t));
-    data_ = prep_ops::ZeroBuffer<char>(bytes);
+    data_ = ZeroBuffer<char>(bytes);
     char* p = data_.data();
     std::size_t k = 0;
     auto put = [&](const void* src, std::size_t elem) {
@@ -103,7 +103,7 @@ class PackedChunk {
   int file_index_ = 0;
   std::vector<ColumnMeta> meta_;
   std::vector<std::size_t> sizes_;  // element counts: per column f, i, valid, offsets; then split, row_index
-  prep_ops::ZeroBuffer<char> data_;
+  ZeroBuffer<char> data_;
 };
 
 }  // namespace bluewhale

@@ -839,29 +839,6 @@ TEST(FlatMap, EdgeKeysAreStoredFoundAndCounted) {
   EXPECT_EQ(t.size(), 0u);
 }
 
-TEST(ZeroBuffer, SmallAndHugePageSizesStartZeroAndCopyDeep) {
-  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{1000}, (prep_ops::kHugeThreshold / 8) - 1,
-                        prep_ops::kHugeThreshold / 8, std::size_t{3} << 20}) {
-    prep_ops::ZeroBuffer<int64_t> b(n);
-    ASSERT_EQ(b.size(), n);
-    if (n >= prep_ops::kHugeThreshold / 8) {
-      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.data()) % prep_ops::kHugePage, 0u) << n;
-    }
-    bool zero = true;
-    for (int64_t x : b) zero = zero && x == 0;
-    EXPECT_TRUE(zero) << n;
-    for (std::size_t j = 0; j < n; j += 97) b[j] = int64_t(j) + 1;
-    prep_ops::ZeroBuffer<int64_t> c = b;
-    for (std::size_t j = 0; j < n; j += 97) b[j] = 0;
-    bool same = true;
-    for (std::size_t j = 0; j < n; ++j) same = same && c[j] == (j % 97 == 0 ? int64_t(j) + 1 : 0);
-    EXPECT_TRUE(same) << n;
-    prep_ops::ZeroBuffer<int64_t> d = std::move(c);
-    EXPECT_EQ(d.size(), n);
-    EXPECT_EQ(c.size(), 0u);
-  }
-}
-
 TEST(FlatMap, CountTableMergeMatchesOneTable) {
   // With track_first the first rows are kept; without, counts are the same and every first reads 0.
   for (bool track : {true, false}) {

@@ -16,7 +16,7 @@
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
-#include "prep/ops/zero_buffer.h"
+#include "core/zero_buffer.h"
 
 namespace bluewhale::prep_ops {
 
