@@ -59,6 +59,20 @@ inline void free_zeroed(void* p, std::size_t bytes) {
   ::munmap(p, (bytes + kHugePage - 1) & ~(kHugePage - 1));
 }
 
+// Advises the 2 MiB-aligned huge pages inside [p, p + bytes) for transparent huge pages, for big buffers
+// allocated elsewhere (a std::string's) before they are first written. Advice only: no effect on
+// contents, and harmless where huge pages are unavailable.
+inline void advise_huge_pages(void* p, std::size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  const auto b = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t start = (b + kHugePage - 1) & ~(kHugePage - 1), end = (b + bytes) & ~(kHugePage - 1);
+  if (end > start) ::madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
 // n records of T, all bytes zero at construction. Copyable (deep copy) and movable.
 template <class T>
 class ZeroBuffer {
