@@ -331,7 +331,42 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
         int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
         double sum = 0;
         int64_t present = 0;
-        for (int64_t k = 0; k < n; ++k) {
+        if (!rows) {
+          // Contiguous rows (every chunk of an unsplit or single-split run): the same result as the
+          // plain loop below, without a branch per value. Sums are exact integers either way.
+          int64_t isum = 0, ipresent = 0;
+          uint64_t bad = 0;
+          const int64_t* src = col.i.data() + first;
+          const uint8_t* valid = col.valid.empty() ? nullptr : col.valid.data() + first;
+          uint64_t* seen = track ? st.seen.data() : nullptr;
+          for (int64_t k = 0; k < n; ++k) {
+            const int64_t m = valid ? (valid[k] != 0) : 1;  // 1: present
+            const int64_t v = src[k] & -m;                  // missing rows store 0
+            const uint64_t out = static_cast<uint64_t>(v) >= static_cast<uint64_t>(card);
+            bad |= out;
+            dst[k] = static_cast<int32_t>(v);
+            isum += v;
+            ipresent += m;
+            lo = std::min(lo, m ? v : std::numeric_limits<int64_t>::max());
+            hi = std::max(hi, m ? v : std::numeric_limits<int64_t>::min());
+            if (seen) {
+              const int64_t at = out ? 0 : v;  // never index out of the bitmap
+              seen[at >> 6] |= static_cast<uint64_t>(m & !out) << (at & 63);
+            }
+          }
+          if (bad) {
+            for (int64_t k = 0; k < n; ++k) {
+              const int64_t v = src[k];
+              BW_CHECK((valid && !valid[k]) || static_cast<uint64_t>(v) < static_cast<uint64_t>(card), InputError,
+                       "column '", dc.name, "': id ", v, " outside [0, ", card, ") at input row ",
+                       chunk.global_row(first + k), " (input file #", chunk.file_index, ")");
+            }
+          }
+          st.missing += n - ipresent;
+          sum = static_cast<double>(isum);
+          present = ipresent;
+        }
+        for (int64_t k = 0; rows && k < n; ++k) {
           int64_t r = row_at(k);
           if (!col.valid.empty() && !col.valid[r]) {
             // Ids come from categorify/hash, which give missing values an id of their own; anything still
