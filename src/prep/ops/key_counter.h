@@ -91,12 +91,16 @@ class KeyCounter {
     std::vector<uint64_t>& h = ts.hashes;
     if (h.size() < n) h.resize(n);
     for (std::size_t j = 0; j < n; ++j) h[j] = mix64(static_cast<uint64_t>(keys[j]));
-    for (std::size_t j = 0; j < std::min(n, kAhead); ++j) t.prefetch(h[j]);
+    // A table that fits in L2 (most columns: a few thousand distinct values) gains nothing from prefetch.
+    constexpr std::size_t kCachedBytes = std::size_t{256} << 10;
+    const bool ahead = t.bytes() > kCachedBytes;
+    if (ahead)
+      for (std::size_t j = 0; j < std::min(n, kAhead); ++j) t.prefetch(h[j]);
     for (std::size_t b = 0; b < n; b += CountTable::kBlock) {
       std::size_t m = std::min(CountTable::kBlock, n - b);
       if (!t.has_room(m)) make_room(ts, col);
       for (std::size_t j = b; j < b + m; ++j) {
-        if (j + kAhead < n) t.prefetch(h[j + kAhead]);
+        if (ahead && j + kAhead < n) t.prefetch(h[j + kAhead]);
         t.add_hashed<kTrackFirst>(keys[j], h[j], kTrackFirst ? rows[j] : 0);
       }
     }
