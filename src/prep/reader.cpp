@@ -741,7 +741,8 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
           case FieldKind::kSkip: break;
           case FieldKind::kFloat: {
             float v = kMissingFloat;
-            if (vb != ve && !text::parse_float(vb, ve, v)) fail(FieldError::kNumber, field, vb, ve);
+            if (vb != ve && !text::parse_float_digits(vb, ve, v) && !text::parse_float(vb, ve, v))
+              fail(FieldError::kNumber, field, vb, ve);
             oc[fp.out].f[row] = v;
             break;
           }
