@@ -240,8 +240,8 @@ class CountTable {
   // what counting both tables' inputs into one table gives. Both tables must agree on track_first.
   void merge_from(const CountTable& other) {
     BW_ASSERT(track_first_ == other.track_first_, "CountTable::merge_from across track_first modes");
-    std::size_t need = size_ + other.size_;
-    if (need * 10 > slots_.size() * 7) rehash(pow2_at_least(need * 10 / 7 + 1));
+    // Grows only when the union needs it: the tables of two threads share most keys, and sizing for the
+    // sum of both (the old way) doubled the biggest tables for nothing.
     if (other.has_empty_key_) absorb_empty(other.empty_key_);
     // Entries of `other` come in slot order, which is random in this table: prefetch kAhead ahead.
     constexpr std::size_t kAhead = 16;
@@ -250,6 +250,7 @@ class CountTable {
     std::size_t pending = 0, head = 0;
     const Slot* src = other.slots_.data();
     auto absorb = [&](std::size_t i, uint64_t h) {
+      if (!has_room(1)) grow();
       insert(stored_key(src[i].key), h, src[i].count, track_first_ ? other.first_[i] : 0);
     };
     for (std::size_t i = 0, n = other.slots_.size(); i < n; ++i) {
