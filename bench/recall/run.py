@@ -84,7 +84,7 @@ def bluewhale(kind, base, q, gt, metric, work):
     bound = []
     if kind == "flat":
         roof, _ = run([BW, "index", "bench", "--index", idx, "--queries", q, "--truth", gt, "-k", str(K), "--threads",
-                       THREADS, "--min-seconds", MIN_S, "--roofline"])
+                       THREADS, "--min-seconds", MIN_S, "--roofline", "--rounds", str(max(3, REPEAT))])
         bound = re.findall(r"^threads .*bound.*$", roof, re.M)
     return {"build_s": build_s, "rss": max(rss_b, rss_s), "rows": rows, "notes": bound}
 

@@ -15,6 +15,7 @@
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
 #include "bluewhale/core/version.h"
+#include "core/zero_buffer.h"
 
 namespace bluewhale {
 
@@ -143,12 +144,16 @@ DType dtype_for_role(Role role) {
 // ------------------------------------------------------------------------------------------------ writer
 
 struct DatasetWriter::Impl {
-  // Buffered rows of one column of one split; which vector is used depends on the column's dtype.
+  // Buffered rows of one column of one split; which buffer is used depends on the column's dtype.
+  // PageVectors (huge pages, capacity kept from shard to shard, no zero fill before the values are
+  // copied in): the buffers of a 262144-row shard are ~1 MiB per column, and on the machines prep runs
+  // on every fresh 4 KiB page is a costly fault.
   struct ColBuf {
-    std::vector<float> f;
-    std::vector<int32_t> i32;
-    std::vector<int64_t> i64;
-    std::vector<int64_t> offsets{0};
+    ColBuf() { offsets.push_back(0); }
+    PageVector<float> f;
+    PageVector<int32_t> i32;
+    PageVector<int64_t> i64;
+    PageVector<int64_t> offsets;
   };
   struct SplitBuf {
     int64_t buffered = 0;
@@ -283,8 +288,8 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
                                       int64_t n) {
   auto row_at = [&](int64_t k) { return rows ? rows[first + k] : first + k; };
   // A shard's buffers are sized for a whole shard on first use (kept across shards): growing them by
-  // doubling copied every value several times and faulted in fresh pages at each step. Capped so a huge
-  // shard_rows does not reserve gigabytes up front; untouched reserved pages cost nothing.
+  // doubling copied every value several times. Capped so a huge shard_rows does not reserve gigabytes
+  // up front; untouched reserved pages cost nothing.
   const size_t reserve_rows = static_cast<size_t>(std::min<int64_t>(options.shard_rows, int64_t{1} << 22));
   auto ensure = [&](auto& vec, size_t want) {
     if (vec.capacity() < want) vec.reserve(std::max(want, reserve_rows));
@@ -299,7 +304,7 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
       case DType::kF32: {
         size_t base = buf.f.size();
         ensure(buf.f, base + n);
-        buf.f.resize(base + n);
+        buf.f.resize_for_overwrite(base + n);
         float* dst = buf.f.data() + base;
         const float* s = col.f.data();
         if (!rows) {
@@ -318,7 +323,7 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
       case DType::kI32: {
         size_t base = buf.i32.size();
         ensure(buf.i32, base + n);
-        buf.i32.resize(base + n);
+        buf.i32.resize_for_overwrite(base + n);
         int32_t* dst = buf.i32.data() + base;
         const int64_t card = dc.cardinality;
         if (st.seen.empty() && card <= kMaxDistinctCardinality) st.seen.assign((card + 63) / 64, 0);
@@ -326,7 +331,42 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
         int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
         double sum = 0;
         int64_t present = 0;
-        for (int64_t k = 0; k < n; ++k) {
+        if (!rows) {
+          // Contiguous rows (every chunk of an unsplit or single-split run): the same result as the
+          // plain loop below, without a branch per value. Sums are exact integers either way.
+          int64_t isum = 0, ipresent = 0;
+          uint64_t bad = 0;
+          const int64_t* src = col.i.data() + first;
+          const uint8_t* valid = col.valid.empty() ? nullptr : col.valid.data() + first;
+          uint64_t* seen = track ? st.seen.data() : nullptr;
+          for (int64_t k = 0; k < n; ++k) {
+            const int64_t m = valid ? (valid[k] != 0) : 1;  // 1: present
+            const int64_t v = src[k] & -m;                  // missing rows store 0
+            const uint64_t out = static_cast<uint64_t>(v) >= static_cast<uint64_t>(card);
+            bad |= out;
+            dst[k] = static_cast<int32_t>(v);
+            isum += v;
+            ipresent += m;
+            lo = std::min(lo, m ? v : std::numeric_limits<int64_t>::max());
+            hi = std::max(hi, m ? v : std::numeric_limits<int64_t>::min());
+            if (seen) {
+              const int64_t at = out ? 0 : v;  // never index out of the bitmap
+              seen[at >> 6] |= static_cast<uint64_t>(m & !out) << (at & 63);
+            }
+          }
+          if (bad) {
+            for (int64_t k = 0; k < n; ++k) {
+              const int64_t v = src[k];
+              BW_CHECK((valid && !valid[k]) || static_cast<uint64_t>(v) < static_cast<uint64_t>(card), InputError,
+                       "column '", dc.name, "': id ", v, " outside [0, ", card, ") at input row ",
+                       chunk.global_row(first + k), " (input file #", chunk.file_index, ")");
+            }
+          }
+          st.missing += n - ipresent;
+          sum = static_cast<double>(isum);
+          present = ipresent;
+        }
+        for (int64_t k = 0; rows && k < n; ++k) {
           int64_t r = row_at(k);
           if (!col.valid.empty() && !col.valid[r]) {
             // Ids come from categorify/hash, which give missing values an id of their own; anything still
@@ -357,7 +397,7 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
       case DType::kI64: {
         size_t base = buf.i64.size();
         ensure(buf.i64, base + n);
-        buf.i64.resize(base + n);
+        buf.i64.resize_for_overwrite(base + n);
         int64_t* dst = buf.i64.data() + base;
         for (int64_t k = 0; k < n; ++k) {
           int64_t r = row_at(k);
@@ -386,10 +426,10 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
           total += so[r + 1] - so[r];
         }
         size_t vbase = buf.i32.size();
-        buf.i32.resize(vbase + total);
+        buf.i32.resize_for_overwrite(vbase + total);
         int32_t* vdst = buf.i32.data() + vbase;
         size_t obase = buf.offsets.size();
-        buf.offsets.resize(obase + n);
+        buf.offsets.resize_for_overwrite(obase + n);
         int64_t* odst = buf.offsets.data() + obase;
         int64_t pos = static_cast<int64_t>(vbase);
         int32_t* w = vdst;
@@ -507,7 +547,8 @@ void DatasetWriter::Impl::flush(int s) {
     b.f.clear();
     b.i32.clear();
     b.i64.clear();
-    b.offsets.assign(1, 0);
+    b.offsets.clear();
+    b.offsets.push_back(0);
   }
 }
 

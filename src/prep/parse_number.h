@@ -55,6 +55,21 @@ inline bool parse_float(const char* b, const char* e, float& out) {
   return true;
 }
 
+// The common case of parse_float, small enough to inline into the reader's field loop: 1 to 9 plain
+// digits (counts, labels), no sign. Returns false for anything else (the caller then calls parse_float);
+// when it returns true, `out` is exactly what parse_float gives.
+inline bool parse_float_digits(const char* b, const char* e, float& out) {
+  if (e - b < 1 || e - b > 9) return false;
+  uint32_t v = 0;
+  for (const char* p = b; p < e; ++p) {
+    const unsigned d = static_cast<unsigned char>(*p) - static_cast<unsigned>('0');
+    if (d > 9) return false;
+    v = v * 10 + d;
+  }
+  out = static_cast<float>(static_cast<int64_t>(v));  // parse_float's conversion for plain integers
+  return true;
+}
+
 // Parses [b, e) as a decimal int64 (optional sign, digits only).
 inline bool parse_int64(const char* b, const char* e, int64_t& out) {
   const char* p = b;

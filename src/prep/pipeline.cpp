@@ -441,6 +441,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   // replays them instead of reading and parsing the text again. cache[k] is chunk k of the input.
   // A deque: growing it at the end keeps references to existing slots valid while workers hold them.
   // Chunks are kept packed (see PackedChunk), and the chunks that workers parse into are reused.
+  PackArena cache_arena;  // declared first: the packed chunks point into it
   std::deque<std::unique_ptr<PackedChunk>> cache;
   std::atomic<int64_t> cache_bytes{0};
   const int64_t cache_budget = fit_passes > 0 ? opt.cache_mb << 20 : 0;
@@ -512,7 +513,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         splitter.assign(c);
         if (fill_cache && transforms_in_pass) {
           int64_t b = chunk_bytes(c);
-          if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<PackedChunk>(c);
+          if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<PackedChunk>(c, &cache_arena);
         }
       }
       const int64_t rows = c.rows;
@@ -534,7 +535,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       // Nothing changed the parsed chunk in this pass: pack it now, after the operators read it.
       if (fill_cache && !transforms_in_pass && !*slot) {
         int64_t b = chunk_bytes(c);
-        if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<PackedChunk>(c);
+        if (cache_bytes.fetch_add(b) + b <= cache_budget) *slot = std::make_unique<PackedChunk>(c, &cache_arena);
       }
       if (fill_cache && !*slot) cache_missed_any = true;
       progress.add(rows, raw_bytes);

@@ -10,8 +10,10 @@
 //       registers (row values broadcast straight from the row-major index data, so rows are never packed),
 //       then dist = bias_r + scale * acc, compared with the lane's top-k threshold; only rows that beat it
 //       leave the registers, as candidates pushed into that query's TopK.
-// Work items are spread over threads with parallel_for_dynamic; when there are too few queries to keep
-// every thread busy, the rows are split too and the per-part top-k merged (ties still keep the lower row).
+// The first row blocks of a work item start near k rows and double up to `row_block`, so that queries get
+// finite thresholds before whole blocks of rows turn into candidates. Work items are spread over threads
+// with parallel_for_dynamic; when there are too few queries to keep every thread busy, the rows are split
+// too and the per-part top-k merged (ties still keep the lower row).
 #pragma once
 
 #include <cstdint>
@@ -71,7 +73,8 @@ ExactPlan exact_search_plan(int64_t nq, int64_t n, int64_t dim, int threads, Sim
 //   allowed (n): 0/1 per row, or nullptr for all.
 //   metric: l2 gives |q - x|^2 = |q|^2 + |x|^2 - 2 <q, x>; ip gives -<q, x>; cosine gives -<q, x> too and
 //   expects unit-length rows and queries (the index normalises on add and search and adds the 1).
-// Writes (nq, k) distances and row numbers, nearest first, ties in increasing row order; rows that no
+//   threads: worker threads through parallel_for_dynamic (values below 1 mean 1).
+// Writes (nq, k) distances and row numbers, nearest first, ties in increasing row order; slots that no
 // allowed row fills are (+inf, -1). InputError for n == 0, dim < 1, k < 1, k > n or nq < 0.
 void exact_search(const float* queries, int64_t nq, const float* rows, const float* sq_norms, int64_t n,
                   int64_t dim, Metric metric, int64_t k, const uint8_t* allowed, int threads, float* dist,

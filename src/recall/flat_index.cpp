@@ -23,7 +23,7 @@ namespace {
 // fast and parallelises over rows.
 constexpr int64_t kGemmMinQueries = 8;
 // Query and row block sizes: up to 1024 queries per GEMM call, where OpenBLAS sgemm with K = dim reaches
-// its plateau (~80% of the measured FMA peak on the development machine, against ~73% at 256 and ~40%
+// its plateau (~80% of the 256-bit FMA peak on the development machine, against ~73% at 256 and ~40%
 // at 64); 256 rows keep the (1024 x 256) block of products (1 MiB) in L2 while it is selected.
 constexpr int64_t kQueryBlock = 1024;
 constexpr int64_t kRowBlock = 256;

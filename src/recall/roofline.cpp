@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <vector>
 
 #include "bluewhale/core/cpu.h"
@@ -56,6 +57,31 @@ double measure_fma_peak_gflops(int threads, SimdLevel level) {
 }
 
 double measure_fma_peak_gflops(int threads) { return measure_fma_peak_gflops(threads, simd_level()); }
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+double measure_core_fma_peak_gflops(SimdLevel level) {
+  level = std::min(level, simd_level());
+  const int64_t iters = level == SimdLevel::kAvx512 ? 4'000'000 : level == SimdLevel::kAvx2 ? 8'000'000 : 2'000'000;
+  const double flops_per_iter = level == SimdLevel::kAvx512 ? 12 * 16 * 2 : level == SimdLevel::kAvx2 ? 10 * 8 * 2 : 4 * 2;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    timespec a{}, b{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+    g_sink.store(level == SimdLevel::kAvx512 ? recall_detail::fma_loop_avx512(iters, float(rep))
+                 : level == SimdLevel::kAvx2 ? recall_detail::fma_loop_avx2(iters, float(rep))
+                                             : fma_loop_scalar(iters, float(rep)),
+                 std::memory_order_relaxed);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+    const double s = double(b.tv_sec - a.tv_sec) + 1e-9 * double(b.tv_nsec - a.tv_nsec);
+    if (s > 0) best = std::max(best, double(iters) * flops_per_iter / s / 1e9);
+  }
+  return best;
+}
 
 double measure_read_bandwidth_gbs(int threads) {
   const std::size_t n = (std::size_t{256} << 20) / sizeof(uint64_t);

@@ -65,6 +65,22 @@ TEST(IndexCli, GeneratedVectorsBuildSearchAndBench) {
   ASSERT_EQ(fb.exit_code, 0) << fb.output;
   EXPECT_EQ(recall_in(fb.output, 1, 0), 1.0) << fb.output;
   EXPECT_NE(fb.output.find("-bound"), std::string::npos) << fb.output;
+  // Both exact paths side by side, the per-core peak, and the best of --rounds.
+  auto fr = run_cli("index bench --index " + flat + " --queries " + (dir / "emb_query.fvecs").string() + " --truth " +
+                    (dir / "emb_groundtruth.ivecs").string() + " --threads 1 --min-seconds 0 --roofline --rounds 2");
+  ASSERT_EQ(fr.exit_code, 0) << fr.output;
+  for (const char* want : {"FMA peak per core: ", "fastest batch of 2 rounds", "threads 1, fused: ", "threads 1, blas: ",
+                           "per busy CPU-second"})
+    EXPECT_NE(fr.output.find(want), std::string::npos) << want << "\n" << fr.output;
+  // The OpenBLAS path, selected by --flat-blas, finds the same neighbours.
+  auto fbl = run_cli("index bench --index " + flat + " --queries " + (dir / "emb_query.fvecs").string() + " --truth " +
+                     (dir / "emb_groundtruth.ivecs").string() + " --threads 2 --min-seconds 0 --flat-blas");
+  ASSERT_EQ(fbl.exit_code, 0) << fbl.output;
+  EXPECT_EQ(recall_in(fbl.output, 2, 0), 1.0) << fbl.output;
+  auto bad = run_cli("index bench --index " + flat + " --queries " + (dir / "emb_query.fvecs").string() + " --truth " +
+                     (dir / "emb_groundtruth.ivecs").string() + " --rounds 0");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--rounds must be in 1..1000, got 0"), std::string::npos) << bad.output;
 }
 
 TEST(IndexCli, RealSiftSampleReachesTheProvidedGroundTruth) {

@@ -198,6 +198,41 @@ TEST(Dataset, StatsCoverAllSplits) {
   EXPECT_EQ(ds.columns()[5].stats.missing, tmiss);
 }
 
+// The writer accumulates id statistics with a branch-free loop for contiguous rows and a plain one for
+// rows routed to several splits: the same rows must give the same stats either way (stats cover all
+// splits together).
+TEST(Dataset, StatsOfRoutedRowsEqualStatsOfContiguousRows) {
+  TempDir tmp;
+  const int64_t n = 1000;
+  write_dataset(tmp / "contiguous", n, 128, {}, nullptr);
+  write_dataset(tmp / "routed", n, 128, {}, split_train_valid);
+  Dataset a = Dataset::open(tmp / "contiguous");
+  Dataset b = Dataset::open(tmp / "routed");
+  ASSERT_EQ(a.columns().size(), b.columns().size());
+  for (std::size_t k = 0; k < a.columns().size(); ++k) {
+    const ColumnStats& x = a.columns()[k].stats;
+    const ColumnStats& y = b.columns()[k].stats;
+    EXPECT_EQ(x.rows, y.rows) << k;
+    EXPECT_EQ(x.missing, y.missing) << k;
+    EXPECT_EQ(x.distinct, y.distinct) << k;
+    EXPECT_EQ(x.min, y.min) << k;
+    EXPECT_EQ(x.max, y.max) << k;
+    EXPECT_DOUBLE_EQ(x.mean, y.mean) << k;  // float sums may run in another order
+  }
+  const ColumnStats& c = a.columns()[2].stats;  // categorical c0: ids g % 10, missing when g % 11 == 4
+  int64_t cmiss = 0;
+  double csum = 0;
+  for (int64_t g = 0; g < n; ++g) {
+    cmiss += cat_missing(g);
+    csum += cat_missing(g) ? 0 : cat_of(g);
+  }
+  EXPECT_EQ(c.missing, cmiss);
+  EXPECT_EQ(c.distinct, 10);
+  EXPECT_EQ(c.min, 0);
+  EXPECT_EQ(c.max, 9);
+  EXPECT_DOUBLE_EQ(c.mean, csum / static_cast<double>(n - cmiss));
+}
+
 TEST(Dataset, ShardRolloverAtShardRows) {
   TempDir tmp;
   // Chunks of 7 rows do not line up with shards of 10: shards must still be cut at exactly 10 rows.

@@ -839,50 +839,31 @@ TEST(FlatMap, EdgeKeysAreStoredFoundAndCounted) {
   EXPECT_EQ(t.size(), 0u);
 }
 
-TEST(ZeroBuffer, SmallAndHugePageSizesStartZeroAndCopyDeep) {
-  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{1000}, (prep_ops::kHugeThreshold / 8) - 1,
-                        prep_ops::kHugeThreshold / 8, std::size_t{3} << 20}) {
-    prep_ops::ZeroBuffer<int64_t> b(n);
-    ASSERT_EQ(b.size(), n);
-    if (n >= prep_ops::kHugeThreshold / 8) {
-      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.data()) % prep_ops::kHugePage, 0u) << n;
-    }
-    bool zero = true;
-    for (int64_t x : b) zero = zero && x == 0;
-    EXPECT_TRUE(zero) << n;
-    for (std::size_t j = 0; j < n; j += 97) b[j] = int64_t(j) + 1;
-    prep_ops::ZeroBuffer<int64_t> c = b;
-    for (std::size_t j = 0; j < n; j += 97) b[j] = 0;
-    bool same = true;
-    for (std::size_t j = 0; j < n; ++j) same = same && c[j] == (j % 97 == 0 ? int64_t(j) + 1 : 0);
-    EXPECT_TRUE(same) << n;
-    prep_ops::ZeroBuffer<int64_t> d = std::move(c);
-    EXPECT_EQ(d.size(), n);
-    EXPECT_EQ(c.size(), 0u);
-  }
-}
-
 TEST(FlatMap, CountTableMergeMatchesOneTable) {
-  std::mt19937_64 rng(9);
-  prep_ops::CountTable a, b, all;
-  auto add = [](prep_ops::CountTable& t, int64_t key, int64_t row) {
-    if (t.full()) t.grow();
-    t.add(key, row);
-  };
-  for (int64_t r = 0; r < 60000; ++r) {
-    int64_t key = r % 11 == 0 ? prep_ops::kEmptyKey : static_cast<int64_t>(rng() % (r % 2 ? 5000 : 40000));
-    add(r % 3 ? a : b, key, r);
-    add(all, key, r);
+  // With track_first the first rows are kept; without, counts are the same and every first reads 0.
+  for (bool track : {true, false}) {
+    std::mt19937_64 rng(9);
+    prep_ops::CountTable a(prep_ops::CountTable::kMinCapacity, track), b(prep_ops::CountTable::kMinCapacity, track),
+        all;
+    auto add = [](prep_ops::CountTable& t, int64_t key, int64_t row) {
+      if (t.full()) t.grow();
+      t.add(key, row);
+    };
+    for (int64_t r = 0; r < 60000; ++r) {
+      int64_t key = r % 11 == 0 ? prep_ops::kEmptyKey : static_cast<int64_t>(rng() % (r % 2 ? 5000 : 40000));
+      add(r % 3 ? a : b, key, r + 5);
+      add(all, key, r + 5);
+    }
+    auto sorted = [&](prep_ops::CountTable& t, bool keep_first) {
+      std::vector<std::tuple<int64_t, int64_t, int64_t>> v;
+      t.for_each([&](const prep_ops::KeyCount& kc) { v.emplace_back(kc.key, kc.count, keep_first ? kc.first : 0); });
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    a.merge_from(b);
+    EXPECT_EQ(a.size(), all.size());
+    EXPECT_EQ(sorted(a, true), sorted(all, track)) << track;
   }
-  auto sorted = [](prep_ops::CountTable& t) {
-    std::vector<std::tuple<int64_t, int64_t, int64_t>> v;
-    t.for_each([&](const prep_ops::KeyCount& kc) { v.emplace_back(kc.key, kc.count, kc.first); });
-    std::sort(v.begin(), v.end());
-    return v;
-  };
-  a.merge_from(b);
-  EXPECT_EQ(a.size(), all.size());
-  EXPECT_EQ(sorted(a), sorted(all));
 }
 
 // ---------------------------------------------------------------------------------------------------

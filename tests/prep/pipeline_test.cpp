@@ -116,6 +116,15 @@ TEST(PackedChunk, RoundTripRestoresEveryFieldIntoFreshAndReusedChunks) {
   packed.unpack(reused);
   expect_same(reused);
 
+  // From an arena: same contents, and chunks packed after it do not disturb it.
+  PackArena arena(1 << 12);
+  PackedChunk from_arena(c, &arena);
+  std::vector<std::unique_ptr<PackedChunk>> others;
+  for (int k = 0; k < 40; ++k) others.push_back(std::make_unique<PackedChunk>(reused, &arena));
+  Chunk third;
+  from_arena.unpack(third);
+  expect_same(third);
+
   Chunk empty;
   PackedChunk packed_empty(empty);
   packed_empty.unpack(reused);

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -234,6 +236,34 @@ TEST(ParseFloat, MatchesStrtofReferenceOverEdgeCases) {
       EXPECT_EQ(std::signbit(got), std::signbit(want)) << "'" << c << "'";
     }
   }
+}
+
+// The inlined digits-only path against parse_float: wherever it accepts, the value must be bit-identical;
+// it must decline signs, dots, exponents, junk, empty and 10+ digit fields (left to parse_float).
+TEST(ParseFloatDigits, AgreesWithParseFloatWhereverItAccepts) {
+  std::vector<std::string> cases = {"0", "1", "00", "0000000001", "9", "10", "16777216", "16777217", "123456789",
+                                    "999999999", "1000000000", "-1", "+1", "1.0", ".5", "1e3", "", "12a", " 1",
+                                    "1 ", "abc", "4294967295", "000000000", "99999999999999"};
+  std::mt19937_64 rng(11);
+  for (int k = 0; k < 20000; ++k) cases.push_back(std::to_string(rng() % (k % 2 ? 100000 : 1000000000)));
+  for (int k = 0; k < 2000; ++k) {
+    std::string d(1 + rng() % 12, '0');
+    for (char& c : d) c = static_cast<char>('0' + rng() % 10);
+    cases.push_back(d);
+  }
+  int accepted = 0;
+  for (const std::string& c : cases) {
+    float fast = -7.0f, ref = -7.0f;
+    const char* b = c.data();
+    const char* e = c.data() + c.size();
+    const bool plain = !c.empty() && c.size() <= 9 && c.find_first_not_of("0123456789") == std::string::npos;
+    ASSERT_EQ(text::parse_float_digits(b, e, fast), plain) << "'" << c << "'";
+    if (!plain) continue;
+    ++accepted;
+    ASSERT_TRUE(text::parse_float(b, e, ref)) << c;
+    ASSERT_EQ(std::memcmp(&fast, &ref, sizeof fast), 0) << c << ": " << fast << " vs " << ref;
+  }
+  EXPECT_GT(accepted, 15000);
 }
 
 TEST(ParseInt64, AcceptsFullRangeAndRejectsOverflowAndJunk) {
@@ -729,6 +759,41 @@ TEST(TextReader, TinyChunksGiveIdenticalRowsAndLineNumbers) {
     EXPECT_GT(r.chunks.size(), 10u);
     expect_same_rows(r.flat, whole.flat);
     for (const Chunk& c : r.chunks) EXPECT_EQ(c.first_line, record_line.at(c.first_row)) << "row " << c.first_row;
+  }
+}
+
+// The streaming loop the prep driver runs: one TextChunk passed to next() again and again (its text is
+// taken back and its memory reused for later chunks) and one Chunk parsed into again and again (its
+// arrays are not cleared first). Rows must equal those of fresh objects per chunk, at any chunk size.
+TEST(TextReader, ReusedTextAndChunkObjectsGiveTheSameRows) {
+  TempDir dir;
+  std::string path = (dir / "a.tsv").string();
+  std::string text;
+  for (int k = 0; k < 3000; ++k) {
+    text += std::to_string(k % 2) + "\t" + (k % 7 ? std::to_string(k * 3) : "") + "\t" +
+            (k % 5 ? "c" + std::to_string(k % 97) : "") + "\t" + (k % 3 ? "x|y" : "") + "\n";
+    if (k % 400 == 0) text += std::string(3000, 'z') + "\t1\tlong\t\n";  // one long record now and then
+  }
+  write_text(path, text);
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical),
+                             col("tags", Role::kMulti)});
+  schema.format.on_bad_rows = "skip";  // the long records are bad rows: skipped rows exercise reuse too
+  for (int64_t cb : {int64_t{256}, int64_t{4096}, int64_t{16384}}) {
+    SCOPED_TRACE(cb);
+    schema.format.chunk_bytes = cb;
+    ReadResult fresh = read_all({path}, schema, 2);
+    TextReader reader({path}, schema, 2);
+    TextChunk t;
+    Chunk c;
+    Flat reused;
+    BadRowStats stats;
+    while (reader.next(t)) {
+      reader.parse(t, c, stats);
+      flatten_into(c, reused);
+    }
+    expect_same_rows(reused, fresh.flat);
+    EXPECT_EQ(stats.skipped, fresh.stats.skipped);
+    EXPECT_GT(fresh.chunks.size(), 3u);
   }
 }
 

@@ -139,6 +139,19 @@ TEST_P(ExactSearch, KLargerThanARowBlock) {
   }
 }
 
+TEST_P(ExactSearch, HundredsOfRowBlocks) {
+  // Row blocks start near k rows and double: with a tiny row block there are hundreds of them, and the
+  // growth must stop at the block size.
+  const int64_t n = 2000, dim = 3, nq = 10;
+  const auto rows = integer_data(n, dim, 81), q = integer_data(nq, dim, 82);
+  for (int64_t k : {int64_t{1}, int64_t{30}}) {
+    const Result want = run_reference(q, nq, rows, dim, Metric::kL2, k, nullptr);
+    expect_identical(run_fused(q, nq, rows, dim, Metric::kL2, k, nullptr, 1, {.row_block = 5}), want, "row block 5");
+    expect_identical(run_fused(q, nq, rows, dim, Metric::kL2, k, nullptr, 2, {.row_block = 1, .row_parts = 2}), want,
+                     "row block 1");
+  }
+}
+
 TEST_P(ExactSearch, AllowedMaskAndPadding) {
   const int64_t n = 300, dim = 9, nq = 20;
   const auto rows = integer_data(n, dim, 31), q = integer_data(nq, dim, 32);

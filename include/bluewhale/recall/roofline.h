@@ -14,6 +14,14 @@ namespace bluewhale {
 double measure_fma_peak_gflops(int threads, SimdLevel level);
 // At the current simd_level().
 double measure_fma_peak_gflops(int threads);
+
+// Contention-independent view, for machines shared with other work: the FMA throughput of one thread
+// per second of CPU time it actually received (CLOCK_THREAD_CPUTIME_ID), best of three runs. Compare
+// with flops / process_cpu_seconds() of a kernel to see how close it runs to the core's peak while it is
+// scheduled, whatever else the machine is doing.
+double measure_core_fma_peak_gflops(SimdLevel level);
+// CPU time consumed by every thread of this process so far, in seconds.
+double process_cpu_seconds();
 // Read bandwidth (GB/s) of `threads` threads streaming over a 256 MiB buffer.
 double measure_read_bandwidth_gbs(int threads);
 

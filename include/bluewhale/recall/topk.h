@@ -27,24 +27,28 @@ class TopK {
   void push(float dist, int64_t label) {
     if (int64_t(heap_.size()) < k_) {
       heap_.emplace_back(dist, label);
-      std::push_heap(heap_.begin(), heap_.end(), less);
+      std::push_heap(heap_.begin(), heap_.end(), Less{});
     } else if (k_ > 0 && dist < heap_.front().first) {
-      std::pop_heap(heap_.begin(), heap_.end(), less);
+      std::pop_heap(heap_.begin(), heap_.end(), Less{});
       heap_.back() = {dist, label};
-      std::push_heap(heap_.begin(), heap_.end(), less);
+      std::push_heap(heap_.begin(), heap_.end(), Less{});
     }
   }
   int64_t size() const { return int64_t(heap_.size()); }
   // Sorted by distance (then label), nearest first; the heap is consumed.
   std::vector<std::pair<float, int64_t>> take_sorted() {
-    std::sort(heap_.begin(), heap_.end(), less);
+    std::sort(heap_.begin(), heap_.end(), Less{});
     return std::move(heap_);
   }
 
  private:
-  static bool less(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) {
-    return a.first < b.first || (a.first == b.first && a.second < b.second);
-  }
+  // A function object rather than a function pointer, so that the heap algorithms inline the comparison
+  // (the pointer was not inlined and showed up as its own symbol in exact-search profiles).
+  struct Less {
+    bool operator()(const std::pair<float, int64_t>& a, const std::pair<float, int64_t>& b) const {
+      return a.first < b.first || (a.first == b.first && a.second < b.second);
+    }
+  };
   int64_t k_ = 0;
   std::vector<std::pair<float, int64_t>> heap_;
 };

@@ -116,7 +116,7 @@ class CategorifyOp : public ColumnsOp {
   void begin_fit(const OpContext& ctx) override {
     threads_ = ctx.threads;
     int64_t budget = p_.memory_mb > 0 ? p_.memory_mb << 20 : ctx.memory_budget;
-    counter_.begin(columns_.size(), ctx.threads, budget, ctx.temp_dir);
+    counter_.begin(columns_.size(), ctx.threads, budget, ctx.temp_dir, by_first_);
   }
 
   void fit_chunk(const Chunk& chunk, int thread_id) override {

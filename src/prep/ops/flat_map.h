@@ -16,7 +16,7 @@
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
-#include "prep/ops/zero_buffer.h"
+#include "core/zero_buffer.h"
 
 namespace bluewhale::prep_ops {
 
@@ -162,31 +162,38 @@ struct KeyCount {
 };
 
 // Occurrence counter for one column on one thread. The caller checks full() before add() and either
-// grows or spills (release_sorted) the table, which is how the memory budget is enforced. Slots are
-// KeyCount records whose key is stored_key(key) (0: empty).
+// grows or spills (release_sorted) the table, which is how the memory budget is enforced.
+//
+// Slots are (stored_key(key), count) pairs, 16 bytes (0 key: empty), so a probe touches one cache line.
+// The first rows live in a parallel array that exists only for a table made with track_first (order:
+// first needs them; counting by frequency does not, and 24-byte slots cost a third more memory, page
+// zeroing and cache misses). Without track_first every KeyCount::first reads 0.
 class CountTable {
  public:
   static constexpr std::size_t kMinCapacity = 1024;
 
-  explicit CountTable(std::size_t capacity = kMinCapacity) { reset(capacity); }
+  explicit CountTable(std::size_t capacity = kMinCapacity, bool track_first = true) : track_first_(track_first) {
+    reset(capacity);
+  }
 
+  bool track_first() const { return track_first_; }
   bool full() const { return has_room(1) == false; }
   // Whether m more distinct keys fit under the 0.7 load limit.
   bool has_room(std::size_t m) const { return (size_ + m) * 10 <= slots_.size() * 7; }
-  std::size_t bytes() const { return slots_.size() * sizeof(KeyCount); }
+  std::size_t bytes() const { return slots_.size() * sizeof(Slot) + first_.size() * sizeof(int64_t); }
   std::size_t capacity() const { return slots_.size(); }
   std::size_t size() const { return size_ + (has_empty_key_ ? 1 : 0); }
 
   void add(int64_t key, int64_t row) {
     if (key == kEmptyKey) {
-      if (!has_empty_key_) empty_key_ = KeyCount{key, 0, row};
+      if (!has_empty_key_) empty_key_ = KeyCount{key, 0, track_first_ ? row : 0};
       has_empty_key_ = true;
       ++empty_key_.count;
-      empty_key_.first = std::min(empty_key_.first, row);
+      if (track_first_) empty_key_.first = std::min(empty_key_.first, row);
       return;
     }
     BW_ASSERT(!full(), "CountTable::add on a full table");
-    insert<true>(key, mix64(static_cast<uint64_t>(key)), 1, row);
+    insert(key, mix64(static_cast<uint64_t>(key)), 1, row);
   }
 
   // add() for n keys (n <= kBlock, has_room(n) checked by the caller). The probe starts of the whole
@@ -204,48 +211,54 @@ class CountTable {
         add(keys[j], rows[j]);
         continue;
       }
-      insert<true>(keys[j], h[j], 1, rows[j]);
+      insert(keys[j], h[j], 1, rows[j]);
     }
   }
 
-  // Starts pulling the slot a key with hash h (mix64 of the key) probes first into the cache; a slot
-  // can straddle two cache lines, so both are asked for.
+  // Starts pulling the slot a key with hash h (mix64 of the key) probes first into the cache.
   void prefetch(uint64_t h) const {
-    const char* p = reinterpret_cast<const char*>(&slots_[h & mask_]);
-    __builtin_prefetch(p, 1);
-    __builtin_prefetch(p + sizeof(KeyCount) - 1, 1);
+    __builtin_prefetch(&slots_[h & mask_], 1);
+    if (track_first_) __builtin_prefetch(&first_[h & mask_], 1);
   }
 
   // add() for a key whose hash h = mix64(key) is already known (room checked by the caller). Without
-  // kTrackFirst the first row is not maintained (callers that never read KeyCount::first).
+  // kTrackFirst `row` is ignored (callers that never read KeyCount::first).
   template <bool kTrackFirst>
   void add_hashed(int64_t key, uint64_t h, int64_t row) {
     if (key == kEmptyKey) [[unlikely]] {
       add(key, kTrackFirst ? row : 0);
       return;
     }
-    insert<kTrackFirst>(key, h, 1, kTrackFirst ? row : 0);
+    if constexpr (kTrackFirst) {
+      insert(key, h, 1, row);
+    } else {
+      insert(key, h, 1, 0);
+    }
   }
 
   // Adds every entry of `other` (counts summed, first = the smaller), growing as needed; the result is
-  // what counting both tables' inputs into one table gives.
+  // what counting both tables' inputs into one table gives. Both tables must agree on track_first.
   void merge_from(const CountTable& other) {
-    std::size_t need = size_ + other.size_;
-    if (need * 10 > slots_.size() * 7) rehash(pow2_at_least(need * 10 / 7 + 1));
+    BW_ASSERT(track_first_ == other.track_first_, "CountTable::merge_from across track_first modes");
+    // Grows only when the union needs it: the tables of two threads share most keys, and sizing for the
+    // sum of both (the old way) doubled the biggest tables for nothing.
     if (other.has_empty_key_) absorb_empty(other.empty_key_);
     // Entries of `other` come in slot order, which is random in this table: prefetch kAhead ahead.
     constexpr std::size_t kAhead = 16;
     std::size_t ring_key[kAhead];
     uint64_t ring_h[kAhead];
     std::size_t pending = 0, head = 0;
-    const KeyCount* src = other.slots_.data();
-    auto absorb = [&](const KeyCount& kc, uint64_t h) { insert<true>(stored_key(kc.key), h, kc.count, kc.first); };
+    const Slot* src = other.slots_.data();
+    auto absorb = [&](std::size_t i, uint64_t h) {
+      if (!has_room(1)) grow();
+      insert(stored_key(src[i].key), h, src[i].count, track_first_ ? other.first_[i] : 0);
+    };
     for (std::size_t i = 0, n = other.slots_.size(); i < n; ++i) {
       if (src[i].key == 0) continue;
       uint64_t h = mix64(static_cast<uint64_t>(stored_key(src[i].key)));
       prefetch(h);
       if (pending == kAhead) {
-        absorb(src[ring_key[head]], ring_h[head]);
+        absorb(ring_key[head], ring_h[head]);
         head = (head + 1) % kAhead;
         --pending;
       }
@@ -254,21 +267,24 @@ class CountTable {
       ring_h[at] = h;
       ++pending;
     }
-    for (; pending > 0; --pending, head = (head + 1) % kAhead) absorb(src[ring_key[head]], ring_h[head]);
+    for (; pending > 0; --pending, head = (head + 1) % kAhead) absorb(ring_key[head], ring_h[head]);
   }
 
   void grow() { rehash(slots_.size() * 2); }
 
   // Moves the entries into `cap` slots (a power of two, enough for size() under the load limit).
   void rehash(std::size_t cap) {
-    ZeroBuffer<KeyCount> old = std::move(slots_);
-    slots_ = ZeroBuffer<KeyCount>(cap);
+    ZeroBuffer<Slot> old = std::move(slots_);
+    ZeroBuffer<int64_t> old_first = std::move(first_);
+    slots_ = ZeroBuffer<Slot>(cap);
+    if (track_first_) first_ = ZeroBuffer<int64_t>(cap);
     mask_ = cap - 1;
-    for (const KeyCount& s : old) {
-      if (s.key == 0) continue;
-      std::size_t i = mix64(static_cast<uint64_t>(stored_key(s.key))) & mask_;
+    for (std::size_t j = 0; j < old.size(); ++j) {
+      if (old[j].key == 0) continue;
+      std::size_t i = mix64(static_cast<uint64_t>(stored_key(old[j].key))) & mask_;
       while (slots_[i].key != 0) i = (i + 1) & mask_;
-      slots_[i] = s;
+      slots_[i] = old[j];
+      if (track_first_) first_[i] = old_first[j];
     }
   }
 
@@ -286,34 +302,39 @@ class CountTable {
   template <class F>
   void for_each(F&& f) const {
     if (has_empty_key_) f(empty_key_);
-    for (const KeyCount& s : slots_)
-      if (s.key != 0) f(KeyCount{stored_key(s.key), s.count, s.first});
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      if (slots_[i].key != 0) f(KeyCount{stored_key(slots_[i].key), slots_[i].count, track_first_ ? first_[i] : 0});
   }
 
   void reset(std::size_t capacity) {
     capacity = pow2_at_least(std::max(capacity, kMinCapacity));
-    slots_ = ZeroBuffer<KeyCount>(capacity);
+    slots_ = ZeroBuffer<Slot>(capacity);
+    first_ = track_first_ ? ZeroBuffer<int64_t>(capacity) : ZeroBuffer<int64_t>();
     mask_ = capacity - 1;
     size_ = 0;
     has_empty_key_ = false;
   }
 
  private:
+  struct Slot {
+    int64_t key;  // stored_key(key); 0: empty
+    int64_t count;
+  };
+
   // Adds `count` occurrences of key (not kEmptyKey; its hash h), first seen at `row`.
-  template <bool kTrackFirst>
   void insert(int64_t key, uint64_t h, int64_t count, int64_t row) {
     const int64_t sk = stored_key(key);
     std::size_t i = h & mask_;
     for (;;) {
-      KeyCount& s = slots_[i];
+      Slot& s = slots_[i];
       if (s.key == sk) {
         s.count += count;
-        if constexpr (kTrackFirst)
-          if (row < s.first) s.first = row;
+        if (track_first_ && row < first_[i]) first_[i] = row;
         return;
       }
       if (s.key == 0) {
-        s = KeyCount{sk, count, row};
+        s = Slot{sk, count};
+        if (track_first_) first_[i] = row;
         ++size_;
         return;
       }
@@ -330,7 +351,9 @@ class CountTable {
     empty_key_.first = std::min(empty_key_.first, kc.first);
   }
 
-  ZeroBuffer<KeyCount> slots_;
+  bool track_first_ = true;
+  ZeroBuffer<Slot> slots_;
+  ZeroBuffer<int64_t> first_;  // per slot, only with track_first_
   std::size_t mask_ = 0, size_ = 0;
   bool has_empty_key_ = false;
   KeyCount empty_key_{kEmptyKey, 0, 0};

@@ -154,13 +154,14 @@ KeyCounter::KeyCounter(std::string label) : label_(std::move(label)) {}
 
 KeyCounter::~KeyCounter() = default;
 
-void KeyCounter::begin(std::size_t columns, int threads, int64_t budget_bytes, const std::string& temp_dir) {
+void KeyCounter::begin(std::size_t columns, int threads, int64_t budget_bytes, const std::string& temp_dir,
+                       bool track_first) {
   BW_ASSERT(threads >= 1);
   columns_ = columns;
   threads_.clear();
   for (int t = 0; t < threads; ++t) {
     auto ts = std::make_unique<ThreadState>();
-    ts->tables.resize(columns_);
+    for (std::size_t c = 0; c < columns_; ++c) ts->tables.emplace_back(CountTable::kMinCapacity, track_first);
     ts->runs.resize(columns_);
     for (const CountTable& t : ts->tables) ts->bytes += t.bytes();
     threads_.push_back(std::move(ts));

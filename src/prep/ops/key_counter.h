@@ -42,8 +42,10 @@ class KeyCounter {
   explicit KeyCounter(std::string label);
   ~KeyCounter();
 
-  // Drops anything counted before. budget_bytes: all tables of all threads together.
-  void begin(std::size_t columns, int threads, int64_t budget_bytes, const std::string& temp_dir);
+  // Drops anything counted before. budget_bytes: all tables of all threads together. Without
+  // track_first the tables keep no first rows (smaller, faster) and every KeyCount::first is 0.
+  void begin(std::size_t columns, int threads, int64_t budget_bytes, const std::string& temp_dir,
+             bool track_first = true);
 
   // Counts one occurrence of key in column col, seen at global row `row`, on thread `thread`.
   void add(std::size_t col, int thread, int64_t key, int64_t row) {
@@ -89,12 +91,16 @@ class KeyCounter {
     std::vector<uint64_t>& h = ts.hashes;
     if (h.size() < n) h.resize(n);
     for (std::size_t j = 0; j < n; ++j) h[j] = mix64(static_cast<uint64_t>(keys[j]));
-    for (std::size_t j = 0; j < std::min(n, kAhead); ++j) t.prefetch(h[j]);
+    // A table that fits in L2 (most columns: a few thousand distinct values) gains nothing from prefetch.
+    constexpr std::size_t kCachedBytes = std::size_t{256} << 10;
+    const bool ahead = t.bytes() > kCachedBytes;
+    if (ahead)
+      for (std::size_t j = 0; j < std::min(n, kAhead); ++j) t.prefetch(h[j]);
     for (std::size_t b = 0; b < n; b += CountTable::kBlock) {
       std::size_t m = std::min(CountTable::kBlock, n - b);
       if (!t.has_room(m)) make_room(ts, col);
       for (std::size_t j = b; j < b + m; ++j) {
-        if (j + kAhead < n) t.prefetch(h[j + kAhead]);
+        if (ahead && j + kAhead < n) t.prefetch(h[j + kAhead]);
         t.add_hashed<kTrackFirst>(keys[j], h[j], kTrackFirst ? rows[j] : 0);
       }
     }

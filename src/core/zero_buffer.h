@@ -1,16 +1,18 @@
-// A zero-initialised array of trivially copyable records for the big per-run tables of prep (hash
-// tables, the parsed-chunk cache).
+// Zero-initialised arrays of trivially copyable records for big, short-lived buffers (prep's hash tables
+// and parsed-chunk cache, the dataset writer's shard buffers).
 //
 // Why not std::vector: a vector value-initialises its elements by writing every byte, and on the
 // virtual machines prep runs on each first touch of a 4 KiB page is a fault that costs microseconds (a
 // third of a Criteo prep run's time went to page faults in count tables and cached chunks). Large
 // buffers here come straight from mmap, already zero, aligned to 2 MiB and advised as transparent huge
 // pages, so a 12 MiB table costs 6 faults instead of 3,000 and no fill pass. Small buffers use calloc.
+// From 256 KiB up a huge page (2 MiB of memory for a smaller buffer) is cheaper than 64+ page faults.
 // Without huge page support the advice is ignored and the buffer still works with ordinary pages.
 #pragma once
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -19,12 +21,12 @@
 #include <type_traits>
 #include <utility>
 
-namespace bluewhale::prep_ops {
+namespace bluewhale {
 
 // Raw zeroed memory: `bytes` of zeros at a 64-byte aligned address, released by free_zeroed with the
 // same size. Sizes of kHugeThreshold and above are mapped and advised for huge pages.
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
-inline constexpr std::size_t kHugeThreshold = std::size_t{1} << 20;
+inline constexpr std::size_t kHugeThreshold = std::size_t{256} << 10;
 
 inline void* alloc_zeroed(std::size_t bytes) {
   if (bytes == 0) return nullptr;
@@ -55,6 +57,20 @@ inline void free_zeroed(void* p, std::size_t bytes) {
     return;
   }
   ::munmap(p, (bytes + kHugePage - 1) & ~(kHugePage - 1));
+}
+
+// Advises the 2 MiB-aligned huge pages inside [p, p + bytes) for transparent huge pages, for big buffers
+// allocated elsewhere (a std::string's) before they are first written. Advice only: no effect on
+// contents, and harmless where huge pages are unavailable.
+inline void advise_huge_pages(void* p, std::size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  const auto b = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t start = (b + kHugePage - 1) & ~(kHugePage - 1), end = (b + bytes) & ~(kHugePage - 1);
+  if (end > start) ::madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
 }
 
 // n records of T, all bytes zero at construction. Copyable (deep copy) and movable.
@@ -91,4 +107,37 @@ class ZeroBuffer {
   std::size_t n_ = 0;
 };
 
-}  // namespace bluewhale::prep_ops
+// A growable array over ZeroBuffer for buffers that are filled, used and cleared many times (capacity is
+// kept). Unlike std::vector, resize_for_overwrite() does not initialise new elements: fresh memory reads
+// zero, reused memory keeps what it held, and the caller writes every element it grew by.
+template <class T>
+class PageVector {
+ public:
+  std::size_t size() const { return n_; }
+  std::size_t capacity() const { return mem_.size(); }
+  T* data() { return mem_.data(); }
+  const T* data() const { return mem_.data(); }
+  T& operator[](std::size_t i) { return mem_[i]; }
+  const T& operator[](std::size_t i) const { return mem_[i]; }
+  void clear() { n_ = 0; }
+  void reserve(std::size_t cap) {
+    if (cap <= mem_.size()) return;
+    ZeroBuffer<T> bigger(cap);
+    if (n_) std::memcpy(bigger.data(), mem_.data(), n_ * sizeof(T));
+    mem_ = std::move(bigger);
+  }
+  void resize_for_overwrite(std::size_t n) {
+    if (n > mem_.size()) reserve(std::max(n, 2 * mem_.size()));
+    n_ = n;
+  }
+  void push_back(const T& v) {
+    resize_for_overwrite(n_ + 1);
+    mem_[n_ - 1] = v;
+  }
+
+ private:
+  ZeroBuffer<T> mem_;
+  std::size_t n_ = 0;
+};
+
+}  // namespace bluewhale
