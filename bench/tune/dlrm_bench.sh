@@ -5,14 +5,14 @@
 #
 #   bash bench/tune/dlrm_bench.sh
 #
-# Environment (all optional): BENCH_ROWS=200000, BENCH_BUDGET=20, BENCH_SEEDS="0 1", BENCH_THREADS=2,
+# Environment (all optional): BENCH_ROWS=200000, BENCH_BUDGET=20, BENCH_SEEDS="0 1 ... 9", BENCH_THREADS=2,
 # BENCH_OUT=bench/out, BLUEWHALE=build/bluewhale
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 ROWS="${BENCH_ROWS:-200000}"
 BUDGET="${BENCH_BUDGET:-20}"
-SEEDS="${BENCH_SEEDS:-0 1}"
+SEEDS="${BENCH_SEEDS:-0 1 2 3 4 5 6 7 8 9}"
 THREADS="${BENCH_THREADS:-2}"
 OUT="${BENCH_OUT:-$ROOT/bench/out}/tune_dlrm"
 BW="${BLUEWHALE:-$ROOT/build/bluewhale}"
