@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "bluewhale/core/buffer.h"
 #include "bluewhale/core/cpu.h"
 #include "bluewhale/recall/roofline.h"
 #include "recall/exact_search.h"
@@ -42,7 +43,8 @@ void kernel_only(SimdLevel level, int64_t dim, int rounds, const Peak& peak) {
   const auto plan = recall_detail::exact_search_plan(1024, 100000, dim, 1, level);
   const int64_t nr = plan.row_block, lanes = kern.lanes;
   const auto rows = random_floats(nr * dim, 1);
-  float* panel = static_cast<float*>(std::aligned_alloc(64, std::size_t(lanes * dim * 4 + 64)));
+  AlignedBuffer<float> panel_buf(std::size_t(lanes * dim));
+  float* panel = panel_buf.data();
   const auto pv = random_floats(lanes * dim, 2);
   std::copy(pv.begin(), pv.end(), panel);
   std::vector<float> bias(std::size_t(nr), 0.0f), thr(std::size_t(lanes), -std::numeric_limits<float>::infinity());
@@ -72,7 +74,6 @@ void kernel_only(SimdLevel level, int64_t dim, int rounds, const Peak& peak) {
               "CPU-second %6.1f = %3.0f%%\n",
               std::string(simd_level_name(level)).c_str(), (long long)dim, (long long)nr, (long long)lanes, best,
               100 * best / peak.wall, best_cpu, 100 * best_cpu / peak.cpu);
-  std::free(panel);
 }
 
 void full_search(SimdLevel level, int64_t n, int64_t dim, int64_t nq, int threads, int rounds, const Peak& peak) {
