@@ -16,6 +16,7 @@
 #include "bluewhale/core/hash.h"
 #include "bluewhale/core/version.h"
 #include "core/zero_buffer.h"
+#include "data/direct_file.h"
 
 namespace bluewhale {
 
@@ -171,6 +172,7 @@ struct DatasetWriter::Impl {
   // Scratch for routing rows of mixed-split chunks.
   std::array<std::vector<int64_t>, kNumSplits> routed;
   std::vector<const Column*> src;
+  SequentialFileWriter file;  // shard files, one at a time (keeps its staging buffer)
 
   Impl(fs::path out, std::vector<DatasetColumn> cols, DatasetWriterOptions opts)
       : staged(std::move(out), opts.overwrite), columns(std::move(cols)), options(opts) {}
@@ -512,34 +514,14 @@ void DatasetWriter::Impl::flush(int s) {
   h.dir_xxh3 = hash_bytes(head.data() + kHeaderBytes, head.size() - kHeaderBytes);
   std::memcpy(head.data(), &h, kHeaderBytes);
 
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  BW_CHECK(fd >= 0, IoError, "cannot create '", path.string(), "': ", std::strerror(errno));
-  uint64_t written = 0;
-  static const char zeros[kAlign] = {};
-  auto put = [&](const void* p, uint64_t n) {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      ssize_t w = ::write(fd, c, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) {
-        int e = errno;
-        ::close(fd);
-        BW_THROW(IoError, "cannot write '", path.string(), "': ", std::strerror(e));
-      }
-      c += w;
-      n -= static_cast<uint64_t>(w);
-      written += static_cast<uint64_t>(w);
-    }
-  };
-  put(head.data(), head.size());
+  file.open(path);
+  file.put(head.data(), head.size());
   for (const Block& b : blocks) {
-    put(zeros, align_up(written) - written);
-    put(b.data, b.bytes);
+    file.put_zeros(align_up(file.written()) - file.written());
+    file.put(b.data, b.bytes);
   }
-  // The dataset becomes visible only after commit(); syncing each shard now means a crash after commit
-  // cannot leave meta.json pointing at shards that never reached the disk.
-  if (::fdatasync(fd) != 0 || ::close(fd) != 0)
-    BW_THROW(IoError, "cannot flush '", path.string(), "': ", std::strerror(errno));
+  const uint64_t written = file.written();
+  file.close();
 
   sb.shards.push_back({name, sb.buffered, static_cast<int64_t>(written), hash_bytes(head.data(), head.size())});
   sb.buffered = 0;
