@@ -866,6 +866,43 @@ TEST(FlatMap, CountTableMergeMatchesOneTable) {
   }
 }
 
+// for_each_union against the plain reference (every input counted into one table): one to four tables,
+// with and without first rows, the INT64_MIN key in some tables only, keys in one table only, in all, and
+// empty tables.
+TEST(FlatMap, UnionOfTablesMatchesOneTable) {
+  for (bool track : {true, false}) {
+    for (std::size_t T = 1; T <= 4; ++T) {
+      std::mt19937_64 rng(100 + T);
+      std::vector<prep_ops::CountTable> parts;
+      for (std::size_t t = 0; t < T; ++t) parts.emplace_back(prep_ops::CountTable::kMinCapacity, track);
+      prep_ops::CountTable all(prep_ops::CountTable::kMinCapacity, track);
+      auto add = [](prep_ops::CountTable& t, int64_t key, int64_t row) {
+        if (t.full()) t.grow();
+        t.add(key, row);
+      };
+      const int64_t rows = T == 3 ? 0 : 50000;  // T = 3: all tables empty
+      for (int64_t r = 0; r < rows; ++r) {
+        int64_t key = static_cast<int64_t>(rng() % (r % 2 ? 3000 : 60000));
+        if (r % 13 == 0) key = prep_ops::kEmptyKey;
+        if (r % 17 == 0) key = -1 - r;  // seen once
+        // The last table stays empty for T = 4; the empty key goes to the first table only.
+        std::size_t t = key == prep_ops::kEmptyKey ? 0 : rng() % (T == 4 ? T - 1 : T);
+        add(parts[t], key, 1000 - r % 977);
+        add(all, key, 1000 - r % 977);
+      }
+      std::vector<const prep_ops::CountTable*> view;
+      for (const auto& p : parts) view.push_back(&p);
+      std::vector<std::tuple<int64_t, int64_t, int64_t>> got, want;
+      prep_ops::for_each_union(view, [&](const prep_ops::KeyCount& kc) { got.emplace_back(kc.key, kc.count, kc.first); });
+      all.for_each([&](const prep_ops::KeyCount& kc) { want.emplace_back(kc.key, kc.count, kc.first); });
+      std::sort(got.begin(), got.end());
+      std::sort(want.begin(), want.end());
+      EXPECT_EQ(got.size(), want.size()) << "T " << T << " track " << track;
+      EXPECT_EQ(got, want) << "T " << T << " track " << track;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Throughput (printed, not asserted): 10M distinct keys over 50M values, fit in memory and spilling,
 // then transform lookups on one thread. BW_OPS_PERF_SCALE=0.1 shrinks it.

@@ -52,6 +52,7 @@ class Selector {
     return keys;
   }
   int64_t distinct() const { return distinct_; }
+  std::size_t kept() const { return kept_.size(); }
 
  private:
   static bool more_frequent(const KeyCount& a, const KeyCount& b) {
@@ -171,8 +172,13 @@ class CategorifyOp : public ColumnsOp {
     for (std::size_t ci = 0; ci < columns_.size(); ++ci) sel.emplace_back(p_.min_count, p_.max_size, p_.order == "first");
     counter_.finish(threads_, [&](std::size_t col, const KeyCount& kc) { sel[col].add(kc); });
     std::vector<Dictionary> dicts(columns_.size());
-    // Sorting the kept keys and building the lookup tables is per column: one column per task.
-    parallel_for_dynamic(static_cast<int64_t>(columns_.size()), threads_, [&](int64_t ci, int) {
+    // Sorting the kept keys and building the lookup tables is per column: one column per task, the
+    // biggest first so that no large column starts last.
+    std::vector<std::size_t> order(columns_.size());
+    for (std::size_t ci = 0; ci < order.size(); ++ci) order[ci] = ci;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return sel[a].kept() > sel[b].kept(); });
+    parallel_for_dynamic(static_cast<int64_t>(columns_.size()), threads_, [&](int64_t i, int) {
+      const std::size_t ci = order[static_cast<std::size_t>(i)];
       dicts[ci].distinct = sel[ci].distinct();
       build(dicts[ci], sel[ci].finish());
     });

@@ -221,6 +221,12 @@ class CountTable {
     if (track_first_) __builtin_prefetch(&first_[h & mask_], 1);
   }
 
+  // prefetch() for a lookup only.
+  void prefetch_read(uint64_t h) const {
+    __builtin_prefetch(&slots_[h & mask_], 0);
+    if (track_first_) __builtin_prefetch(&first_[h & mask_], 0);
+  }
+
   // add() for a key whose hash h = mix64(key) is already known (room checked by the caller). Without
   // kTrackFirst `row` is ignored (callers that never read KeyCount::first).
   template <bool kTrackFirst>
@@ -268,6 +274,26 @@ class CountTable {
       ++pending;
     }
     for (; pending > 0; --pending, head = (head + 1) % kAhead) absorb(ring_key[head], ring_h[head]);
+  }
+
+  // Count and first row of key, whose hash h = mix64(key) is known; false when the key is absent.
+  bool find(int64_t key, uint64_t h, int64_t& count, int64_t& first) const {
+    if (key == kEmptyKey) [[unlikely]] {
+      if (!has_empty_key_) return false;
+      count = empty_key_.count;
+      first = empty_key_.first;
+      return true;
+    }
+    const int64_t sk = stored_key(key);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.key == sk) {
+        count = s.count;
+        first = track_first_ ? first_[i] : 0;
+        return true;
+      }
+      if (s.key == 0) return false;
+    }
   }
 
   void grow() { rehash(slots_.size() * 2); }
@@ -358,5 +384,53 @@ class CountTable {
   bool has_empty_key_ = false;
   KeyCount empty_key_{kEmptyKey, 0, 0};
 };
+
+// Visits every distinct key of the union of `tables` once, with its totals (counts summed, first = the
+// smallest): the entries merge_from would leave in one table, in another order, without building that
+// table. Merging grew the biggest table of a column (fresh memory, a rehash, a scan of twice the slots)
+// on one thread while the others waited; here each table's entries are looked up in the others, with
+// the probes of a block of entries prefetched together so their cache misses overlap. A key is reported
+// by the first table holding it. O(T^2) lookups per key: meant for a few tables (one per thread).
+template <class F>
+void for_each_union(const std::vector<const CountTable*>& tables, F&& f) {
+  constexpr std::size_t kBlock = 32;
+  const std::size_t T = tables.size();
+  struct Pending {
+    KeyCount kc;
+    uint64_t h;
+  };
+  Pending block[kBlock];
+  std::size_t filled = 0;
+  std::size_t owner = 0;  // the table whose entries are in `block`
+  auto resolve = [&] {
+    for (std::size_t j = 0; j < filled; ++j) {
+      KeyCount kc = block[j].kc;
+      bool seen_before = false;
+      for (std::size_t t = 0; t < T && !seen_before; ++t) {
+        if (t == owner) continue;
+        int64_t count = 0, first = 0;
+        if (!tables[t]->find(kc.key, block[j].h, count, first)) continue;
+        if (t < owner) {
+          seen_before = true;  // reported with the earlier table's entries
+        } else {
+          kc.count += count;
+          kc.first = std::min(kc.first, first);
+        }
+      }
+      if (!seen_before) f(kc);
+    }
+    filled = 0;
+  };
+  for (owner = 0; owner < T; ++owner) {
+    tables[owner]->for_each([&](const KeyCount& kc) {
+      const uint64_t h = mix64(static_cast<uint64_t>(kc.key));
+      for (std::size_t t = 0; t < T; ++t)
+        if (t != owner) tables[t]->prefetch_read(h);
+      block[filled++] = Pending{kc, h};
+      if (filled == kBlock) resolve();
+    });
+    resolve();
+  }
+}
 
 }  // namespace bluewhale::prep_ops

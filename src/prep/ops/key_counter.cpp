@@ -18,6 +18,8 @@ namespace {
 // needs thousands of open files or buffers at once.
 constexpr std::size_t kMaxFanIn = 64;
 constexpr std::size_t kIoRecords = 8192;
+// Up to this many threads' tables are combined by lookups (for_each_union), more by merging.
+constexpr std::size_t kMaxUnionTables = 4;
 
 std::atomic<uint64_t> g_run_serial{0};
 
@@ -208,8 +210,17 @@ int64_t KeyCounter::spilled_runs() const {
 }
 
 void KeyCounter::finish(int threads, const std::function<void(std::size_t, const KeyCount&)>& sink) {
+  // Biggest columns first: a few columns hold most keys, and one of them started last would leave the
+  // other threads idle at the end (the fit's end is a serial stretch of the run).
+  std::vector<std::size_t> order(columns_);
+  std::vector<std::size_t> keys(columns_, 0);
+  for (std::size_t c = 0; c < columns_; ++c) {
+    order[c] = c;
+    for (const auto& ts : threads_) keys[c] += ts->tables[c].size() + ts->runs[c].size() * CountTable::kMinCapacity;
+  }
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return keys[a] > keys[b]; });
   parallel_for_dynamic(static_cast<int64_t>(columns_), threads,
-                       [&](int64_t col, int) { finish_column(static_cast<std::size_t>(col), sink); });
+                       [&](int64_t i, int) { finish_column(order[static_cast<std::size_t>(i)], sink); });
   threads_.clear();
 }
 
@@ -221,8 +232,15 @@ void KeyCounter::finish_column(std::size_t col, const std::function<void(std::si
     ts->runs[col].clear();
     if (ts->tables[col].size() > 0) tables.push_back(&ts->tables[col]);
   }
-  // Nothing on disk: the other threads' tables are hashed into the largest one, no sort needed (the
-  // sink sees the same set of totals as the merge below would give, in another order).
+  // Nothing on disk: the totals come straight from the threads' tables (for_each_union; with more
+  // threads, the other tables are hashed into the largest one), no sort needed (the sink sees the same
+  // set of totals as the merge below would give, in another order).
+  if (runs.empty() && tables.size() <= kMaxUnionTables) {
+    std::vector<const CountTable*> view(tables.begin(), tables.end());
+    for_each_union(view, [&](const KeyCount& kc) { sink(col, kc); });
+    for (auto& ts : threads_) ts->tables[col] = CountTable();
+    return;
+  }
   if (runs.empty()) {
     if (!tables.empty()) {
       std::size_t big = 0;
