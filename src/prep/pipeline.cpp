@@ -23,6 +23,7 @@
 #include "bluewhale/data/dataset.h"
 #include "bluewhale/prep/ops.h"
 #include "bluewhale/prep/reader.h"
+#include "prep/decompress.h"
 #include "prep/packed_chunk.h"
 
 namespace bluewhale {
@@ -444,7 +445,16 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   PackArena cache_arena;  // declared first: the packed chunks point into it
   std::deque<std::unique_ptr<PackedChunk>> cache;
   std::atomic<int64_t> cache_bytes{0};
-  const int64_t cache_budget = fit_passes > 0 ? opt.cache_mb << 20 : 0;
+  // Plain text is read and parsed again in a later pass rather than cached: the file sits in the page
+  // cache after the first pass, and the cache's fresh memory (~290 bytes per Criteo row, ~2 ms per MiB
+  // on the virtual machines prep runs on) cost as much as parsing again, with twice the peak memory.
+  // Compressed input is cached: decompressing again on the one reader thread would bound the pass.
+  bool any_compressed = false;
+  if (fit_passes > 0 && opt.cache_mb > 0)
+    for (const auto& f : opt.inputs)
+      any_compressed = any_compressed ||
+                       text::open_byte_source(f, recipe.input.format.compression)->compression() != text::Compression::kNone;
+  const int64_t cache_budget = any_compressed ? opt.cache_mb << 20 : 0;
   bool all_cached = false;
   auto chunk_bytes = [](const Chunk& c) {
     int64_t b = static_cast<int64_t>(c.split.capacity() + c.row_index.capacity() * 8);

@@ -42,7 +42,7 @@ struct InputParams {
             .add("on_bad_rows", &InputParams::on_bad_rows, std::string("error"),
                  "error stops at the first malformed row; skip counts and reports them")
             .choices({"error", "skip"})
-            .add("chunk_mb", &InputParams::chunk_mb, int64_t{4}, "MiB of text per parallel parse task")
+            .add("chunk_mb", &InputParams::chunk_mb, int64_t{1}, "MiB of text per parallel parse task")
             .min(1)
             .max(1024);
     return t;

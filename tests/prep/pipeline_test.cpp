@@ -2,6 +2,7 @@
 #include "bluewhale/prep/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <limits>
@@ -42,6 +43,13 @@ PrepOptions options(const TempDir& dir, std::vector<std::string> inputs, const s
   o.threads = threads;
   o.progress = false;
   return o;
+}
+
+void write_gzip(const std::string& path, const std::string& text) {
+  gzFile gz = gzopen(path.c_str(), "wb");
+  ASSERT_NE(gz, nullptr) << path;
+  ASSERT_EQ(gzwrite(gz, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
+  ASSERT_EQ(gzclose(gz), Z_OK);
 }
 
 // Every stored byte of every shard, split by split, for dataset equality.
@@ -169,10 +177,28 @@ TEST_F(PrepPipeline, SameDatasetForAnyThreadCountChunkSizeAndCacheBudget) {
   run_prep(r, nocache);
   EXPECT_EQ(dataset_bytes(dir / "t3"), reference) << "no cache";
 
-  PrepOptions partial = options(dir, in, "t4", 2);
+  // Plain text is parsed again in every pass; compressed input is what the between-pass cache holds.
+  std::vector<std::string> gz = {(dir / "a.tsv.gz").string(), (dir / "b.tsv.gz").string()};
+  write_gzip(gz[0], make_rows(150000, 1));
+  write_gzip(gz[1], make_rows(70000, 2));
+  PrepOptions cached = options(dir, gz, "t4", 2);
+  run_prep(r, cached);
+  EXPECT_EQ(dataset_bytes(dir / "t4"), reference) << "compressed input, cached";
+
+  PrepOptions partial = options(dir, gz, "t5", 2);
   partial.cache_mb = 3;  // about one of the four 1 MiB chunks (2 MB parsed each): the rest is re-read
   run_prep(r, partial);
-  EXPECT_EQ(dataset_bytes(dir / "t4"), reference) << "partial cache";
+  EXPECT_EQ(dataset_bytes(dir / "t5"), reference) << "compressed input, partial cache";
+
+  PrepOptions gz_nocache = options(dir, gz, "t6", 1);
+  gz_nocache.cache_mb = 0;
+  run_prep(r, gz_nocache);
+  EXPECT_EQ(dataset_bytes(dir / "t6"), reference) << "compressed input, no cache, 1 thread";
+
+  // One plain and one compressed file: the cache is used.
+  PrepOptions mixed = options(dir, {in[0], gz[1]}, "t7", 2);
+  run_prep(r, mixed);
+  EXPECT_EQ(dataset_bytes(dir / "t7"), reference) << "mixed inputs";
 }
 
 TEST_F(PrepPipeline, StagedFitSeesTheOutputOfEarlierFittedOperators) {

@@ -31,7 +31,7 @@ struct InputFormat {
   char quote = '"';                  // csv only: fields may be quoted, "" is an escaped quote
   std::string compression = "auto";  // auto (by extension and magic bytes) | none | gzip | zstd
   std::string on_bad_rows = "error"; // error | skip (count, report, go on)
-  int64_t chunk_bytes = 4 << 20;     // text handed to one parser task
+  int64_t chunk_bytes = 1 << 20;     // text handed to one parser task
 };
 
 struct InputSchema {
