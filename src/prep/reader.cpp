@@ -224,11 +224,17 @@ class RecordBuffer {
   // Returns the first n bytes as a string and keeps the rest. The big buffer moves out whole so only the
   // (short) partial record after it is copied, into `spare` (a buffer the parser is done with: reusing
   // its memory spares the page faults of a fresh chunk-sized allocation).
+  //
+  // The spare keeps its length (bytes past have_ are never read): cutting it down to the partial record
+  // made the next fill() zero the whole chunk-sized tail before reading over it, a memset of every byte
+  // of input.
   std::string take(std::size_t n, std::string spare = {}) {
-    spare.assign(buf_.data() + n, have_ - n);
+    const std::size_t rest = have_ - n;
+    if (spare.size() < rest) spare.resize(rest);
+    if (rest > 0) std::memcpy(spare.data(), buf_.data() + n, rest);
     std::string out = std::move(buf_);
     buf_ = std::move(spare);
-    have_ -= n;
+    have_ = rest;
     out.resize(n);
     return out;
   }
