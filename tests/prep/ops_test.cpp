@@ -202,6 +202,36 @@ TEST(FillMissing, ReplacesOnlyNaN) {
     }
 }
 
+TEST(MissingIndicator, MarksMissingFloatAndIntegerValuesBeforeAFill) {
+  auto chunks = make_chunks(7, 6, 300, 50);
+  auto mark = make_op("{op: missing_indicator, columns: [I1, C1]}");
+  auto fill = make_op("{op: fill_missing, columns: [I1], value: 0}");
+  PlanState plan = plan_of(chunks);
+  mark->plan(plan);
+  ASSERT_EQ(plan.columns.size(), chunks[0].columns.size() + 2);
+  EXPECT_EQ(plan.columns.back().name, "C1_missing");
+  EXPECT_EQ(plan.columns.back().kind, ColumnKind::kFloat);
+  EXPECT_EQ(plan.columns.back().role, Role::kDense);
+  EXPECT_THROW(mark->plan(plan), ConfigError);  // I1_missing already exists
+  auto out = transform_all(*fill, transform_all(*mark, chunks));
+  int64_t missing_i = 0, missing_c = 0;
+  for (std::size_t k = 0; k < chunks.size(); ++k)
+    for (int64_t r = 0; r < chunks[k].rows; ++r) {
+      const bool mi = std::isnan(chunks[k].find("I1")->f[r]);
+      const bool mc = chunks[k].find("C1")->is_missing(r);
+      missing_i += mi;
+      missing_c += mc;
+      ASSERT_EQ(out[k].find("I1_missing")->f[r], mi ? 1.0f : 0.0f) << "chunk " << k << " row " << r;
+      ASSERT_EQ(out[k].find("C1_missing")->f[r], mc ? 1.0f : 0.0f) << "chunk " << k << " row " << r;
+      if (mi) {
+        EXPECT_EQ(out[k].find("I1")->f[r], 0.0f);  // the fill no longer tells missing from 0
+      }
+    }
+  EXPECT_GT(missing_i, 0);  // the chunks exercise both cases
+  EXPECT_GT(missing_c, 0);
+  EXPECT_THROW(make_op("{op: missing_indicator, columns: [I1], suffix: ''}"), ConfigError);
+}
+
 TEST(Clip, BoundsValuesAndKeepsMissing) {
   auto chunks = make_chunks(2, 6, 300, 50);
   auto op = make_op("{op: clip, columns: I1, min: -10, max: 100}");
@@ -738,6 +768,7 @@ TEST(OpRecipe, PlanRejectsWrongKindsAndMissingColumns) {
   };
   expect_plan_error("{op: log1p, columns: [C1]}", "column 'C1' is integer (categorical)");
   expect_plan_error("{op: fill_missing, columns: [L1]}", "column 'L1' is list (multi)");
+  expect_plan_error("{op: missing_indicator, columns: [L1]}", "one value per row");
   expect_plan_error("{op: count_encode, columns: [L1]}", "one value per row");
   expect_plan_error("{op: target_encode, columns: [C1], target: C2}", "float target");
   expect_plan_error("{op: cross, columns: [C1, I1], buckets: 10}", "'I1' is float");
@@ -768,7 +799,7 @@ TEST(OpRecipe, SelectAndDropShapeThePlanAndChunks) {
 
 TEST(OpRecipe, HelpListsEveryOperatorAndItsParameters) {
   auto names = op_names();
-  for (const char* n : {"fill_missing", "clip", "log1p", "bucketize", "hash", "categorify", "count_encode",
+  for (const char* n : {"fill_missing", "clip", "log1p", "missing_indicator", "bucketize", "hash", "categorify", "count_encode",
                         "frequency_encode", "target_encode", "cross", "select", "drop"})
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
   std::string h = op_help("categorify");

@@ -1,4 +1,4 @@
-// Operators on dense float columns: fill_missing, clip, log1p, bucketize.
+// Operators on dense float columns: fill_missing, clip, log1p, missing_indicator, bucketize.
 #include <algorithm>
 #include <cmath>
 
@@ -136,6 +136,64 @@ class Log1pOp : public ColumnsOp {
 
  private:
   Params p_;
+};
+
+// Adds a dense 0/1 column per input column that says whether the value was missing in the input, so that
+// a later fill_missing does not erase the difference between "missing" and the fill value (Criteo's
+// integer features: a missing count and a count of 0 both become 0 after the standard preparation).
+class MissingIndicatorOp : public Op {
+ public:
+  struct Params {
+    std::vector<std::string> columns;
+    std::string suffix;
+    static const ParamTable<Params>& params() {
+      static const auto t =
+          ParamTable<Params>("missing_indicator")
+              .required("columns", &Params::columns, "float or integer columns (ranges like I1..I13 allowed)")
+              .add("suffix", &Params::suffix, std::string("_missing"),
+                   "new dense column = name + suffix: 1 where the value is missing, else 0");
+      return t;
+    }
+  };
+
+  MissingIndicatorOp(const ConfigNode& node, const OpContext&) {
+    set_where(op_where(node, name()));
+    p_ = Params::params().parse(node, {"op"});
+    columns_ = parse_columns(p_.columns, where());
+    BW_CHECK(!p_.suffix.empty(), ConfigError, where(), ": suffix must not be empty");
+  }
+  std::string name() const override { return "missing_indicator"; }
+  std::vector<std::string> inputs() const override { return columns_; }
+  std::vector<std::string> outputs() const override {
+    std::vector<std::string> out;
+    for (const auto& c : columns_) out.push_back(c + p_.suffix);
+    return out;
+  }
+  void plan(PlanState& state) const override {
+    for (const auto& c : columns_)
+      require_kind(state.get(c, where()), {ColumnKind::kFloat, ColumnKind::kInt}, where(),
+                   "a float or integer column (one value per row)");
+    for (const auto& c : columns_)
+      plan_add_column(state, ColumnInfo{c + p_.suffix, Role::kDense, ColumnKind::kFloat, 0}, where());
+  }
+  void transform(Chunk& chunk, bool) const override {
+    for (const auto& name : columns_) {
+      Column out;
+      {
+        const Column& c = chunk_column(chunk, name, {ColumnKind::kFloat, ColumnKind::kInt}, where());
+        out.f.resize(static_cast<std::size_t>(chunk.rows));
+        for (int64_t r = 0; r < chunk.rows; ++r) out.f[r] = c.is_missing(r) ? 1.0f : 0.0f;
+      }
+      out.name = name + p_.suffix;
+      out.role = Role::kDense;
+      out.kind = ColumnKind::kFloat;
+      chunk.columns.push_back(std::move(out));
+    }
+  }
+
+ private:
+  Params p_;
+  std::vector<std::string> columns_;
 };
 
 class BucketizeOp : public ColumnsOp {
@@ -313,6 +371,8 @@ std::vector<OpSpec> numeric_op_specs() {
   return {make_spec<FillMissingOp>("fill_missing", "replace missing float values by a constant"),
           make_spec<ClipOp>("clip", "bound float values to [min, max]"),
           make_spec<Log1pOp>("log1p", "x -> log(1 + x) on float columns (sign-symmetric for x < 0 by default)"),
+          make_spec<MissingIndicatorOp>("missing_indicator",
+                                        "adds a dense 0/1 column per column: 1 where the value is missing"),
           make_spec<BucketizeOp>("bucketize", "float -> categorical bucket ids (1..), 0 = missing")};
 }
 

@@ -45,7 +45,7 @@ OpSpec make_spec(const char* name, const char* summary) {
 }
 
 // The families, one per source file.
-std::vector<OpSpec> numeric_op_specs();      // fill_missing, clip, log1p, bucketize
+std::vector<OpSpec> numeric_op_specs();      // fill_missing, clip, log1p, missing_indicator, bucketize
 std::vector<OpSpec> hashing_op_specs();      // hash, cross
 std::vector<OpSpec> categorify_op_specs();   // categorify
 std::vector<OpSpec> encode_op_specs();       // count_encode, frequency_encode, target_encode
