@@ -134,6 +134,10 @@ def main():
             print(f"recall-bench: {name}: {tool}", file=sys.stderr, flush=True)
             res[tool] = (bluewhale(tool.split("-")[1], base, q, gt, metric, work) if tool.startswith("bluewhale")
                          else peer(tool, base, q, gt, metric))
+            # A 1M-vector set takes hours on 2 cores: each tool's figures are kept as soon as they exist,
+            # so an interrupted run loses only the tool it was in.
+            with open(os.path.join(work, f"{name}_{tool}.json"), "w") as f:
+                json.dump(res[tool], f)
         n = os.path.getsize(base)
         lines += [f"## {name} ({metric}, {os.path.basename(base)}, {n / 2**20:.1f} MiB)", "",
                   "| tool | build s | peak RSS MiB | " + " | ".join(f"QPS@R{TARGET} {t}T" for t in threads) + " |",
@@ -155,10 +159,13 @@ def main():
             for note in r["notes"]:
                 lines.append(f"| {tool} | {note} | | | |")
         lines.append("")
-    report = "\n".join(lines)
+        write_report(lines)  # after every set, not only at the end
+    print("\n".join(lines))
+
+
+def write_report(lines):
     with open(os.path.join(OUT, "recall_bench.md"), "w") as f:
-        f.write(report + "\n")
-    print(report)
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

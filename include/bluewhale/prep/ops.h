@@ -18,6 +18,9 @@
 //                                          has some) are not an error by default: `symmetric` maps x < 0 to
 //                                          -log(1-x), monotonic and continuous at 0; `missing` makes them
 //                                          NaN; `error` throws InputError naming column, row and value.
+//   missing_indicator {columns, suffix=_missing}
+//                                          kFloat/kInt -> adds kFloat name+suffix: 1 where the value is missing
+//                                          (NaN, or invalid for kInt), else 0. Put it before fill_missing.
 //   bucketize {columns, boundaries | num_buckets, sample_size, seed}
 //                                          kFloat -> kInt categorical: 0 missing, else 1 + (number of edges
 //                                          <= x). num_buckets places edges at quantiles of a bottom-k row
