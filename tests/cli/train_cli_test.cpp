@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "bluewhale/core/io.h"
+#include "bluewhale/data/dataset.h"
 #include "test_util.h"
 
 namespace bluewhale {
@@ -123,7 +124,7 @@ TEST(TrainCli, ShippedDlrmRecipesPrepareAndTrain) {
   TempDir dir;
   auto g = run_cli("gen criteo --rows 6000 --seed 3 --out " + (dir / "day.tsv").string());
   ASSERT_EQ(g.exit_code, 0) << g.output;
-  for (const std::string name : {"dlrm-criteo", "dlrm-criteo-small", "dlrm-criteo-large-batch"}) {
+  for (const std::string name : {"dlrm-criteo", "dlrm-criteo-small", "dlrm-criteo-large-batch", "dlrm-criteo-quality"}) {
     SCOPED_TRACE(name);
     const std::string recipe = std::string(BW_SOURCE_DIR) + "/recipes/" + name + ".yaml";
     auto p = run_cli("prep --recipe " + recipe + " --input " + (dir / "day.tsv").string() + " --out " +
@@ -135,6 +136,18 @@ TEST(TrainCli, ShippedDlrmRecipesPrepareAndTrain) {
     EXPECT_NE(t.output.find(": AUC "), std::string::npos) << t.output;
     EXPECT_TRUE(fs::exists(dir / (name + "-run") / "model.json"));
   }
+  // The quality recipe adds I1_missing..I13_missing as dense inputs, and predict rebuilds them from raw rows.
+  Dataset q = Dataset::open(dir / "dlrm-criteo-quality");
+  ASSERT_EQ(q.dense_columns().size(), 26u);
+  EXPECT_EQ(q.columns()[q.dense_columns()[13]].name, "I1_missing");
+  auto pr = run_cli("predict --model " + (dir / "dlrm-criteo-quality-run").string() + " --input " +
+                    (dir / "day.tsv").string() + " --out " + (dir / "scores.tsv").string());
+  ASSERT_EQ(pr.exit_code, 0) << pr.output;
+  std::ifstream scores(dir / "scores.tsv");
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(scores, line)) ++n;
+  EXPECT_GE(n, 6000);
 }
 
 TEST(TrainCli, EvalRejectsAForeignModelDirectory) {
