@@ -431,6 +431,20 @@ class SeparatorScan {
   uint64_t mask_ = 0;
 };
 
+// v.resize(n) for a value array whose old contents are dead (every slot below n is written next). When
+// the capacity is short, the old values are dropped instead of copied into the new allocation, and an
+// eighth more is reserved: chunks' row counts vary a little, and a recycled chunk sized exactly for a
+// smaller one would otherwise reallocate (and zero-fill fresh memory) again and again.
+template <class T>
+void size_for_rows(std::vector<T>& v, int64_t n) {
+  const std::size_t want = static_cast<std::size_t>(n);
+  if (v.capacity() < want) {
+    v.clear();
+    v.reserve(want + want / 8);
+  }
+  v.resize(want);
+}
+
 enum class FieldError : uint8_t { kNone, kNumber, kInteger, kAfterQuote, kUnterminated };
 
 // Output column storage while a chunk is being filled; raw pointers so the per-field store is one write.
@@ -1003,11 +1017,11 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
   for (auto& o : oc) {
     Column& c = *o.col;
     if (c.kind == ColumnKind::kFloat) {
-      c.f.resize(rows);
+      size_for_rows(c.f, rows);
       o.f = c.f.data();
     } else {
-      c.i.resize(rows);
-      c.valid.resize(rows);
+      size_for_rows(c.i, rows);
+      size_for_rows(c.valid, rows);
       o.i = c.i.data();
       o.valid = c.valid.data();
     }
