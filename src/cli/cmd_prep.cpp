@@ -25,7 +25,9 @@ int cmd_prep(int argc, char** argv) {
       .option("split-as", "with --apply-to: the split every row goes to (train, valid, test)", "test")
       .option("threads", "worker threads (0 = all available)", "0")
       .option("memory-mb", "fit-state budget per operator before it spills to disk", "4096")
-      .option("cache-mb", "parsed rows kept in memory between passes, MiB (default: a quarter of RAM)")
+      .option("cache-mb",
+              "compressed input only: parsed rows kept in memory between passes instead of decompressing "
+              "again, MiB (default: a quarter of RAM; plain text is parsed again)")
       .option("temp-dir", "directory for spill files (default: next to --out)")
       .option("report", "also write the summary as JSON to this file")
       .flag("overwrite", "replace --out if it exists")

@@ -8,7 +8,9 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <system_error>
 
 namespace bluewhale::text {
@@ -67,6 +69,41 @@ inline bool parse_float_digits(const char* b, const char* e, float& out) {
     v = v * 10 + d;
   }
   out = static_cast<float>(static_cast<int64_t>(v));  // parse_float's conversion for plain integers
+  return true;
+}
+
+// The value of a field of `len` (1 to 8) plain digits held in the low bytes of x (little-endian: the
+// field's first byte is the lowest; bytes above the field are ignored), converted all at once in the
+// 64-bit word (SWAR) rather than a digit per iteration: no data-dependent branch. Returns whether every
+// byte of the field is a digit; `value` is meaningful only then.
+inline bool digits8(uint64_t x, std::size_t len, uint32_t& value) {
+  // Keep the field's bytes only, moved to the top of the word, and pad below them with '0': the lowest
+  // byte becomes the most significant digit of an 8-digit number with leading zeros.
+  x <<= 8 * (8 - len);
+  x |= uint64_t{0x3030303030303030} >> 1 >> (8 * len - 1);  // two shifts: no shift by 64 when len == 8
+  // Every byte 0x30..0x39: its high nibble is 3 and adding 6 does not carry out of its low nibble.
+  const uint64_t hi = x & 0xF0F0F0F0F0F0F0F0;
+  const uint64_t carry = (x + 0x0606060606060606) & 0xF0F0F0F0F0F0F0F0;
+  const bool ok = (hi | (carry >> 4)) == 0x3333333333333333;
+  x -= 0x3030303030303030;
+  x = x * 10 + (x >> 8);  // pairs of digits
+  x = (((x & 0x000000FF000000FF) * (100 + (uint64_t{1000000} << 32))) +
+       (((x >> 16) & 0x000000FF000000FF) * (1 + (uint64_t{10000} << 32)))) >> 32;
+  value = static_cast<uint32_t>(x);
+  return ok;
+}
+
+// parse_float_digits for 1 to 8 plain digits through digits8. Reads the 8 bytes at b whatever the
+// field's length, so b + 8 must be readable. Returns false for anything else (empty, 9+ bytes, any
+// non-digit); when it returns true, `out` is exactly what parse_float_digits gives.
+inline bool parse_float_digits8(const char* b, const char* e, float& out) {
+  const std::size_t len = static_cast<std::size_t>(e - b);
+  if (len - 1 >= 8) return false;  // 0 or 9+ (unsigned wrap for 0)
+  uint64_t x;
+  std::memcpy(&x, b, 8);
+  uint32_t v = 0;
+  if (!digits8(x, len, v)) return false;
+  out = static_cast<float>(static_cast<int64_t>(v));  // parse_float_digits' conversion
   return true;
 }
 

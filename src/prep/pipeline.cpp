@@ -221,7 +221,11 @@ class OrderedWriter {
         return;
       }
       lk.lock();
-      if (free_.size() < max_ahead_) free_.push_back(std::move(c));
+      // Kept for reuse up to the most chunks ever in flight (max_ahead_ waiting or being written, one
+      // per worker being parsed, and put() lets a worker wait with its chunk): a chunk dropped here
+      // was soon replaced by a fresh one from take_free(), whose ~1 MB of new pages cost more than
+      // its parse on the virtual machines prep runs on.
+      if (free_.size() < 2 * max_ahead_) free_.push_back(std::move(c));
       ++next_;
       cv_.notify_all();
     }

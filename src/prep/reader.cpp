@@ -1,6 +1,7 @@
 #include "bluewhale/prep/reader.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -32,14 +33,44 @@ namespace {
 
 constexpr std::size_t kNpos = std::numeric_limits<std::size_t>::max();
 
-// hash_string(field), inlined.
-// 8-byte fields (Criteo's hex ids) take a branch with the length constant, which the compiler turns into
-// XXH3's 4-8 byte path inline instead of a call that first dispatches on the length.
+// Set bits of x. __builtin_popcountll is a libgcc call on baseline x86-64 (no POPCNT instruction).
+inline std::size_t popcount64(uint64_t x) {
+  x -= (x >> 1) & 0x5555555555555555;
+  x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333);
+  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F;
+  return static_cast<std::size_t>((x * 0x0101010101010101) >> 56);
+}
+
+inline uint64_t load_u64(const char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+
+// XXH3_64bits of exactly 8 bytes with seed 0 and the default secret (XXH3_len_4to8_64b and XXH3_rrmxmx
+// written out, so that the compiler inlines the whole hash into the reader's column loop; the reader's
+// tests check it against hash_string).
+__attribute__((always_inline)) inline int64_t hash8(const char* p) {
+  uint32_t in1, in2;
+  std::memcpy(&in1, p, 4);
+  std::memcpy(&in2, p + 4, 4);
+  const uint64_t bitflip = XXH_readLE64(XXH3_kSecret + 8) ^ XXH_readLE64(XXH3_kSecret + 16);
+  uint64_t h = (in2 + (static_cast<uint64_t>(in1) << 32)) ^ bitflip;
+  h ^= XXH_rotl64(h, 49) ^ XXH_rotl64(h, 24);
+  h *= 0x9FB21C651E98DF25ULL;
+  h ^= (h >> 35) + 8;
+  h *= 0x9FB21C651E98DF25ULL;
+  return static_cast<int64_t>(h ^ (h >> 28));
+}
+
+// hash_string(field), inlined. 8-byte fields (Criteo's hex ids) take hash8, inline, instead of a call
+// that first dispatches on the length.
 inline int64_t hash_field(const char* b, const char* e) {
   const std::size_t n = static_cast<std::size_t>(e - b);
-  if (n == 8) return static_cast<int64_t>(XXH3_64bits(b, 8));
+  if (n == 8) return hash8(b);
   return static_cast<int64_t>(XXH3_64bits(b, n));
 }
+
 // A header that does not end within this many bytes is not a header (binary file, wrong format).
 constexpr std::size_t kMaxHeaderBytes = std::size_t{64} << 20;
 
@@ -56,7 +87,16 @@ struct FieldPlan {
 // Field index -> what to do with it, for one file (header files may order columns differently).
 struct FilePlan {
   std::vector<FieldPlan> fields;
+  // Every field is skipped, a number or a hashed string (no list): parse_chunk_fast may take its chunks.
+  bool fast = false;
 };
+
+bool fast_plan(const FilePlan& p) {
+  if (p.fields.empty()) return false;
+  for (const FieldPlan& f : p.fields)
+    if (f.kind == FieldKind::kList) return false;
+  return true;
+}
 
 struct OutSpec {
   std::string name;
@@ -301,6 +341,53 @@ class SeparatorScan {
     base_ = pos & ~std::size_t{63};
     mask_ = block(base_) & (~uint64_t{0} << (pos - base_));
   }
+  // Bit i set when byte at + i (< n) is a separator; `at` is a multiple of 64. `nl` gets the bits of
+  // the '\n' among them.
+  uint64_t mask_at(std::size_t at, uint64_t& nl) const {
+#if defined(__SSE2__)
+    if (at + 64 <= n_) {
+      const __m128i d = _mm_set1_epi8(delim_), nv = _mm_set1_epi8('\n');
+      uint64_t m = 0, l = 0;
+      for (int k = 0; k < 4; ++k) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s_ + at + 16 * k));
+        const __m128i isnl = _mm_cmpeq_epi8(x, nv);
+        const __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(x, d), isnl);
+        m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(hit))) << (16 * k);
+        l |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(isnl))) << (16 * k);
+      }
+      nl = l;
+      return m;
+    }
+#endif
+    uint64_t m = 0, l = 0;
+    const std::size_t end = std::min(at + 64, n_);
+    for (std::size_t i = at; i < end; ++i) {
+      const char c = s_[i];
+      if (c == delim_ || c == '\n') m |= uint64_t{1} << (i - at);
+      if (c == '\n') l |= uint64_t{1} << (i - at);
+    }
+    nl = l;
+    return m;
+  }
+  // Bit i set when byte at + i (< n) is the quote character.
+  uint64_t quotes_at(std::size_t at) const {
+#if defined(__SSE2__)
+    if (at + 64 <= n_) {
+      const __m128i q = _mm_set1_epi8(quote_);
+      uint64_t m = 0;
+      for (int k = 0; k < 4; ++k) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s_ + at + 16 * k));
+        m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, q)))) << (16 * k);
+      }
+      return m;
+    }
+#endif
+    uint64_t m = 0;
+    const std::size_t end = std::min(at + 64, n_);
+    for (std::size_t i = at; i < end; ++i)
+      if (s_[i] == quote_) m |= uint64_t{1} << (i - at);
+    return m;
+  }
   // Position of the next separator, or n at the end of the text.
   std::size_t next() {
     while (mask_ == 0) {
@@ -344,6 +431,20 @@ class SeparatorScan {
   uint64_t mask_ = 0;
 };
 
+// v.resize(n) for a value array whose old contents are dead (every slot below n is written next). When
+// the capacity is short, the old values are dropped instead of copied into the new allocation, and an
+// eighth more is reserved: chunks' row counts vary a little, and a recycled chunk sized exactly for a
+// smaller one would otherwise reallocate (and zero-fill fresh memory) again and again.
+template <class T>
+void size_for_rows(std::vector<T>& v, int64_t n) {
+  const std::size_t want = static_cast<std::size_t>(n);
+  if (v.capacity() < want) {
+    v.clear();
+    v.reserve(want + want / 8);
+  }
+  v.resize(want);
+}
+
 enum class FieldError : uint8_t { kNone, kNumber, kInteger, kAfterQuote, kUnterminated };
 
 // Output column storage while a chunk is being filled; raw pointers so the per-field store is one write.
@@ -386,8 +487,17 @@ struct TextReader::Impl {
   void produce_file(int file_index, int64_t& global_row, int64_t& pending_raw);
   bool push(TextChunk&& c);
 
+  bool fast_path = true;  // TextReader::set_fast_path
+  mutable std::atomic<int64_t> fast_chunks{0};
+
+  // Sizes out's columns for `rows` rows (value arrays of the column's kind keep their contents) and
+  // returns raw pointers to them; parse_chunk regrows through `oc` when a chunk holds more rows.
+  void prepare_columns(Chunk& out, std::vector<OutCol>& oc) const;
+
   template <bool kQuotes>
   void parse_chunk(const TextChunk& in, Chunk& out, BadRowStats& stats) const;
+  template <bool kQuotes>
+  bool parse_chunk_fast(const TextChunk& in, Chunk& out) const;
 };
 
 void TextReader::Impl::validate_schema() {
@@ -428,6 +538,7 @@ FilePlan TextReader::Impl::plan_for_schema_order() const {
     if (fp.kind != FieldKind::kSkip) fp.out = out++;
     p.fields.push_back(fp);
   }
+  p.fast = fast_plan(p);
   return p;
 }
 
@@ -492,6 +603,7 @@ FilePlan TextReader::Impl::read_header_plan(const std::string& path) const {
     BW_CHECK(seen[k] >= 0 || schema.columns[k].role == Role::kIgnore, InputError, path,
              ":1: header has no column '", schema.columns[k].name, "' (role ", role_name(schema.columns[k].role),
              ") that the schema needs; the header has ", names.size(), " columns");
+  p.fast = fast_plan(p);
   return p;
 }
 
@@ -606,18 +718,10 @@ void TextReader::Impl::produce() {
   not_empty.notify_all();
 }
 
-template <bool kQuotes>
-void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats& stats) const {
-  BW_ASSERT(in.file_index >= 0 && static_cast<std::size_t>(in.file_index) < plans.size(), "chunk of file ",
-            in.file_index, " but the reader has ", plans.size(), " files");
-  const std::vector<FieldPlan>& plan = plans[in.file_index].fields;
-  const int nfields = static_cast<int>(plan.size());
-  const char* s = in.text.data();
-  const std::size_t n = in.text.size();
-
+void TextReader::Impl::prepare_columns(Chunk& out, std::vector<OutCol>& oc) const {
   const std::size_t ncols = outs.size();
   out.columns.resize(ncols);
-  std::vector<OutCol> oc(ncols);
+  oc.assign(ncols, OutCol{});
   for (std::size_t k = 0; k < ncols; ++k) {
     Column& c = out.columns[k];
     c.name = outs[k].name;
@@ -636,6 +740,19 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
   }
   out.split.clear();
   out.row_index.clear();
+}
+
+template <bool kQuotes>
+void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats& stats) const {
+  BW_ASSERT(in.file_index >= 0 && static_cast<std::size_t>(in.file_index) < plans.size(), "chunk of file ",
+            in.file_index, " but the reader has ", plans.size(), " files");
+  const std::vector<FieldPlan>& plan = plans[in.file_index].fields;
+  const int nfields = static_cast<int>(plan.size());
+  const char* s = in.text.data();
+  const std::size_t n = in.text.size();
+
+  std::vector<OutCol> oc;
+  prepare_columns(out, oc);
 
   // Rows are written at index `row` straight into the column vectors, sized ahead from the record count
   // the producer found, and grown by doubling when a hand-made chunk has more.
@@ -872,6 +989,182 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
   out.first_line = row > 0 ? first_stored_line : in.first_line;
 }
 
+// The common case, in loops with no per-field switch: text without quotes (or csv whose chunk holds no
+// quote character), every record with exactly the plan's field count, no CRLF, every number well formed,
+// no list fields. The text is taken in regions of kRegionBytes: every separator offset of the region is
+// listed first (64 bytes per SSE2 mask, all set bits written out), the complete records among them are
+// checked (field count, '\n' at the end, no '\r'), and then each column of those records is converted in
+// its own loop: the kind is fixed, the iterations independent (the hashes of one column overlap in the
+// pipeline), and the common values (missing, 1-8 plain digits, 8-byte strings) go without data-dependent
+// branches. Returns false, with `out` in an unspecified state, as soon as anything is unusual (a blank
+// line, a bad field count, '\r' before '\n', a quote, a value that does not parse): the caller then
+// parses the chunk with parse_chunk, which gives the usual rows, errors and line numbers. Accepted
+// chunks give exactly what parse_chunk gives (tests/prep/reader_test.cpp compares them).
+template <bool kQuotes>
+bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
+  const FilePlan& fplan = plans[in.file_index];
+  const std::size_t n = in.text.size();
+  if (!fplan.fast || in.records <= 0 || n == 0 || n >= std::numeric_limits<uint32_t>::max() - 64) return false;
+  const std::vector<FieldPlan>& plan = fplan.fields;
+  const std::size_t nf = plan.size();
+  const char* s = in.text.data();
+  const char* const end = s + n;
+  if (end[-1] != '\n') return false;
+
+  std::vector<OutCol> oc;
+  prepare_columns(out, oc);
+  const int64_t rows = in.records;
+  for (auto& o : oc) {
+    Column& c = *o.col;
+    if (c.kind == ColumnKind::kFloat) {
+      size_for_rows(c.f, rows);
+      o.f = c.f.data();
+    } else {
+      size_for_rows(c.i, rows);
+      size_for_rows(c.valid, rows);
+      o.i = c.i.data();
+      o.valid = c.valid.data();
+    }
+  }
+
+  constexpr std::size_t kRegionBytes = 16 << 10;  // region text and its offsets stay in L1
+  // P[0] is the offset of the '\n' that ends the previous record (2^32 - 1 before the first: offsets
+  // are uint32_t, computed modulo 2^32), P[1..k) the separators found after it. Field f of the j-th
+  // complete record is [P[j * nf + f] + 1, P[j * nf + f + 1]).
+  std::vector<uint32_t> P(kRegionBytes + 2 * 64 + nf + 1);
+  P[0] = ~uint32_t{0};
+  std::size_t k = 1;
+  SeparatorScan<kQuotes> scan(s, n, delim, quote);
+  std::size_t blk = 0;
+  int64_t row = 0;
+  std::size_t newlines = 0;
+  while (blk < n) {
+    const std::size_t target = std::min(n, blk + kRegionBytes);
+    for (; blk < target; blk += 64) {
+      if (k + 64 + 16 > P.size()) P.resize(2 * P.size());  // records longer than a region
+      uint64_t nl = 0;
+      uint64_t m = scan.mask_at(blk, nl);
+      if (kQuotes && scan.quotes_at(blk) != 0) return false;  // quoted fields: the general loop
+      newlines += popcount64(nl);
+      const std::size_t cnt = popcount64(m);
+      uint32_t* o = P.data() + k;
+      const uint32_t base = static_cast<uint32_t>(blk);
+      // Eight offsets at a time whether or not that many bits are set (tzcnt of 0 writes junk past the
+      // count, overwritten later): fewer mispredicted loop exits than one bit per iteration.
+      for (std::size_t i = 0; i < cnt; i += 8, o += 8)
+        for (int u = 0; u < 8; ++u) {
+          o[u] = base + static_cast<uint32_t>(__builtin_ctzll(m | uint64_t{1} << 63));
+          m &= m - 1;
+        }
+      k += cnt;
+    }
+    // The complete records among the offsets: each has nf separators, the last a '\n' without '\r'
+    // before it (not a blank line). That the others are delimiters is checked once for the chunk: it
+    // holds exactly one '\n' per record (and no quote).
+    const std::size_t rec = (k - 1) / nf;
+    std::size_t j = 0;
+    for (std::size_t r = 0; r < rec; ++r, j += nf) {
+      const uint32_t last = P[j + nf];
+      if (s[last] != '\n' || last == static_cast<uint32_t>(P[j] + 1u) || s[last - 1] == '\r') return false;
+    }
+    const std::size_t br = rec;
+    if (row + static_cast<int64_t>(br) > rows) return false;
+    for (std::size_t f = 0; f < nf; ++f) {
+      const FieldPlan& fp = plan[f];
+      if (fp.kind == FieldKind::kSkip) continue;
+      const OutCol& o = oc[fp.out];
+      const uint32_t* ef = P.data() + f;
+      switch (fp.kind) {
+        case FieldKind::kFloat: {
+          float* dst = o.f + row;
+          for (std::size_t r = 0; r < br; ++r, ef += nf) {
+            const char* vb = s + static_cast<uint32_t>(ef[0] + 1u);
+            const char* ve = s + ef[1];
+            const std::size_t len = static_cast<std::size_t>(ve - vb);
+            float v;
+            if (len <= 8 && vb + 8 <= end) {
+              // Missing (len 0) reads as "0" and selects NaN; no branch on which.
+              uint32_t d = 0;
+              const uint64_t word = load_u64(vb);
+              const bool ok = text::digits8(len ? word : uint64_t{'0'}, len ? len : 1, d);
+              const float x = static_cast<float>(static_cast<int64_t>(d));  // as parse_float_digits
+              v = len ? x : kMissingFloat;
+              if (!ok && !text::parse_float(vb, ve, v)) return false;
+            } else {
+              v = kMissingFloat;
+              if (len != 0 && !text::parse_float_digits(vb, ve, v) && !text::parse_float(vb, ve, v)) return false;
+            }
+            dst[r] = v;
+          }
+          break;
+        }
+        case FieldKind::kHash: {
+          int64_t* dst = o.i + row;
+          uint8_t* valid = o.valid + row;
+          for (std::size_t r = 0; r < br; ++r, ef += nf) {
+            const char* vb = s + static_cast<uint32_t>(ef[0] + 1u);
+            const char* ve = s + ef[1];
+            const std::size_t len = static_cast<std::size_t>(ve - vb);
+            int64_t h;
+            if ((len | 8) == 8 && vb + 8 <= end) {
+              // 8 bytes (Criteo's ids) or missing: the hash of the 8 bytes at vb, kept when len is 8.
+              const int64_t h8 = hash8(vb);
+              h = len ? h8 : 0;
+            } else {
+              h = len ? hash_field(vb, ve) : 0;
+            }
+            dst[r] = h;
+            valid[r] = len != 0;
+          }
+          break;
+        }
+        case FieldKind::kInt: {
+          int64_t* dst = o.i + row;
+          uint8_t* valid = o.valid + row;
+          for (std::size_t r = 0; r < br; ++r, ef += nf) {
+            const char* vb = s + static_cast<uint32_t>(ef[0] + 1u);
+            const char* ve = s + ef[1];
+            int64_t v = 0;
+            const bool present = vb != ve;
+            if (present && !text::parse_int64(vb, ve, v)) return false;
+            dst[r] = v;
+            valid[r] = present;
+          }
+          break;
+        }
+        case FieldKind::kId: {
+          int64_t* dst = o.i + row;
+          uint8_t* valid = o.valid + row;
+          for (std::size_t r = 0; r < br; ++r, ef += nf) {
+            const char* vb = s + static_cast<uint32_t>(ef[0] + 1u);
+            const char* ve = s + ef[1];
+            int64_t v = 0;
+            const bool present = vb != ve;
+            if (present && !text::parse_int64(vb, ve, v)) v = hash_field(vb, ve);
+            dst[r] = v;
+            valid[r] = present;
+          }
+          break;
+        }
+        case FieldKind::kSkip:
+        case FieldKind::kList: return false;
+      }
+    }
+    row += static_cast<int64_t>(br);
+    // The separators of a record not yet complete move to the front, after the '\n' before them.
+    std::copy(P.begin() + static_cast<std::ptrdiff_t>(j), P.begin() + static_cast<std::ptrdiff_t>(k), P.begin());
+    k -= j;
+  }
+  // Every separator belongs to a complete record (the text ends with '\n'), and each record holds one
+  // '\n' only.
+  if (k != 1 || row != rows || newlines != static_cast<std::size_t>(rows)) return false;
+  out.rows = row;
+  out.first_row = in.first_row;
+  out.file_index = in.file_index;
+  out.first_line = in.first_line;
+  return true;
+}
+
 TextReader::TextReader(std::vector<std::string> files, InputSchema schema, int prefetch_chunks)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
@@ -921,9 +1214,21 @@ bool TextReader::next(TextChunk& out) {
 }
 
 void TextReader::parse(const TextChunk& in, Chunk& out, BadRowStats& stats) const {
-  if (impl_->quotes) impl_->parse_chunk<true>(in, out, stats);
-  else impl_->parse_chunk<false>(in, out, stats);
+  const Impl& m = *impl_;
+  BW_ASSERT(in.file_index >= 0 && static_cast<std::size_t>(in.file_index) < m.plans.size(), "chunk of file ",
+            in.file_index, " but the reader has ", m.plans.size(), " files");
+  if (m.quotes) {
+    if (m.fast_path && m.parse_chunk_fast<true>(in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
+    else m.parse_chunk<true>(in, out, stats);
+  } else {
+    if (m.fast_path && m.parse_chunk_fast<false>(in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
+    else m.parse_chunk<false>(in, out, stats);
+  }
 }
+
+int64_t TextReader::fast_path_chunks() const { return impl_->fast_chunks.load(); }
+
+void TextReader::set_fast_path(bool enabled) { impl_->fast_path = enabled; }
 
 int64_t TextReader::total_bytes() const { return impl_->total_bytes; }
 const InputSchema& TextReader::schema() const { return impl_->schema; }

@@ -897,6 +897,44 @@ TEST(FlatMap, CountTableMergeMatchesOneTable) {
   }
 }
 
+// Tables that grow through a shared Pool (slot arrays of other tables, used and re-zeroed) count exactly
+// what tables with fresh arrays count, and the pool does serve their growth.
+TEST(FlatMap, CountTablesGrowingThroughAPoolMatchFreshTables) {
+  for (bool track : {true, false}) {
+    prep_ops::CountTable::Pool pool;
+    std::vector<prep_ops::CountTable> pooled, fresh;
+    for (int c = 0; c < 4; ++c) {
+      pooled.emplace_back(prep_ops::CountTable::kMinCapacity, track);
+      pooled.back().set_pool(&pool);
+      fresh.emplace_back(prep_ops::CountTable::kMinCapacity, track);
+    }
+    auto add = [](prep_ops::CountTable& t, int64_t key, int64_t row) {
+      if (t.full()) t.grow();
+      t.add(key, row);
+    };
+    std::mt19937_64 rng(21);
+    // Column c sees up to 10000 << c distinct keys, the biggest column first, so that each column grows
+    // into arrays a bigger one has left (columns growing in lockstep would find none).
+    for (int c = 3; c >= 0; --c)
+      for (int64_t r = 0; r < 100000; ++r) {
+        const int64_t key = r % 19 == 0 ? prep_ops::kEmptyKey : static_cast<int64_t>(rng() % (uint64_t{10000} << c));
+        add(pooled[c], key, r);
+        add(fresh[c], key, r);
+      }
+    auto sorted = [](const prep_ops::CountTable& t) {
+      std::vector<std::tuple<int64_t, int64_t, int64_t>> v;
+      t.for_each([&](const prep_ops::KeyCount& kc) { v.emplace_back(kc.key, kc.count, kc.first); });
+      std::sort(v.begin(), v.end());
+      return v;
+    };
+    for (int c = 0; c < 4; ++c) {
+      EXPECT_EQ(pooled[c].capacity(), fresh[c].capacity());
+      EXPECT_EQ(sorted(pooled[c]), sorted(fresh[c])) << "column " << c << " track " << track;
+    }
+    EXPECT_GT(pool.reused(), 0u);
+  }
+}
+
 // for_each_union against the plain reference (every input counted into one table): one to four tables,
 // with and without first rows, the INT64_MIN key in some tables only, keys in one table only, in all, and
 // empty tables.

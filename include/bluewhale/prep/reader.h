@@ -95,6 +95,14 @@ class TextReader {
   // "inf" are not numbers.
   void parse(const TextChunk& in, Chunk& out, BadRowStats& stats) const;
 
+  // parse() takes a specialised loop for chunks of the common shape (no quotes, no CRLF, the expected
+  // field count on every record, well-formed numbers, no multi/sequence columns) and the general one for
+  // everything else, with identical results. false forces the general loop (tests compare the two;
+  // benchmarks measure both). Set it before parsing, not while other threads parse.
+  void set_fast_path(bool enabled);
+  // Chunks parse() has taken through the specialised loop so far.
+  int64_t fast_path_chunks() const;
+
   // Sum of the on-disk sizes of all files in bytes. Every chunk's raw_bytes add up to it, except the bytes
   // of trailing files that hold no record (they have no later chunk to be reported with).
   int64_t total_bytes() const;

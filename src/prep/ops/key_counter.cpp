@@ -163,7 +163,10 @@ void KeyCounter::begin(std::size_t columns, int threads, int64_t budget_bytes, c
   threads_.clear();
   for (int t = 0; t < threads; ++t) {
     auto ts = std::make_unique<ThreadState>();
-    for (std::size_t c = 0; c < columns_; ++c) ts->tables.emplace_back(CountTable::kMinCapacity, track_first);
+    for (std::size_t c = 0; c < columns_; ++c) {
+      ts->tables.emplace_back(CountTable::kMinCapacity, track_first);
+      ts->tables.back().set_pool(&ts->pool);
+    }
     ts->runs.resize(columns_);
     for (const CountTable& t : ts->tables) ts->bytes += t.bytes();
     threads_.push_back(std::move(ts));

@@ -74,6 +74,7 @@ class KeyCounter {
 
  private:
   struct ThreadState {
+    CountTable::Pool pool;  // the tables' grown-out slot arrays (declared first: outlives the tables)
     std::vector<CountTable> tables;
     std::vector<std::vector<RunFile>> runs;  // per column
     std::size_t bytes = 0;
