@@ -1,6 +1,7 @@
 #include "bluewhale/models/dlrm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "bluewhale/core/error.h"
@@ -58,6 +59,14 @@ const ParamTable<DlrmConfig>& DlrmConfig::params() {
           .add("decay_power", &DlrmConfig::decay_power, 2.0, "polynomial decay power")
           .add("min_lr", &DlrmConfig::min_lr, 0.0, "learning rate after decay_end")
           .min(0)
+          .add("decay_start_fraction", &DlrmConfig::decay_start_fraction, 0.0,
+               "instead of decay_start: fraction of the run's steps where the decay starts")
+          .min(0)
+          .max(1)
+          .add("decay_end_fraction", &DlrmConfig::decay_end_fraction, 0.0,
+               "instead of decay_end: fraction of the run's steps where the decay reaches min_lr (0: unused)")
+          .min(0)
+          .max(1)
           .add("eps", &DlrmConfig::eps, 1e-8, "epsilon of Adagrad, Adam, LAMB and row-wise Adagrad")
           .min(0)
           .add("weight_decay", &DlrmConfig::weight_decay, 0.0, "MLP weight decay")
@@ -79,6 +88,25 @@ LrSchedule DlrmConfig::schedule() const {
   s.power = static_cast<float>(decay_power);
   s.min_lr = static_cast<float>(min_lr);
   return s;
+}
+
+DlrmConfig DlrmConfig::with_total_steps(int64_t total_steps) const {
+  BW_ASSERT(total_steps >= 1, "with_total_steps: total_steps ", total_steps);
+  DlrmConfig c = *this;
+  if (decay_end_fraction > 0) {
+    const auto at = [&](double f) { return static_cast<int64_t>(std::llround(f * static_cast<double>(total_steps))); };
+    c.decay_start = at(decay_start_fraction);
+    // At least one step of decay, so that a very short run still has a valid schedule.
+    c.decay_end = std::max(at(decay_end_fraction), c.decay_start + 1);
+    c.decay_start_fraction = c.decay_end_fraction = 0;
+    try {
+      c.validate();
+    } catch (const ConfigError& e) {
+      BW_THROW(ConfigError, "dlrm: decay fractions ", decay_start_fraction, "..", decay_end_fraction, " of ",
+               total_steps, " steps: ", e.what());
+    }
+  }
+  return c;
 }
 
 OptimizerConfig DlrmConfig::dense_optimizer_config() const {
@@ -107,6 +135,15 @@ void DlrmConfig::validate() const {
   BW_CHECK(sparse_optimizer == "sgd" || sparse_optimizer == "rowwise_adagrad", ConfigError,
            "dlrm: sparse_optimizer must be sgd or rowwise_adagrad, got '", sparse_optimizer, "'");
   BW_CHECK(lr >= 0, ConfigError, "dlrm: lr must be >= 0, got ", lr);
+  if (decay_start_fraction > 0 || decay_end_fraction > 0) {
+    BW_CHECK(decay_start == 0 && decay_end == 0, ConfigError,
+             "dlrm: give the decay either in steps (decay_start, decay_end) or as fractions of the run "
+             "(decay_start_fraction, decay_end_fraction), not both");
+    BW_CHECK(decay_end_fraction > decay_start_fraction, ConfigError, "dlrm: decay_end_fraction (",
+             decay_end_fraction, ") must be greater than decay_start_fraction (", decay_start_fraction, ")");
+    BW_CHECK(decay_start_fraction >= 0 && decay_end_fraction <= 1, ConfigError,
+             "dlrm: decay fractions must be within [0, 1], got ", decay_start_fraction, " and ", decay_end_fraction);
+  }
   try {
     dense_optimizer_config().validate();
   } catch (const ConfigError& e) {

@@ -1,5 +1,7 @@
 #include "bluewhale/train/dlrm_recipe.h"
 
+#include <algorithm>
+
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/parallel.h"
 
@@ -26,6 +28,11 @@ TrainReport train_dlrm_recipe(const Dataset& ds, const fs::path& out_dir, DlrmRe
   const int threads = resolve_threads(topt.threads);
   BW_CHECK(!ds.dense_columns().empty(), ConfigError, "train: DLRM needs at least one dense column in ",
            ds.root().string());
+  // Decay fractions become steps for this run: the trainer's loader keeps a short last batch.
+  const int64_t train_rows = ds.split_rows(Split::kTrain);
+  int64_t total_steps = topt.epochs * std::max<int64_t>(1, (train_rows + topt.batch_size - 1) / topt.batch_size);
+  if (topt.max_steps > 0) total_steps = std::min(total_steps, topt.max_steps);
+  cfg = cfg.with_total_steps(total_steps);
   const std::vector<int64_t> sizes = ds.sparse_cardinalities();
   DlrmModel model(cfg, static_cast<int64_t>(ds.dense_columns().size()), sizes, threads);
   if (spec.on_model) spec.on_model(model, topt);

@@ -333,6 +333,41 @@ TEST(DlrmConfig, BadValuesRaiseConfigErrorNamingTheKey) {
   expect_config_error("lr: 0.1", "dense", 0);
 }
 
+TEST(DlrmConfig, DecayFractionsResolveToStepsOfTheRun) {
+  DlrmConfig c = DlrmConfig::params().parse(ConfigNode::parse_yaml(
+      "lr: 0.1\ndecay_start_fraction: 0.5\ndecay_end_fraction: 1.0\ndecay_power: 2", "r"));
+  c.validate();
+  EXPECT_EQ(c.decay_end, 0);  // unresolved until the run's length is known
+  DlrmConfig r = c.with_total_steps(28123);
+  EXPECT_EQ(r.decay_start, 14062);  // llround(0.5 * 28123)
+  EXPECT_EQ(r.decay_end, 28123);
+  EXPECT_FLOAT_EQ(r.schedule().lr(14062), 0.1f);
+  EXPECT_FLOAT_EQ(r.schedule().lr(28123), 0.0f);
+  EXPECT_GT(r.schedule().lr(20000), 0.0f);
+  EXPECT_LT(r.schedule().lr(20000), 0.1f);
+  // A run shorter than the fractions can express still gets one step of decay.
+  DlrmConfig one = c.with_total_steps(1);
+  EXPECT_EQ(one.decay_start, 1);
+  EXPECT_EQ(one.decay_end, 2);
+  // Without fractions the config is unchanged.
+  DlrmConfig plain;
+  plain.decay_start = 10;
+  plain.decay_end = 20;
+  EXPECT_EQ(plain.with_total_steps(5).decay_end, 20);
+  // Fractions and steps together, reversed fractions, or a warmup longer than the decay start: errors.
+  expect_config_error("decay_start_fraction: 0.5\ndecay_end_fraction: 1\ndecay_end: 100", "not both");
+  expect_config_error("decay_start_fraction: 0.8\ndecay_end_fraction: 0.5", "decay_end_fraction");
+  expect_config_error("decay_end_fraction: 1.5", "decay_end_fraction");
+  DlrmConfig w = c;
+  w.warmup_steps = 20000;
+  try {
+    (void)w.with_total_steps(28123);
+    ADD_FAILURE() << "no ConfigError for a warmup past the decay start";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("of 28123 steps"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DlrmConfig, ParsesARecipeSection) {
   DlrmConfig c = DlrmConfig::params().parse(ConfigNode::parse_yaml(
       "bottom: [64, 8]\ntop: [32, 1]\ndim: 8\ninteraction: cat\nsparse_optimizer: rowwise_adagrad\nlr: 0.02", "r"));

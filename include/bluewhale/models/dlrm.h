@@ -39,6 +39,11 @@ struct DlrmConfig {
   int64_t decay_end = 0;                          // 0: no decay
   double decay_power = 2.0;
   double min_lr = 0.0;
+  // Instead of decay_start/decay_end: where the decay starts and ends as fractions of the run's steps
+  // (epochs x batches per epoch, capped by max_steps), so one recipe fits any data size. Resolved into
+  // decay_start/decay_end by with_total_steps() when training starts; 0 = unused.
+  double decay_start_fraction = 0.0;
+  double decay_end_fraction = 0.0;
   double eps = 1e-8;                              // Adagrad/Adam/LAMB and row-wise Adagrad epsilon
   double weight_decay = 0.0;                      // MLP optimizer only
   double embedding_weight_decay = 0.0;            // EmbeddingTable::weight_decay of every table (nn/embedding.h)
@@ -48,6 +53,9 @@ struct DlrmConfig {
   // Cross-field checks the table cannot express (MLP ends, schedule): ConfigError naming the key.
   void validate() const;
   OptimizerConfig dense_optimizer_config() const;
+  // A copy with decay_start/decay_end set from the fractions for a run of total_steps (>= 1) steps; the
+  // same config when no fraction is given. ConfigError when the result is not a valid schedule.
+  DlrmConfig with_total_steps(int64_t total_steps) const;
   LrSchedule schedule() const;
 };
 
