@@ -9,6 +9,7 @@
 #include "bluewhale/core/config.h"
 #include "bluewhale/core/log.h"
 #include "bluewhale/core/version.h"
+#include "bluewhale/nn/blas.h"
 #include "commands.h"
 
 namespace {
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  // Before any thread starts: a restart replaces the process (see bluewhale/nn/blas.h).
+  blas_restart_with_better_kernels(argv);
   std::string cmd = argv[1];
   try {
     if (cmd == "prep") return cli::cmd_prep(argc, argv);
@@ -50,7 +53,8 @@ int main(int argc, char** argv) {
     if (cmd == "index") return cli::cmd_index(argc, argv);
     if (cmd == "tune") return cli::cmd_tune(argc, argv);
     if (cmd == "version" || cmd == "--version") {
-      std::printf("bluewhale %s\n", kVersion);
+      std::printf("bluewhale %s\nsimd: %s\nblas: OpenBLAS, '%s' kernels\n", kVersion,
+                  std::string(simd_level_name(simd_level())).c_str(), std::string(blas_core()).c_str());
       return 0;
     }
     std::string near =

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <mutex>
 #include <numbers>
 #include <random>
 #include <vector>
@@ -13,6 +12,7 @@
 #include "bluewhale/core/buffer.h"
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/parallel.h"
+#include "bluewhale/nn/blas.h"
 
 namespace bluewhale {
 namespace {
@@ -33,14 +33,6 @@ int64_t round_up(int64_t x, int64_t to) { return ceil_div(x, to) * to; }
 
 int effective_threads(int threads, int64_t macs) {
   return macs < kParallelMinMacs ? 1 : std::max(1, threads);
-}
-
-// OpenBLAS runs one thread per call: we parallelise outside it. Its own pool would spin next to
-// parallel_for's workers on the same cores (bench/nn/gemm_bench.cpp measures both ways). The setting is
-// process-wide; nothing else in BlueWhale calls BLAS.
-void init_blas_once() {
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
 }
 
 void blas_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
@@ -144,7 +136,7 @@ void gemm_reference(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int threads) {
   if (m <= 0 || n <= 0) return;
-  init_blas_once();
+  init_blas();
   const bool small = m * n * k < kParallelMinMacs;
   if (small) {
     blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -179,7 +171,7 @@ void linear_forward_reference(const float* x, const float* w, const float* bias,
 void linear_forward(const float* x, const float* w, const float* bias, float* y, int64_t batch, int64_t in,
                     int64_t out, bool relu, int threads) {
   if (batch <= 0 || out <= 0) return;
-  init_blas_once();
+  init_blas();
   const bool small = batch * in * out < kParallelMinMacs;
   // Bias and ReLU run on each block right after its GEMM, while the block is still in L1/L2.
   for_blocks(batch, small ? 1 : threads, small, [&](int64_t r0, int64_t r1) {

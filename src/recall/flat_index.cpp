@@ -6,12 +6,12 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <mutex>
 #include <vector>
 
 #include "bluewhale/core/parallel.h"
 #include "bluewhale/core/progress.h"
 #include "bluewhale/data/binary_io.h"
+#include "bluewhale/nn/blas.h"
 #include "bluewhale/recall/topk.h"
 #include "recall/exact_search.h"
 #include "recall/index_impl.h"
@@ -79,9 +79,7 @@ class FlatIndex final : public Index {
 
   void gemm_search(const float* q, int64_t nq, int64_t k, int threads, const uint8_t* allowed, float* dist,
                    int64_t* labels) const {
-    static std::once_flag once;
-    // Our threads split the queries; OpenBLAS threads on top would oversubscribe the cores.
-    std::call_once(once, [] { openblas_set_num_threads(1); });
+    init_blas();  // one BLAS thread per call: our threads split the queries
     const int64_t n = count(), dim = opts_.dim;
     const bool l2 = opts_.metric == Metric::kL2;
     const int64_t qb = std::clamp<int64_t>((nq + threads - 1) / threads, 1, kQueryBlock);

@@ -1,0 +1,39 @@
+// The BLAS library under the dense layers and exact search (OpenBLAS), and the kernel set it runs with.
+//
+// OpenBLAS (built with DYNAMIC_ARCH, as Debian ships it) picks its kernels once, when it is loaded, from the
+// CPU's family and model numbers. On a CPU newer than the library, or in a sandbox that hides the model
+// (gVisor reports "Intel(R) Xeon(R) Processor"), it falls back to its SSE3 "Prescott" kernels: measured on
+// such a Xeon with AVX-512, DLRM training ran 3.5x slower than with the "SkylakeX" kernels. On AMD Zen 4
+// (AVX-512) Debian's OpenBLAS 0.3.21 picks its AVX2 "Haswell" kernels, and training ran 1.4x slower than
+// with "SkylakeX" (bench/dlrm/README.md). The choice can
+// only be changed before the library loads, through the environment variable OPENBLAS_CORETYPE, so the
+// `bluewhale` command restarts itself once with it (blas_restart_with_better_kernels) and library callers
+// get a warning that says what to set.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "bluewhale/core/cpu.h"
+
+namespace bluewhale {
+
+// OpenBLAS's name for the kernel set in use ("Haswell", "SkylakeX", "Prescott", ...).
+std::string_view blas_core();
+
+// The OPENBLAS_CORETYPE to ask for when `loaded` uses narrower vectors than a CPU with SIMD level `level`
+// runs ("SkylakeX" for AVX-512, "Haswell" for AVX2+FMA), or "" when the loaded kernels already match (or the
+// CPU has neither). Pure: tests call it with any pair.
+std::string blas_core_to_request(std::string_view loaded, SimdLevel level);
+
+// Once per process: OpenBLAS to one thread per call (callers parallelise around it; its own pool would spin
+// beside our workers) and a warning when blas_core_to_request() asks for better kernels.
+void init_blas();
+
+// For main(): when OPENBLAS_CORETYPE is unset and the loaded kernels are weaker than the CPU allows, sets it
+// and replaces the process with a fresh run of the same binary and arguments (execv of /proc/self/exe).
+// Returns normally when nothing needs doing or the restart fails (the run goes on with the loaded kernels).
+// Call before any thread starts.
+void blas_restart_with_better_kernels(char** argv);
+
+}  // namespace bluewhale
