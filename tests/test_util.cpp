@@ -39,9 +39,9 @@ void write_text(const std::filesystem::path& path, const std::string& text) {
   f << text;
 }
 
-CommandResult run_cli(const std::string& args) {
+CommandResult run_cli(const std::string& args, const std::string& env_prefix) {
   CommandResult r;
-  std::string cmd = std::string(BW_CLI_PATH) + " " + args + " 2>&1";
+  std::string cmd = (env_prefix.empty() ? "" : env_prefix + " ") + std::string(BW_CLI_PATH) + " " + args + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf;

@@ -51,7 +51,8 @@ struct CommandResult {
   int exit_code = -1;
   std::string output;  // stdout and stderr together
 };
-// Runs the built `bluewhale` binary with the given argument string through /bin/sh.
-CommandResult run_cli(const std::string& args);
+// Runs the built `bluewhale` binary with the given argument string through /bin/sh; env_prefix goes before
+// the binary on the command line ("env -u VAR", "VAR=value").
+CommandResult run_cli(const std::string& args, const std::string& env_prefix = "");
 
 }  // namespace bluewhale::testing

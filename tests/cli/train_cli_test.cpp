@@ -9,6 +9,7 @@
 
 #include "bluewhale/core/io.h"
 #include "bluewhale/data/dataset.h"
+#include "bluewhale/nn/blas.h"
 #include "test_util.h"
 
 namespace bluewhale {
@@ -158,6 +159,31 @@ TEST(TrainCli, EvalRejectsAForeignModelDirectory) {
   write_text(dir / "m" / "model.json", "not json");
   e = run_cli("eval --model " + (dir / "m").string() + " --data " + (dir / "nope").string());
   EXPECT_NE(e.exit_code, 0);
+}
+
+// The kernels named on `bluewhale version`'s "blas:" line.
+std::string reported_blas_core(const std::string& out) {
+  std::smatch m;
+  return std::regex_search(out, m, std::regex("blas: OpenBLAS, '([A-Za-z0-9]*)' kernels")) ? m[1].str() : "?";
+}
+
+TEST(BlasCli, RestartsWithTheWidestKernelsUnlessTheUserChose) {
+  // A user's OPENBLAS_CORETYPE is kept, even a slow one.
+  auto forced = run_cli("version", "OPENBLAS_CORETYPE=Prescott");
+  ASSERT_EQ(forced.exit_code, 0) << forced.output;
+  if (reported_blas_core(forced.output) != "Prescott")
+    GTEST_SKIP() << "this OpenBLAS does not choose kernels at run time (no DYNAMIC_ARCH): " << forced.output;
+  // Left to itself, the command runs kernels as wide as the CPU allows (restarting once when OpenBLAS's
+  // own choice was narrower).
+  auto own = run_cli("version", "env -u OPENBLAS_CORETYPE");
+  ASSERT_EQ(own.exit_code, 0) << own.output;
+  const std::string core = reported_blas_core(own.output);
+  EXPECT_EQ(blas_core_to_request(core, detected_simd_level()), "") << own.output;
+  // The restart keeps the arguments and the result.
+  auto r = run_cli("bench train --model dlrm --table-sizes 50,20 --dim 4 --bottom 3-8-4 --top 8-1 --batch 16 "
+                   "--steps 3 --threads 1", "env -u OPENBLAS_CORETYPE");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("samples/s"), std::string::npos) << r.output;
 }
 
 TEST(BenchCli, TrainOnRandomDataReportsThroughput) {
