@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   }
   // Before any thread starts: a restart replaces the process (see bluewhale/nn/blas.h).
   blas_restart_with_better_kernels(argv);
+  blas_single_thread();
   std::string cmd = argv[1];
   try {
     if (cmd == "prep") return cli::cmd_prep(argc, argv);

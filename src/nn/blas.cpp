@@ -11,6 +11,9 @@
 
 #include "bluewhale/core/log.h"
 
+// Exported by OpenBLAS's threaded builds (it stops the pool before a fork); no header declares it.
+extern "C" int blas_thread_shutdown_(void);
+
 namespace bluewhale {
 namespace {
 
@@ -36,6 +39,8 @@ std::string_view blas_core() {
   return name ? std::string_view(name) : std::string_view();
 }
 
+int blas_threads() { return openblas_get_num_threads(); }
+
 std::string blas_core_to_request(std::string_view loaded, SimdLevel level) {
   if (one_of(loaded, kAvx512Cores)) return "";
   if (level == SimdLevel::kAvx512) return "SkylakeX";
@@ -43,10 +48,19 @@ std::string blas_core_to_request(std::string_view loaded, SimdLevel level) {
   return "";
 }
 
+void blas_single_thread() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // In this order: OpenBLAS's set_num_threads restarts a pool that was shut down.
+    openblas_set_num_threads(1);
+    blas_thread_shutdown_();
+  });
+}
+
 void init_blas() {
   static std::once_flag once;
   std::call_once(once, [] {
-    openblas_set_num_threads(1);
+    blas_single_thread();
     const std::string want = blas_core_to_request(blas_core(), detected_simd_level());
     if (!want.empty())
       log_warn("OpenBLAS runs its '", blas_core(), "' kernels on a CPU with ", simd_level_name(detected_simd_level()),

@@ -1,6 +1,10 @@
 #include "bluewhale/nn/blas.h"
 
+#include <cblas.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <vector>
 
 namespace bluewhale {
 namespace {
@@ -29,6 +33,41 @@ TEST(Blas, CoreToRequestAsksForTheWidestKernelsTheCpuRuns) {
 TEST(Blas, ReportsTheLoadedKernels) {
   init_blas();
   EXPECT_FALSE(blas_core().empty());
+}
+
+int threads_in_this_process() {
+  int n = 0;
+  for ([[maybe_unused]] auto const& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+TEST(Blas, SingleThreadStopsTheIdlePoolAndStillComputes) {
+  // ctest runs each test in a fresh process, where OpenBLAS has started pool - 1 threads while loading (none
+  // when an earlier test in the same process already stopped them: pool is then 1).
+  const int pool = blas_threads();
+  const int before = threads_in_this_process();
+  blas_single_thread();
+  EXPECT_EQ(blas_threads(), 1);
+  const int after = threads_in_this_process();
+  EXPECT_EQ(after, before - (pool - 1)) << "OpenBLAS pool of " << pool;
+  // A GEMM large enough for OpenBLAS to split it, had it threads: right result, and no pool comes back.
+  const int n = 256;
+  std::vector<float> a(n * n), b(n * n), c(n * n, 0.f);
+  for (int i = 0; i < n * n; ++i) {
+    a[i] = static_cast<float>((i * 7) % 13) - 6.f;
+    b[i] = static_cast<float>((i * 5) % 11) - 5.f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
+  for (int i : {0, 1, n - 1}) {
+    for (int j : {0, 17, n - 1}) {
+      double ref = 0;
+      for (int k = 0; k < n; ++k) ref += double(a[i * n + k]) * b[k * n + j];
+      EXPECT_FLOAT_EQ(c[i * n + j], static_cast<float>(ref)) << i << "," << j;
+    }
+  }
+  init_blas();  // the same once-only setting: no pool restarted
+  EXPECT_EQ(threads_in_this_process(), after);
+  EXPECT_EQ(blas_threads(), 1);
 }
 
 }  // namespace

@@ -21,13 +21,21 @@ namespace bluewhale {
 // OpenBLAS's name for the kernel set in use ("Haswell", "SkylakeX", "Prescott", ...).
 std::string_view blas_core();
 
+// OpenBLAS's thread count for one call: from OPENBLAS_NUM_THREADS or the CPUs at load, 1 after
+// blas_single_thread().
+int blas_threads();
+
+// Once per process: every BLAS call runs on its caller's thread (callers parallelise around BLAS), and the pool
+// of threads OpenBLAS started when it loaded is stopped: idle, each of them spins (sched_yield) for ~0.1 s
+// after start, measured as ~4% of the CPU of a 1M-row `bluewhale prep` on 2 cores. `bluewhale` calls it first.
+void blas_single_thread();
+
 // The OPENBLAS_CORETYPE to ask for when `loaded` uses narrower vectors than a CPU with SIMD level `level`
 // runs ("SkylakeX" for AVX-512, "Haswell" for AVX2+FMA), or "" when the loaded kernels already match (or the
 // CPU has neither). Pure: tests call it with any pair.
 std::string blas_core_to_request(std::string_view loaded, SimdLevel level);
 
-// Once per process: OpenBLAS to one thread per call (callers parallelise around it; its own pool would spin
-// beside our workers) and a warning when blas_core_to_request() asks for better kernels.
+// Once per process: blas_single_thread() and a warning when blas_core_to_request() asks for better kernels.
 void init_blas();
 
 // For main(): when OPENBLAS_CORETYPE is unset and the loaded kernels are weaker than the CPU allows, sets it
