@@ -3,12 +3,11 @@
 // OpenBLAS (built with DYNAMIC_ARCH, as Debian ships it) picks its kernels once, when it is loaded, from the
 // CPU's family and model numbers. On a CPU newer than the library, or in a sandbox that hides the model
 // (gVisor reports "Intel(R) Xeon(R) Processor"), it falls back to its SSE3 "Prescott" kernels: measured on
-// such a Xeon with AVX-512, DLRM training ran 3.5x slower than with the "SkylakeX" kernels. On AMD Zen 4
-// (AVX-512) Debian's OpenBLAS 0.3.21 picks its AVX2 "Haswell" kernels, and training ran 1.4x slower than
-// with "SkylakeX" (bench/dlrm/README.md). The choice can
-// only be changed before the library loads, through the environment variable OPENBLAS_CORETYPE, so the
-// `bluewhale` command restarts itself once with it (blas_restart_with_better_kernels) and library callers
-// get a warning that says what to set.
+// such a Xeon with AVX-512, DLRM training ran 3.5x slower than with the "SkylakeX" kernels. Kernels narrower
+// than the CPU cost too: on the development VM (AMD EPYC with AVX-512) "Haswell" kernels ran DLRM 1.3-1.4x
+// slower than "SkylakeX" (bench/dlrm/README.md). The choice can only be changed before the library loads,
+// through the environment variable OPENBLAS_CORETYPE, so the `bluewhale` command restarts itself once with it
+// (blas_restart_with_better_kernels) and library callers get a warning that says what to set.
 #pragma once
 
 #include <string>
