@@ -11,8 +11,9 @@
 
 #include "bluewhale/core/log.h"
 
-// Exported by OpenBLAS's threaded builds (it stops the pool before a fork); no header declares it.
-extern "C" int blas_thread_shutdown_(void);
+// Exported by OpenBLAS's threaded builds (they stop the pool with it before a fork); no header declares it.
+// Weak: a serial OpenBLAS has no pool and may lack it.
+extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
 
 namespace bluewhale {
 namespace {
@@ -53,7 +54,7 @@ void blas_single_thread() {
   std::call_once(once, [] {
     // In this order: OpenBLAS's set_num_threads restarts a pool that was shut down.
     openblas_set_num_threads(1);
-    blas_thread_shutdown_();
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
   });
 }
 
