@@ -54,8 +54,9 @@ int main(int argc, char** argv) {
     if (cmd == "index") return cli::cmd_index(argc, argv);
     if (cmd == "tune") return cli::cmd_tune(argc, argv);
     if (cmd == "version" || cmd == "--version") {
-      std::printf("bluewhale %s\nsimd: %s\nblas: OpenBLAS, '%s' kernels\n", kVersion,
-                  std::string(simd_level_name(simd_level())).c_str(), std::string(blas_core()).c_str());
+      std::printf("bluewhale %s\nsimd: %s\nblas: OpenBLAS, '%s' kernels, %d thread(s) per call\n", kVersion,
+                  std::string(simd_level_name(simd_level())).c_str(), std::string(blas_core()).c_str(),
+                  blas_threads());
       return 0;
     }
     std::string near =

@@ -186,6 +186,14 @@ TEST(BlasCli, RestartsWithTheWidestKernelsUnlessTheUserChose) {
   EXPECT_NE(r.output.find("samples/s"), std::string::npos) << r.output;
 }
 
+TEST(BlasCli, RunsBlasOnOneThreadPerCall) {
+  // The command stops the pool OpenBLAS starts at load (one thread per CPU unless the user says otherwise);
+  // without that, this machine's CPU count would show here.
+  auto r = run_cli("version", "env -u OPENBLAS_NUM_THREADS");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("kernels, 1 thread(s) per call"), std::string::npos) << r.output;
+}
+
 TEST(BenchCli, TrainOnRandomDataReportsThroughput) {
   auto r = run_cli("bench train --model dlrm --table-sizes 100,50,7 --dim 8 --bottom 4-16-8 --top 16-1 --batch 64 "
                    "--steps 5 --threads 2");
