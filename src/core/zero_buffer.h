@@ -8,9 +8,16 @@
 // pages, so a 12 MiB table costs 6 faults instead of 3,000 and no fill pass. Small buffers use calloc.
 // From 256 KiB up a huge page (2 MiB of memory for a smaller buffer) is cheaper than 64+ page faults.
 // Without huge page support the advice is ignored and the buffer still works with ordinary pages.
+//
+// Freed large buffers are not unmapped at once but kept (up to kRegionCacheBytes per process) for the next
+// large allocation, which re-zeroes what it takes with memset: on those virtual machines memory a process
+// touched before costs ~16 GB/s to clear, fresh pages ~0.5 GB/s (prep's count tables, freed after the fit,
+// become the dataset writer's shard buffers).
 #pragma once
 
 #include <sys/mman.h>
+
+#include "bluewhale/core/error.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -27,6 +34,11 @@ namespace bluewhale {
 // same size. Sizes of kHugeThreshold and above are mapped and advised for huge pages.
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
 inline constexpr std::size_t kHugeThreshold = std::size_t{256} << 10;
+inline constexpr std::size_t kRegionCacheBytes = std::size_t{512} << 20;
+
+// Large sizes: a region freed earlier by free_zeroed (re-zeroed with memset), else a fresh mapping.
+void* alloc_zeroed_large(std::size_t bytes);
+void free_zeroed_large(void* p, std::size_t bytes);
 
 inline void* alloc_zeroed(std::size_t bytes) {
   if (bytes == 0) return nullptr;
@@ -35,19 +47,7 @@ inline void* alloc_zeroed(std::size_t bytes) {
     if (!p) throw std::bad_alloc();
     return p;
   }
-  const std::size_t len = (bytes + kHugePage - 1) & ~(kHugePage - 1);
-  // Over-map by one huge page so an aligned start can be cut out; the unaligned ends go back at once.
-  void* raw = ::mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::bad_alloc();
-  const auto base = reinterpret_cast<std::uintptr_t>(raw);
-  const std::uintptr_t start = (base + kHugePage - 1) & ~(kHugePage - 1);
-  if (start > base) ::munmap(raw, start - base);
-  const std::uintptr_t end = start + len, raw_end = base + len + kHugePage;
-  if (raw_end > end) ::munmap(reinterpret_cast<void*>(end), raw_end - end);
-#ifdef MADV_HUGEPAGE
-  ::madvise(reinterpret_cast<void*>(start), len, MADV_HUGEPAGE);  // advice only: failure is harmless
-#endif
-  return reinterpret_cast<void*>(start);
+  return alloc_zeroed_large(bytes);
 }
 
 inline void free_zeroed(void* p, std::size_t bytes) {
@@ -56,8 +56,11 @@ inline void free_zeroed(void* p, std::size_t bytes) {
     std::free(p);
     return;
   }
-  ::munmap(p, (bytes + kHugePage - 1) & ~(kHugePage - 1));
+  free_zeroed_large(p, bytes);
 }
+
+// Bytes of freed large regions kept for reuse (process-wide), for tests.
+std::size_t zeroed_regions_cached();
 
 // Advises the 2 MiB-aligned huge pages inside [p, p + bytes) for transparent huge pages, for big buffers
 // allocated elsewhere (a std::string's) before they are first written. Advice only: no effect on
@@ -114,29 +117,41 @@ template <class T>
 class PageVector {
  public:
   std::size_t size() const { return n_; }
-  std::size_t capacity() const { return mem_.size(); }
-  T* data() { return mem_.data(); }
-  const T* data() const { return mem_.data(); }
-  T& operator[](std::size_t i) { return mem_[i]; }
-  const T& operator[](std::size_t i) const { return mem_[i]; }
+  std::size_t capacity() const { return ext_ ? ext_cap_ : mem_.size(); }
+  T* data() { return ext_ ? ext_ : mem_.data(); }
+  const T* data() const { return ext_ ? ext_ : mem_.data(); }
+  T& operator[](std::size_t i) { return data()[i]; }
+  const T& operator[](std::size_t i) const { return data()[i]; }
   void clear() { n_ = 0; }
+  // Stores into [p, p + cap) from now on (not owned: a piece of a bigger buffer, so that many small
+  // vectors share huge pages instead of each touching a 2 MiB page of its own). Empties the vector;
+  // growing past cap is a programming error.
+  void use_external(T* p, std::size_t cap) {
+    mem_ = ZeroBuffer<T>();
+    ext_ = p;
+    ext_cap_ = cap;
+    n_ = 0;
+  }
   void reserve(std::size_t cap) {
-    if (cap <= mem_.size()) return;
+    BW_ASSERT(!ext_ || cap <= ext_cap_, "PageVector: external storage too small");
+    if (ext_ || cap <= mem_.size()) return;
     ZeroBuffer<T> bigger(cap);
     if (n_) std::memcpy(bigger.data(), mem_.data(), n_ * sizeof(T));
     mem_ = std::move(bigger);
   }
   void resize_for_overwrite(std::size_t n) {
-    if (n > mem_.size()) reserve(std::max(n, 2 * mem_.size()));
+    if (n > capacity()) reserve(std::max(n, 2 * capacity()));
     n_ = n;
   }
   void push_back(const T& v) {
     resize_for_overwrite(n_ + 1);
-    mem_[n_ - 1] = v;
+    data()[n_ - 1] = v;
   }
 
  private:
   ZeroBuffer<T> mem_;
+  T* ext_ = nullptr;
+  std::size_t ext_cap_ = 0;
   std::size_t n_ = 0;
 };
 

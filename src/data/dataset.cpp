@@ -8,9 +8,14 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
@@ -156,12 +161,42 @@ struct DatasetWriter::Impl {
     PageVector<int64_t> i64;
     PageVector<int64_t> offsets;
   };
-  struct SplitBuf {
-    int64_t buffered = 0;
-    int64_t total = 0;
+  // Column buffers; streamed slices keep all columns in one arena (small per-column buffers would each
+  // touch a 2 MiB huge page of their own).
+  struct BufSet {
     std::vector<ColBuf> cols;
-    std::vector<ShardInfo> shards;
+    ZeroBuffer<char> arena;
   };
+  struct SplitBuf {
+    int64_t buffered = 0;  // rows of the current shard appended so far
+    int64_t total = 0;
+    std::vector<ColBuf> cols;  // whole-shard mode: the shard's rows; streamed: rows [slice_begin, buffered)
+    ZeroBuffer<char> arena;    // streamed: the storage of cols
+    std::deque<ShardInfo> shards;  // a deque: the flusher fills entries while more are added
+    int64_t expected = -1;     // streamed mode: rows this split gets in total; -1: whole-shard mode
+    int64_t slice_begin = 0;   // streamed: first shard row held in cols
+  };
+  // Rows handed to the flusher thread: a whole shard, or (streamed) a slice of one.
+  struct FlushJob {
+    int split = 0;
+    std::string name;
+    int64_t shard_rows = 0;   // rows of the whole shard
+    int64_t begin = 0, rows = 0;  // the slice: shard rows [begin, begin + rows)
+    bool streamed = false, last = false;
+    std::vector<ColBuf> cols;
+    ZeroBuffer<char> arena;
+    ShardInfo* info = nullptr;  // filled in by the flusher when the shard is complete
+  };
+  // A streamed shard being written (flusher thread only).
+  struct OpenShard {
+    PositionalFileWriter file;
+    std::vector<uint64_t> offset;    // per column block
+    std::vector<StreamHash> hash;    // per column block
+    uint64_t head_bytes = 0, end = 0;
+  };
+  // Streamed slices: 65536 rows, so every slice but a shard's last is a whole number of 4 KiB pages of
+  // each column (4 or 8 bytes a value) and the buffers (256 KiB+) are page aligned.
+  static constexpr int64_t kSliceRows = 65536;
 
   StagedDirectory staged;
   std::vector<DatasetColumn> columns;
@@ -172,13 +207,69 @@ struct DatasetWriter::Impl {
   // Scratch for routing rows of mixed-split chunks.
   std::array<std::vector<int64_t>, kNumSplits> routed;
   std::vector<const Column*> src;
-  SequentialFileWriter file;  // shard files, one at a time (keeps its staging buffer)
+  SequentialFileWriter file;  // whole-shard mode: shard files, one at a time; flusher thread only
+  std::array<std::unique_ptr<OpenShard>, kNumSplits> open_shards;  // streamed mode, per split; flusher only
+  SyncQueue syncs;  // flusher thread, then commit() once the flusher is idle
+
+  // Shards are hashed and written on a thread of their own: writing is mostly waiting for the disk
+  // (O_DIRECT), which would otherwise stall the whole prep pipeline behind the one thread that appends.
+  // Whole shards are handed over one at a time (the appender waits for the write: a second shard-sized
+  // buffer would cost more fresh memory than the wait). Streamed slices are small: one is written while
+  // another fills, and the written one's buffers come back for the next.
+  std::mutex fmu;
+  std::condition_variable fcv;
+  std::deque<FlushJob> fqueue;
+  bool fbusy = false, fstop = false;
+  std::exception_ptr ferror;
+  std::vector<BufSet> spare;
+  std::thread flusher;
 
   Impl(fs::path out, std::vector<DatasetColumn> cols, DatasetWriterOptions opts)
-      : staged(std::move(out), opts.overwrite), columns(std::move(cols)), options(opts) {}
+      : staged(std::move(out), opts.overwrite), columns(std::move(cols)), options(opts) {
+    flusher = std::thread([this] { flush_loop(); });
+  }
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lk(fmu);
+      fstop = true;
+      fcv.notify_all();
+    }
+    flusher.join();
+  }
 
   void append_rows(SplitBuf& sb, const Chunk& chunk, const int64_t* rows, int64_t first, int64_t n);
+  // Rows of the current shard of split s (streamed mode: known in advance).
+  int64_t shard_target(const SplitBuf& sb) const {
+    if (sb.expected < 0) return options.shard_rows;
+    return std::min(options.shard_rows, sb.expected - (sb.total - sb.buffered));
+  }
+  // Hands the buffered rows of split s to the flusher: the split's next shard (whole-shard mode), or the
+  // next slice of its current shard (streamed).
   void flush(int split);
+  void write_shard(FlushJob& job);
+  void write_slice(FlushJob& job);
+  BufSet new_slice_set() const {
+    BufSet set;
+    set.cols.resize(columns.size());
+    std::size_t bytes = 0;
+    for (const DatasetColumn& dc : columns) bytes += static_cast<std::size_t>(kSliceRows) * (dc.dtype == DType::kI64 ? 8 : 4);
+    set.arena = ZeroBuffer<char>(bytes);
+    char* p = set.arena.data();
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      ColBuf& b = set.cols[c];
+      switch (columns[c].dtype) {
+        case DType::kF32: b.f.use_external(reinterpret_cast<float*>(p), kSliceRows); p += kSliceRows * 4; break;
+        case DType::kI32: b.i32.use_external(reinterpret_cast<int32_t*>(p), kSliceRows); p += kSliceRows * 4; break;
+        case DType::kI64: b.i64.use_external(reinterpret_cast<int64_t*>(p), kSliceRows); p += kSliceRows * 8; break;
+        case DType::kListI32: BW_ASSERT(false, "dataset writer: list column in a streamed shard"); break;
+      }
+    }
+    return set;
+  }
+  void flush_loop();
+  // Waits until every shard handed over is written; rethrows the flusher's error.
+  void wait_flushed();
+  void check_flusher();
 };
 
 namespace {
@@ -226,12 +317,29 @@ DatasetWriter::~DatasetWriter() = default;
 
 fs::path DatasetWriter::staging_path() const { return impl_->staged.path(); }
 
+void DatasetWriter::expect_rows(const std::array<int64_t, kNumSplits>& rows) {
+  Impl& m = *impl_;
+  for (const DatasetColumn& dc : m.columns)
+    if (dc.dtype == DType::kListI32) return;
+  for (int s = 0; s < kNumSplits; ++s) {
+    Impl::SplitBuf& sb = m.splits[s];
+    BW_ASSERT(sb.total == 0, "expect_rows() after append()");
+    BW_ASSERT(rows[s] >= 0);
+    sb.expected = rows[s];
+    if (rows[s] == 0) continue;
+    Impl::BufSet set = m.new_slice_set();
+    sb.cols = std::move(set.cols);
+    sb.arena = std::move(set.arena);
+  }
+}
+
 int64_t DatasetWriter::rows(Split split) const { return impl_->splits[static_cast<int>(split)].total; }
 
 void DatasetWriter::append(const Chunk& chunk) {
   Impl& m = *impl_;
   BW_ASSERT(!m.committed, "append() after commit()");
   if (chunk.rows == 0) return;
+  m.check_flusher();
   BW_ASSERT(chunk.split.empty() || static_cast<int64_t>(chunk.split.size()) == chunk.rows);
   m.src.resize(m.columns.size());
   for (size_t c = 0; c < m.columns.size(); ++c) {
@@ -260,10 +368,15 @@ void DatasetWriter::append(const Chunk& chunk) {
     Impl::SplitBuf& sb = m.splits[s];
     int64_t done = 0;
     while (done < n) {
-      int64_t take = std::min(n - done, m.options.shard_rows - sb.buffered);
+      const int64_t target = m.shard_target(sb);
+      int64_t room = target - sb.buffered;
+      if (sb.expected >= 0) room = std::min(room, Impl::kSliceRows - (sb.buffered - sb.slice_begin));
+      BW_CHECK(room > 0, InputError, "dataset writer: split ", kSplitNames[s], " gets more rows than the ", sb.expected,
+               " promised (did the input change while it was being read?)");
+      int64_t take = std::min(n - done, room);
       m.append_rows(sb, chunk, rows, done, take);
       done += take;
-      if (sb.buffered == m.options.shard_rows) m.flush(s);
+      if (sb.buffered == target || (sb.expected >= 0 && sb.buffered - sb.slice_begin == Impl::kSliceRows)) m.flush(s);
     }
   };
 
@@ -292,7 +405,8 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
   // A shard's buffers are sized for a whole shard on first use (kept across shards): growing them by
   // doubling copied every value several times. Capped so a huge shard_rows does not reserve gigabytes
   // up front; untouched reserved pages cost nothing.
-  const size_t reserve_rows = static_cast<size_t>(std::min<int64_t>(options.shard_rows, int64_t{1} << 22));
+  const size_t reserve_rows =
+      static_cast<size_t>(sb.expected >= 0 ? kSliceRows : std::min<int64_t>(options.shard_rows, int64_t{1} << 22));
   auto ensure = [&](auto& vec, size_t want) {
     if (vec.capacity() < want) vec.reserve(std::max(want, reserve_rows));
   };
@@ -463,12 +577,186 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
   sb.total += n;
 }
 
+void DatasetWriter::Impl::check_flusher() {
+  std::lock_guard<std::mutex> lk(fmu);
+  if (ferror) std::rethrow_exception(ferror);
+}
+
+void DatasetWriter::Impl::wait_flushed() {
+  std::unique_lock<std::mutex> lk(fmu);
+  fcv.wait(lk, [&] { return (fqueue.empty() && !fbusy) || ferror; });
+  if (ferror) std::rethrow_exception(ferror);
+}
+
+void DatasetWriter::Impl::flush_loop() {
+  std::unique_lock<std::mutex> lk(fmu);
+  for (;;) {
+    fcv.wait(lk, [&] { return fstop || !fqueue.empty(); });
+    if (fqueue.empty()) return;
+    FlushJob job = std::move(fqueue.front());
+    fqueue.pop_front();
+    fbusy = true;
+    const bool stopping = fstop;  // the writer is being destroyed uncommitted: nothing more is written
+    lk.unlock();
+    std::exception_ptr err;
+    try {
+      if (!stopping) {
+        if (job.streamed)
+          write_slice(job);
+        else
+          write_shard(job);
+      }
+    } catch (...) {
+      err = std::current_exception();
+    }
+    for (ColBuf& b : job.cols) {
+      b.f.clear();
+      b.i32.clear();
+      b.i64.clear();
+      b.offsets.clear();
+      b.offsets.push_back(0);
+    }
+    lk.lock();
+    if (err && !ferror) ferror = err;
+    spare.push_back(BufSet{std::move(job.cols), std::move(job.arena)});
+    fbusy = false;
+    fcv.notify_all();
+  }
+}
+
 void DatasetWriter::Impl::flush(int s) {
   SplitBuf& sb = splits[s];
-  if (sb.buffered == 0) return;
+  if (sb.buffered == sb.slice_begin) return;
+  FlushJob job;
+  job.split = s;
+  job.streamed = sb.expected >= 0;
+  job.shard_rows = job.streamed ? shard_target(sb) : sb.buffered;
+  job.begin = sb.slice_begin;
+  job.rows = sb.buffered - sb.slice_begin;
+  job.last = sb.buffered == job.shard_rows;
   char name[64];
-  std::snprintf(name, sizeof name, "%s/shard-%05zu.bwd", kSplitNames[s], sb.shards.size());
-  fs::path path = staged.path() / name;
+  std::snprintf(name, sizeof name, "%s/shard-%05zu.bwd", kSplitNames[s], sb.shards.size() - (job.begin > 0 ? 1 : 0));
+  job.name = name;
+  if (job.begin == 0) sb.shards.push_back(ShardInfo{name, job.shard_rows, 0, 0});
+  job.info = &sb.shards.back();
+  std::unique_lock<std::mutex> lk(fmu);
+  // Streamed: one slice written while the next fills. Whole shards: the flusher must be idle.
+  fcv.wait(lk, [&] { return (fqueue.empty() && !fbusy) || ferror; });
+  if (ferror) std::rethrow_exception(ferror);
+  job.cols = std::move(sb.cols);
+  job.arena = std::move(sb.arena);
+  if (!spare.empty()) {
+    sb.cols = std::move(spare.back().cols);
+    sb.arena = std::move(spare.back().arena);
+    spare.pop_back();
+  } else if (job.streamed) {
+    BufSet set = new_slice_set();
+    sb.cols = std::move(set.cols);
+    sb.arena = std::move(set.arena);
+  } else {
+    sb.cols = std::vector<ColBuf>(columns.size());
+  }
+  if (job.last) {
+    sb.buffered = 0;
+    sb.slice_begin = 0;
+  } else {
+    sb.slice_begin = sb.buffered;
+  }
+  const bool whole = !job.streamed;
+  fqueue.push_back(std::move(job));
+  fcv.notify_all();
+  if (whole) {
+    // Wait for the write and take the buffers back: the next shard reuses them.
+    fcv.wait(lk, [&] { return (fqueue.empty() && !fbusy) || ferror; });
+    if (ferror) std::rethrow_exception(ferror);
+    if (!spare.empty()) {
+      std::swap(sb.cols, spare.back().cols);
+      std::swap(sb.arena, spare.back().arena);
+    }
+  }
+}
+
+void DatasetWriter::Impl::write_slice(FlushJob& job) {
+  // Layout of a streamed shard: header + directory, then one block per column at 4096-byte offsets
+  // (every column is f32/i32/i64 here), each block followed by zeros up to the next offset.
+  if (job.begin == 0) {
+    BW_ASSERT(!open_shards[job.split], "dataset writer: a streamed shard left open");
+    auto sh = std::make_unique<OpenShard>();
+    const uint64_t a = PositionalFileWriter::kDirectAlign;
+    sh->head_bytes = kHeaderBytes + kEntryBytes * columns.size();
+    uint64_t pos = (sh->head_bytes + a - 1) / a * a;
+    for (const DatasetColumn& dc : columns) {
+      const uint64_t elem = dc.dtype == DType::kI64 ? 8 : 4;
+      sh->offset.push_back(pos);
+      sh->hash.emplace_back();
+      sh->end = pos + elem * static_cast<uint64_t>(job.shard_rows);
+      pos = (sh->end + a - 1) / a * a;
+    }
+    sh->file.open(staged.path() / job.name);
+    open_shards[job.split] = std::move(sh);
+  }
+  OpenShard& sh = *open_shards[job.split];
+  const uint64_t a = PositionalFileWriter::kDirectAlign;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    ColBuf& b = job.cols[c];
+    char* data = nullptr;
+    uint64_t elem = 4, cap = 0;
+    switch (columns[c].dtype) {
+      case DType::kF32:
+        data = reinterpret_cast<char*>(b.f.data());
+        cap = b.f.capacity() * 4;
+        break;
+      case DType::kI32:
+        data = reinterpret_cast<char*>(b.i32.data());
+        cap = b.i32.capacity() * 4;
+        break;
+      case DType::kI64:
+        data = reinterpret_cast<char*>(b.i64.data());
+        elem = 8;
+        cap = b.i64.capacity() * 8;
+        break;
+      case DType::kListI32: BW_ASSERT(false, "dataset writer: list column in a streamed shard"); break;
+    }
+    const uint64_t bytes = elem * static_cast<uint64_t>(job.rows);
+    const uint64_t padded = (bytes + a - 1) / a * a;
+    BW_ASSERT(padded <= cap, "dataset writer: slice buffer too small for its padding");
+    std::memset(data + bytes, 0, padded - bytes);  // the format's zero padding between blocks
+    sh.hash[c].update(data, bytes);
+    sh.file.write_at(data, padded, sh.offset[c] + elem * static_cast<uint64_t>(job.begin));
+  }
+  if (!job.last) return;
+
+  std::string head((sh.offset[0]), '\0');  // header page(s): header, directory, zeros
+  for (size_t c = 0; c < columns.size(); ++c) {
+    DirEntry e{};
+    e.column = static_cast<uint32_t>(c);
+    e.dtype = static_cast<uint8_t>(columns[c].dtype);
+    e.part = 0;
+    e.offset = sh.offset[c];
+    e.bytes = (columns[c].dtype == DType::kI64 ? 8 : 4) * static_cast<uint64_t>(job.shard_rows);
+    e.xxh3 = sh.hash[c].digest();
+    std::memcpy(head.data() + kHeaderBytes + c * kEntryBytes, &e, kEntryBytes);
+  }
+  ShardHeader h{};
+  std::memcpy(h.magic, kShardMagic, sizeof h.magic);
+  h.version = kDatasetFormatVersion;
+  h.num_columns = static_cast<uint32_t>(columns.size());
+  h.rows = job.shard_rows;
+  h.num_blocks = static_cast<uint32_t>(columns.size());
+  h.dir_xxh3 = hash_bytes(head.data() + kHeaderBytes, sh.head_bytes - kHeaderBytes);
+  std::memcpy(head.data(), &h, kHeaderBytes);
+  // O_DIRECT wants aligned memory: stage the header page(s) in a page-aligned buffer.
+  ZeroBuffer<char> page(std::max<std::size_t>(head.size(), kHugeThreshold));
+  std::memcpy(page.data(), head.data(), head.size());
+  sh.file.write_at(page.data(), head.size(), 0);
+  sh.file.close_syncing_later(sh.end, syncs);
+  job.info->bytes = static_cast<int64_t>(sh.end);
+  job.info->xxh3 = hash_bytes(head.data(), sh.head_bytes);
+  open_shards[job.split].reset();
+}
+
+void DatasetWriter::Impl::write_shard(FlushJob& job) {
+  fs::path path = staged.path() / job.name;
 
   struct Block {
     const void* data;
@@ -479,7 +767,7 @@ void DatasetWriter::Impl::flush(int s) {
   };
   std::vector<Block> blocks;
   for (size_t c = 0; c < columns.size(); ++c) {
-    ColBuf& b = sb.cols[c];
+    ColBuf& b = job.cols[c];
     auto col = static_cast<uint32_t>(c);
     switch (columns[c].dtype) {
       case DType::kF32: blocks.push_back({b.f.data(), b.f.size() * 4, DType::kF32, col, 0}); break;
@@ -509,7 +797,7 @@ void DatasetWriter::Impl::flush(int s) {
   std::memcpy(h.magic, kShardMagic, sizeof h.magic);
   h.version = kDatasetFormatVersion;
   h.num_columns = static_cast<uint32_t>(columns.size());
-  h.rows = sb.buffered;
+  h.rows = job.rows;
   h.num_blocks = static_cast<uint32_t>(blocks.size());
   h.dir_xxh3 = hash_bytes(head.data() + kHeaderBytes, head.size() - kHeaderBytes);
   std::memcpy(head.data(), &h, kHeaderBytes);
@@ -521,24 +809,23 @@ void DatasetWriter::Impl::flush(int s) {
     file.put(b.data, b.bytes);
   }
   const uint64_t written = file.written();
-  file.close();
-
-  sb.shards.push_back({name, sb.buffered, static_cast<int64_t>(written), hash_bytes(head.data(), head.size())});
-  sb.buffered = 0;
-  for (ColBuf& b : sb.cols) {
-    b.f.clear();
-    b.i32.clear();
-    b.i64.clear();
-    b.offsets.clear();
-    b.offsets.push_back(0);
-  }
+  file.close_syncing_later(syncs);  // synced before commit() writes meta.json
+  job.info->bytes = static_cast<int64_t>(written);
+  job.info->xxh3 = hash_bytes(head.data(), head.size());
 }
 
 void DatasetWriter::commit(json pipeline) {
   Impl& m = *impl_;
   BW_ASSERT(!m.committed, "commit() called twice");
   BW_CHECK(pipeline.is_object(), ConfigError, "dataset writer: the pipeline description must be a JSON object");
-  for (int s = 0; s < kNumSplits; ++s) m.flush(s);
+  for (int s = 0; s < kNumSplits; ++s) {
+    const Impl::SplitBuf& sb = m.splits[s];
+    BW_CHECK(sb.expected < 0 || sb.total == sb.expected, InputError, "dataset writer: split ", kSplitNames[s], " got ",
+             sb.total, " rows, ", sb.expected, " were promised (did the input change while it was being read?)");
+    m.flush(s);
+  }
+  m.wait_flushed();
+  m.syncs.wait();
 
   json meta = json::object();
   meta["format"] = "bluewhale-dataset";

@@ -17,13 +17,71 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/io.h"
 #include "core/zero_buffer.h"
 
 namespace bluewhale {
+
+// fdatasync + close of finished files on threads of their own (a few at a time): a sync is tens of
+// milliseconds of waiting on some disks, which the writer spends on the next file instead. wait() must
+// run before anything relies on the files being on disk (a dataset's commit).
+class SyncQueue {
+ public:
+  SyncQueue() = default;
+  SyncQueue(const SyncQueue&) = delete;
+  SyncQueue& operator=(const SyncQueue&) = delete;
+  ~SyncQueue() {
+    for (auto& s : pending_) s->thread.join();
+  }
+
+  // Takes ownership of fd.
+  void sync_and_close(int fd, const fs::path& path) {
+    while (pending_.size() >= 4) reap_oldest();
+    auto s = std::make_unique<Pending>();
+    s->fd = fd;
+    s->path = path;
+    Pending* raw = s.get();
+    s->thread = std::thread([raw] {
+      if (::fdatasync(raw->fd) != 0) raw->error = errno;
+      if (::close(raw->fd) != 0 && raw->error == 0) raw->error = errno;
+    });
+    pending_.push_back(std::move(s));
+  }
+
+  // Waits for every sync so far; throws IoError naming the first file that failed.
+  void wait() {
+    while (!pending_.empty()) reap_oldest();
+    const int e = error_;
+    error_ = 0;
+    BW_CHECK(e == 0, IoError, "cannot flush '", error_path_.string(), "': ", std::strerror(e));
+  }
+
+ private:
+  struct Pending {
+    int fd = -1;
+    fs::path path;
+    int error = 0;
+    std::thread thread;
+  };
+  void reap_oldest() {
+    std::unique_ptr<Pending> s = std::move(pending_.front());
+    pending_.erase(pending_.begin());
+    s->thread.join();
+    if (s->error != 0 && error_ == 0) {
+      error_ = s->error;
+      error_path_ = s->path;
+    }
+  }
+  std::vector<std::unique_ptr<Pending>> pending_;
+  int error_ = 0;
+  fs::path error_path_;
+};
 
 class SequentialFileWriter {
  public:
@@ -91,14 +149,7 @@ class SequentialFileWriter {
 
   // Writes what is staged, syncs the data to disk and closes the file.
   void close() {
-    if (direct_ && fill_ > 0) {
-      // The last block is written whole (O_DIRECT lengths are block multiples) and the zeros past the
-      // real end cut off again.
-      const std::size_t padded = (fill_ + kDirectAlign - 1) & ~(kDirectAlign - 1);
-      std::memset(staging_.data() + fill_, 0, padded - fill_);
-      flush_staging(padded);
-      if (::ftruncate(fd_, static_cast<off_t>(written_)) != 0) fail("cannot set the size of");
-    }
+    finish_writes();
     // Syncing each file now means a crash after the dataset's commit cannot leave its meta.json
     // pointing at data that never reached the disk.
     if (::fdatasync(fd_) != 0) fail("cannot flush");
@@ -107,7 +158,27 @@ class SequentialFileWriter {
     if (::close(fd) != 0) BW_THROW(IoError, "cannot flush '", path_.string(), "': ", std::strerror(errno));
   }
 
+  // close(), except that the sync (tens of milliseconds per file on some disks, mostly waiting) is left
+  // to `syncs`, which runs it on a thread of its own while the caller goes on with the next file.
+  void close_syncing_later(SyncQueue& syncs) {
+    finish_writes();
+    syncs.sync_and_close(fd_, path_);
+    fd_ = -1;
+  }
+
  private:
+  // Writes what is staged (the file stays open).
+  void finish_writes() {
+    if (direct_ && fill_ > 0) {
+      // The last block is written whole (O_DIRECT lengths are block multiples) and the zeros past the
+      // real end cut off again.
+      const std::size_t padded = (fill_ + kDirectAlign - 1) & ~(kDirectAlign - 1);
+      std::memset(staging_.data() + fill_, 0, padded - fill_);
+      flush_staging(padded);
+      if (::ftruncate(fd_, static_cast<off_t>(written_)) != 0) fail("cannot set the size of");
+    }
+  }
+
   [[noreturn]] void fail(const char* what) {
     const int e = errno;
     ::close(fd_);
@@ -171,6 +242,78 @@ class SequentialFileWriter {
   ZeroBuffer<char> staging_;
   std::size_t fill_ = 0;  // staged bytes not yet written
   uint64_t written_ = 0;  // bytes appended (the file's final size)
+};
+
+// A file written at given offsets, in whole kDirectAlign blocks from aligned memory, bypassing the page
+// cache where it can (same reasons and fallback as SequentialFileWriter). For shards whose layout is
+// known before their data: each block is streamed to its place as it fills.
+class PositionalFileWriter {
+ public:
+  static constexpr std::size_t kDirectAlign = SequentialFileWriter::kDirectAlign;
+
+  explicit PositionalFileWriter(bool try_direct = true) : try_direct_(try_direct) {}
+  PositionalFileWriter(const PositionalFileWriter&) = delete;
+  PositionalFileWriter& operator=(const PositionalFileWriter&) = delete;
+  ~PositionalFileWriter() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void open(const fs::path& path) {
+    BW_ASSERT(fd_ < 0, "PositionalFileWriter::open while a file is open");
+    path_ = path;
+    direct_ = false;
+#ifdef O_DIRECT
+    if (try_direct_) {
+      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+      direct_ = fd_ >= 0;
+    }
+#endif
+    if (fd_ < 0) fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    BW_CHECK(fd_ >= 0, IoError, "cannot create '", path.string(), "': ", std::strerror(errno));
+  }
+
+  // Writes n bytes at `offset`; p, n and offset multiples of kDirectAlign (p in memory).
+  void write_at(const char* p, std::size_t n, uint64_t offset) {
+    BW_ASSERT(n % kDirectAlign == 0 && offset % kDirectAlign == 0 &&
+              reinterpret_cast<std::uintptr_t>(p) % kDirectAlign == 0, "PositionalFileWriter: unaligned write");
+    while (n > 0) {
+      const ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
+      if (w < 0 && errno == EINTR) continue;
+#ifdef O_DIRECT
+      if (w < 0 && errno == EINVAL && direct_) {
+        const int flags = ::fcntl(fd_, F_GETFL);
+        if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) fail("cannot write");
+        direct_ = false;
+        continue;
+      }
+#endif
+      if (w <= 0) fail("cannot write");
+      p += w;
+      n -= static_cast<std::size_t>(w);
+      offset += static_cast<uint64_t>(w);
+    }
+  }
+
+  bool direct() const { return direct_; }
+
+  // Cuts the file to `size` bytes (the zeros written past its end go) and hands it to `syncs`.
+  void close_syncing_later(uint64_t size, SyncQueue& syncs) {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) fail("cannot set the size of");
+    syncs.sync_and_close(fd_, path_);
+    fd_ = -1;
+  }
+
+ private:
+  [[noreturn]] void fail(const char* what) {
+    const int e = errno;
+    ::close(fd_);
+    fd_ = -1;
+    BW_THROW(IoError, what, " '", path_.string(), "': ", std::strerror(e));
+  }
+  const bool try_direct_;
+  fs::path path_;
+  int fd_ = -1;
+  bool direct_ = false;
 };
 
 }  // namespace bluewhale

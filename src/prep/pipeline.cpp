@@ -436,6 +436,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   Splitter splitter(recipe.split, opt.inputs, opt);
 
   std::unique_ptr<DatasetWriter> writer;
+  // Rows per split seen by the first fit pass: the write pass writes exactly these, so the dataset writer
+  // can lay its shards out in advance (DatasetWriter::expect_rows).
+  std::vector<std::array<int64_t, kNumSplits>> fit_rows(threads, std::array<int64_t, kNumSplits>{});
   MissingCounter missing;
   missing.per_thread.resize(threads);
   std::vector<BadRowStats> bad(threads);
@@ -532,6 +535,11 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       }
       const int64_t rows = c.rows;
       if (pass == 0) missing.count(c, tid);
+      if (pass == 0 && !write) {
+        if (c.split.empty()) fit_rows[tid][0] += c.rows;
+        else
+          for (uint8_t sp : c.split) fit_rows[tid][sp]++;
+      }
       for (std::size_t i = 0; i < ops.size(); ++i) {
         if (write) {
           ops[i]->transform(c, !applying);
@@ -586,7 +594,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         log_info("prep: parsed rows exceed the cache budget (--cache-mb ", opt.cache_mb,
                  "); later passes re-read the rest of the input");
     }
-    log_debug("prep: pass ", pass + 1, " streamed at ", format_duration(since(t0)));
+    log_debug("prep: pass ", pass + 1, " streamed at ", static_cast<int64_t>(since(t0) * 1000), " ms");
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (!write && avail[i] == pass + 1) ops[i]->end_fit();
     progress.finish();
@@ -594,9 +602,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
 
   // With no fitting (apply-to or stateless recipes), a single pass counts missing values too.
   auto tf = Clock::now();
-  log_debug("prep: setup ", format_duration(since(t0)));
+  log_debug("prep: setup ", static_cast<int64_t>(since(t0) * 1000), " ms");
   for (int pass = 0; pass < fit_passes; ++pass) run_pass(pass, false);
-  log_debug("prep: fit passes done at ", format_duration(since(t0)));
+  log_debug("prep: fit passes done at ", static_cast<int64_t>(since(t0) * 1000), " ms");
   report.fit_seconds = since(tf);
   // Fitted operators know their output sizes (categorify's cardinality) only now: plan again.
   plan = reader_layout();
@@ -614,9 +622,15 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   wopt.shard_rows = recipe.shard_rows;
   wopt.overwrite = opt.overwrite;
   writer = std::make_unique<DatasetWriter>(opt.out, out_cols, wopt);
+  if (fit_passes > 0) {
+    std::array<int64_t, kNumSplits> expect{};
+    for (const auto& t : fit_rows)
+      for (int sp = 0; sp < kNumSplits; ++sp) expect[sp] += t[sp];
+    writer->expect_rows(expect);
+  }
   auto tw = Clock::now();
   run_pass(fit_passes, true);
-  log_debug("prep: write pass done at ", format_duration(since(t0)));
+  log_debug("prep: write pass done at ", static_cast<int64_t>(since(t0) * 1000), " ms");
   report.write_seconds = since(tw);
   report.passes = fit_passes + 1;
   BadRowStats all_bad;
@@ -650,9 +664,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     op_list.push_back(e);
   }
   pipeline["ops"] = op_list;
-  log_debug("prep: pipeline state saved at ", format_duration(since(t0)));
+  log_debug("prep: pipeline state saved at ", static_cast<int64_t>(since(t0) * 1000), " ms");
   writer->commit(pipeline);
-  log_debug("prep: dataset committed at ", format_duration(since(t0)));
+  log_debug("prep: dataset committed at ", static_cast<int64_t>(since(t0) * 1000), " ms");
 
   std::vector<int64_t> miss(raw_columns, 0);
   for (const auto& m : missing.per_thread)

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -69,6 +70,50 @@ TEST(PageVector, MatchesStdVectorThroughGrowthAndReuse) {
   r.reserve(10);  // never shrinks
   EXPECT_EQ(r.capacity(), 100u);
   EXPECT_EQ(r[0], -7);
+}
+
+
+TEST(ZeroBuffer, FreedLargeRegionsAreReusedZeroed) {
+  // A freed large buffer is kept for the next large allocation, which must still read all zeros, over
+  // its whole size, whatever the region held and whether it was cut from a bigger one.
+  const std::size_t big = (std::size_t{6} << 20) + 123, small = (std::size_t{1} << 20) + 77;
+  {
+    ZeroBuffer<char> b(big);
+    std::memset(b.data(), 0x5a, big);
+    const std::size_t before = zeroed_regions_cached();
+    b = ZeroBuffer<char>();
+    EXPECT_GE(zeroed_regions_cached(), before + big);
+  }
+  for (std::size_t n : {small, big}) {
+    ZeroBuffer<char> c(n);
+    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(c.data()) % kHugePage, 0u);
+    std::size_t nonzero = 0;
+    for (char x : c) nonzero += x != 0;
+    EXPECT_EQ(nonzero, 0u) << n;
+    std::memset(c.data(), 0x33, n);  // the whole size is writable
+  }
+  // Below the threshold nothing is cached (calloc/free).
+  const std::size_t before = zeroed_regions_cached();
+  { ZeroBuffer<char> tiny(1000); }
+  EXPECT_EQ(zeroed_regions_cached(), before);
+}
+
+TEST(PageVector, ExternalStorageIsUsedInPlace) {
+  ZeroBuffer<int32_t> arena(4096);
+  PageVector<int32_t> v;
+  v.push_back(7);  // owned storage first: use_external empties the vector
+  v.use_external(arena.data() + 1024, 2048);
+  EXPECT_EQ(v.size(), 0u);
+  EXPECT_EQ(v.capacity(), 2048u);
+  EXPECT_EQ(v.data(), arena.data() + 1024);
+  v.resize_for_overwrite(2048);
+  for (int32_t j = 0; j < 2048; ++j) v[j] = j;
+  EXPECT_EQ(arena[1024 + 2047], 2047);
+  EXPECT_EQ(arena[1023], 0);
+  EXPECT_EQ(arena[1024 + 2048], 0);
+  v.clear();
+  v.push_back(-5);
+  EXPECT_EQ(arena[1024], -5);
 }
 
 }  // namespace

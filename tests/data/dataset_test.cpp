@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -258,6 +259,158 @@ TEST(Dataset, ShardBlocksAre64ByteAligned) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(v.values(3).data()) % 64, 0u);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(v.offsets(3).data()) % 64, 0u);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(v.i64(6).data()) % 64, 0u);
+}
+
+// Streamed shards (expect_rows): no multi/sequence column, so every block's size is known in advance.
+std::vector<DatasetColumn> fixed_schema() {
+  return {col("label", Role::kLabel), col("d0", Role::kDense), col("c0", Role::kCategorical, 10),
+          col("ts", Role::kTimestamp), col("uid", Role::kId)};
+}
+
+void write_fixed(const fs::path& out, int64_t n, int64_t chunk, DatasetWriterOptions o, uint8_t (*split_of)(int64_t),
+                 bool promise) {
+  DatasetWriter w(out, fixed_schema(), o);
+  if (promise) {
+    std::array<int64_t, kNumSplits> rows{};
+    for (int64_t g = 0; g < n; ++g) rows[split_of ? split_of(g) : 0]++;
+    w.expect_rows(rows);
+  }
+  for (int64_t first = 0; first < n; first += chunk) w.append(make_chunk(first, std::min(chunk, n - first), split_of));
+  w.commit();
+}
+
+void expect_fixed_split_matches(const Dataset& ds, Split split, const std::vector<int64_t>& expected_rows) {
+  int64_t k = 0;
+  for (int s = 0; s < ds.num_shards(split); ++s) {
+    ShardView v = ds.open_shard(split, s);
+    auto label = v.f32(0), d0 = v.f32(1);
+    auto c0 = v.ids(2);
+    auto ts = v.i64(3), uid = v.i64(4);
+    ASSERT_EQ(static_cast<int64_t>(uid.size()), v.rows());
+    for (int64_t r = 0; r < v.rows(); ++r, ++k) {
+      ASSERT_LT(k, static_cast<int64_t>(expected_rows.size()));
+      const int64_t g = expected_rows[k];
+      ASSERT_EQ(uid[r], g);
+      ASSERT_EQ(label[r], label_of(g));
+      if (std::isnan(dense_of(g)))
+        ASSERT_TRUE(std::isnan(d0[r]));
+      else
+        ASSERT_EQ(d0[r], dense_of(g));
+      ASSERT_EQ(c0[r], cat_of(g));
+      ASSERT_EQ(ts[r], ts_missing(g) ? kMissingI64 : ts_of(g));
+    }
+  }
+  EXPECT_EQ(k, static_cast<int64_t>(expected_rows.size()));
+}
+
+uint8_t split_three_ways(int64_t g) { return g % 10 == 3 ? 2 : g % 3 == 1 ? 1 : 0; }
+
+TEST(DatasetWriter, StreamedShardsHoldTheSameRowsAsBufferedOnes) {
+  // Shards of 150000 rows are written in 65536-row slices; chunks of 7001 rows line up with neither,
+  // and rows are routed to three splits, so slices and shards end mid-chunk in every split.
+  TempDir tmp;
+  const int64_t n = 400000;
+  write_fixed(tmp / "streamed", n, 7001, {.shard_rows = 150000}, split_three_ways, true);
+  write_fixed(tmp / "buffered", n, 7001, {.shard_rows = 150000}, split_three_ways, false);
+  Dataset st = Dataset::open(tmp / "streamed"), bu = Dataset::open(tmp / "buffered");
+  for (Split sp : {Split::kTrain, Split::kValid, Split::kTest}) {
+    std::vector<int64_t> rows;
+    for (int64_t g = 0; g < n; ++g)
+      if (split_three_ways(g) == static_cast<uint8_t>(sp)) rows.push_back(g);
+    expect_fixed_split_matches(st, sp, rows);
+    expect_fixed_split_matches(bu, sp, rows);
+    ASSERT_EQ(st.num_shards(sp), bu.num_shards(sp));
+    for (int s = 0; s < st.num_shards(sp); ++s) EXPECT_EQ(st.shards(sp)[s].rows, bu.shards(sp)[s].rows);
+  }
+  // Same stats; blocks of streamed shards start at 4096-byte offsets and the file ends with the last one.
+  for (std::size_t c = 0; c < st.columns().size(); ++c) {
+    EXPECT_EQ(st.columns()[c].stats.rows, bu.columns()[c].stats.rows);
+    EXPECT_EQ(st.columns()[c].stats.missing, bu.columns()[c].stats.missing);
+    EXPECT_DOUBLE_EQ(st.columns()[c].stats.mean, bu.columns()[c].stats.mean);
+    EXPECT_EQ(st.columns()[c].stats.distinct, bu.columns()[c].stats.distinct);
+  }
+  const std::string bytes = read_file(tmp / "streamed" / "train" / "shard-00001.bwd");
+  uint64_t last_end = 0;
+  for (int k = 0; k < 5; ++k) {
+    uint64_t off, len;
+    std::memcpy(&off, bytes.data() + 64 + 32 * k + 8, 8);
+    std::memcpy(&len, bytes.data() + 64 + 32 * k + 16, 8);
+    EXPECT_EQ(off % 4096, 0u) << k;
+    last_end = off + len;
+  }
+  EXPECT_EQ(last_end, bytes.size());
+}
+
+TEST(DatasetWriter, StreamedSplitsOfExactShardMultiplesAndEmptySplits) {
+  TempDir tmp;
+  // All rows train, exactly two shards of 65536 (one slice each); valid and test empty.
+  write_fixed(tmp / "ds", 131072, 4096, {.shard_rows = 65536}, nullptr, true);
+  Dataset ds = Dataset::open(tmp / "ds");
+  EXPECT_EQ(ds.num_shards(Split::kTrain), 2);
+  EXPECT_EQ(ds.num_shards(Split::kValid), 0);
+  EXPECT_EQ(ds.num_shards(Split::kTest), 0);
+  std::vector<int64_t> all(131072);
+  for (int64_t g = 0; g < 131072; ++g) all[g] = g;
+  expect_fixed_split_matches(ds, Split::kTrain, all);
+  // A handful of rows: one slice far below a page per column.
+  write_fixed(tmp / "tiny", 3, 2, {.shard_rows = 65536}, nullptr, true);
+  expect_fixed_split_matches(Dataset::open(tmp / "tiny"), Split::kTrain, {0, 1, 2});
+}
+
+TEST(DatasetWriter, ExpectRowsWithListColumnsKeepsBufferedShards) {
+  // Multi/sequence blocks have sizes known only at the shard's end: the promise is not used, and the
+  // files are byte for byte those of a writer never told.
+  TempDir tmp;
+  for (bool promise : {false, true}) {
+    DatasetWriter w(tmp / (promise ? "p" : "q"), all_roles_schema(), {.shard_rows = 100});
+    if (promise) w.expect_rows({250, 0, 0});
+    for (int64_t first = 0; first < 250; first += 60) w.append(make_chunk(first, std::min<int64_t>(60, 250 - first)));
+    w.commit();
+  }
+  for (const char* f : {"train/shard-00000.bwd", "train/shard-00001.bwd", "train/shard-00002.bwd"})
+    EXPECT_EQ(read_file(tmp / "p" / f), read_file(tmp / "q" / f)) << f;
+}
+
+TEST(DatasetWriter, StreamedShardCorruptionIsDetected) {
+  TempDir tmp;
+  write_fixed(tmp / "ds", 70000, 5000, {.shard_rows = 100000}, nullptr, true);
+  const fs::path f = tmp / "ds" / "train" / "shard-00000.bwd";
+  std::string b = read_file(f);
+  uint64_t off;
+  std::memcpy(&off, b.data() + 64 + 32 * 2 + 8, 8);  // block 2: c0
+  b[off + 65536 * 4 + 5] ^= 0x10;                    // in the second slice
+  {
+    std::ofstream o(f, std::ios::binary | std::ios::trunc);
+    o << b;
+  }
+  try {
+    Dataset::open(tmp / "ds").open_shard(Split::kTrain, 0);
+    ADD_FAILURE() << "corruption not detected";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'c0'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DatasetWriter, RowsOtherThanPromisedAreInputErrorsAndLeaveNothing) {
+  TempDir tmp;
+  {
+    DatasetWriter w(tmp / "more", fixed_schema(), {.shard_rows = 1000});
+    w.expect_rows({10, 0, 0});
+    EXPECT_THROW(w.append(make_chunk(0, 11)), InputError);
+  }
+  {
+    DatasetWriter w(tmp / "fewer", fixed_schema(), {.shard_rows = 1000});
+    w.expect_rows({10, 0, 0});
+    w.append(make_chunk(0, 9));
+    try {
+      w.commit();
+      ADD_FAILURE() << "short split accepted";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("got 9 rows, 10 were promised"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_FALSE(fs::exists(tmp / "more"));
+  EXPECT_FALSE(fs::exists(tmp / "fewer"));
 }
 
 TEST(DatasetWriter, StagingPathFilesAreCommittedWithTheDataset) {

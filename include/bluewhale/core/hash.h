@@ -9,6 +9,23 @@ namespace bluewhale {
 
 // 64-bit XXH3 of a byte range. Stable across platforms and versions: it is stored in files.
 uint64_t hash_bytes(const void* data, std::size_t size, uint64_t seed = 0);
+
+// hash_bytes (seed 0) of a byte sequence fed in pieces: the digest equals hash_bytes of all pieces
+// concatenated. Movable, not copyable.
+class StreamHash {
+ public:
+  StreamHash();
+  ~StreamHash();
+  StreamHash(StreamHash&& o) noexcept;
+  StreamHash& operator=(StreamHash&& o) noexcept;
+  StreamHash(const StreamHash&) = delete;
+  StreamHash& operator=(const StreamHash&) = delete;
+  void update(const void* data, std::size_t size);
+  uint64_t digest() const;
+
+ private:
+  void* state_ = nullptr;  // XXH3_state_t
+};
 inline uint64_t hash_string(std::string_view s, uint64_t seed = 0) { return hash_bytes(s.data(), s.size(), seed); }
 
 // Bijective 64-bit mixer (splitmix64 finaliser): spreads integer keys and derives seeded decisions from

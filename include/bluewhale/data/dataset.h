@@ -110,6 +110,13 @@ class DatasetWriter {
   // split; empty means train.
   void append(const Chunk& chunk);
 
+  // Promises how many rows each split will get in total (before the first append). Shards of those sizes
+  // are then laid out in advance (blocks at 4096-byte offsets, allowed by the format) and written piece by
+  // piece as they fill, with no shard-sized buffers. Ignored when a multi/sequence column exists (their
+  // block sizes are unknown in advance). Other counts raise InputError (append() past the promise,
+  // commit() short of it): in prep, the input changed between its passes.
+  void expect_rows(const std::array<int64_t, kNumSplits>& rows);
+
   // The staging directory; the prep driver writes pipeline/ files here before commit().
   fs::path staging_path() const;
 
