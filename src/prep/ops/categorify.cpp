@@ -29,11 +29,11 @@ class Selector {
       kept_.push_back(kc);
     } else if (kept_.size() < max_size_) {
       kept_.push_back(kc);
-      std::push_heap(kept_.begin(), kept_.end(), more_frequent);  // front: the least frequent kept key
-    } else if (more_frequent(kc, kept_.front())) {
-      std::pop_heap(kept_.begin(), kept_.end(), more_frequent);
+      std::push_heap(kept_.begin(), kept_.end(), MoreFrequent{});  // front: the least frequent kept key
+    } else if (MoreFrequent{}(kc, kept_.front())) {
+      std::pop_heap(kept_.begin(), kept_.end(), MoreFrequent{});
       kept_.back() = kc;
-      std::push_heap(kept_.begin(), kept_.end(), more_frequent);
+      std::push_heap(kept_.begin(), kept_.end(), MoreFrequent{});
     }
   }
 
@@ -44,7 +44,7 @@ class Selector {
         return a.first != b.first ? a.first < b.first : a.key < b.key;  // keys of one list row: by key
       });
     else
-      std::sort(kept_.begin(), kept_.end(), more_frequent);
+      std::sort(kept_.begin(), kept_.end(), MoreFrequent{});
     std::vector<int64_t> keys;
     keys.reserve(kept_.size());
     for (const KeyCount& kc : kept_) keys.push_back(kc.key);
@@ -55,9 +55,13 @@ class Selector {
   std::size_t kept() const { return kept_.size(); }
 
  private:
-  static bool more_frequent(const KeyCount& a, const KeyCount& b) {
-    return a.count != b.count ? a.count > b.count : a.key < b.key;
-  }
+  // A function object, not a function pointer: std::sort then inlines the comparison (the sort of the
+  // kept keys is part of the fit's mostly serial end).
+  struct MoreFrequent {
+    bool operator()(const KeyCount& a, const KeyCount& b) const {
+      return a.count != b.count ? a.count > b.count : a.key < b.key;
+    }
+  };
   int64_t min_count_;
   std::size_t max_size_;
   bool by_first_;
