@@ -174,6 +174,10 @@ for n in $SIZES; do
   fi
   echo "$file" > "$dir/input"
   read_limit "$file" "$dir"
+  # Every tool writes into a fresh place: deleting the previous run's output (hundreds of MB, slow on
+  # file systems that discard freed blocks) is not part of anyone's work, so it happens before the clocks.
+  rm -rf "$OUT/bluewhale_$label" "$OUT/duckdb_$label.parquet" "$OUT/pandas_$label"
+  sync
 
   if skip_tool bluewhale; then skipped "$dir" bluewhale "BENCH_SKIP"
   elif ((!have_bw_prep)); then skipped "$dir" bluewhale "bluewhale prep not built yet"
