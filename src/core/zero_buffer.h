@@ -17,8 +17,6 @@
 
 #include <sys/mman.h>
 
-#include "bluewhale/core/error.h"
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +25,8 @@
 #include <new>
 #include <type_traits>
 #include <utility>
+
+#include "bluewhale/core/error.h"
 
 namespace bluewhale {
 
@@ -125,7 +125,7 @@ class PageVector {
   void clear() { n_ = 0; }
   // Stores into [p, p + cap) from now on (not owned: a piece of a bigger buffer, so that many small
   // vectors share huge pages instead of each touching a 2 MiB page of its own). Empties the vector;
-  // growing past cap is a programming error.
+  // growing past cap is a programming error. A copy then shares that storage; moves are what callers use.
   void use_external(T* p, std::size_t cap) {
     mem_ = ZeroBuffer<T>();
     ext_ = p;

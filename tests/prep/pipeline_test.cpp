@@ -201,6 +201,48 @@ TEST_F(PrepPipeline, SameDatasetForAnyThreadCountChunkSizeAndCacheBudget) {
   EXPECT_EQ(dataset_bytes(dir / "t7"), reference) << "mixed inputs";
 }
 
+TEST_F(PrepPipeline, FitPassRowCountsLetTheWriterStreamShards) {
+  // After a fit pass the driver promises each split's rows (DatasetWriter::expect_rows): shards are then
+  // streamed, their blocks at 4096-byte offsets. A recipe that fits nothing writes in one pass and keeps
+  // whole-shard buffering (64-byte offsets). Both hold the same rows.
+  write_text(dir / "a.tsv", make_rows(5000, 7));
+  const std::string split = "split: {by: ratio, valid: 0.2, test: 0.1, seed: 3}\noutput: {shard_rows: 1024}\n";
+  Recipe fitted = parse_recipe(std::string(kSchema) + "ops:\n  - {op: categorify, columns: c}\n" + split, "f.yaml");
+  Recipe stateless = parse_recipe(std::string(kSchema) + "ops:\n  - {op: hash, columns: c, buckets: 1000}\n" + split, "s.yaml");
+  PrepReport rf = run_prep(fitted, options(dir, {(dir / "a.tsv").string()}, "fitted"));
+  PrepReport rs = run_prep(stateless, options(dir, {(dir / "a.tsv").string()}, "stateless"));
+  EXPECT_EQ(rf.passes, 2);
+  EXPECT_EQ(rs.passes, 1);
+  auto block_offsets = [](const fs::path& shard) {
+    std::string b = read_file(shard);
+    std::vector<uint64_t> offs;
+    for (int k = 0; k < 4; ++k) {
+      uint64_t off;
+      std::memcpy(&off, b.data() + 64 + 32 * k + 8, 8);
+      offs.push_back(off);
+    }
+    return offs;
+  };
+  for (const char* split_dir : {"train", "valid", "test"}) {
+    for (uint64_t off : block_offsets(dir / "fitted" / split_dir / "shard-00000.bwd")) EXPECT_EQ(off % 4096, 0u) << split_dir;
+    bool all_pages = true;
+    for (uint64_t off : block_offsets(dir / "stateless" / split_dir / "shard-00000.bwd")) all_pages = all_pages && off % 4096 == 0;
+    EXPECT_FALSE(all_pages) << split_dir;
+  }
+  Dataset f = Dataset::open(dir / "fitted"), st = Dataset::open(dir / "stateless");
+  for (Split sp : {Split::kTrain, Split::kValid, Split::kTest}) {
+    ASSERT_EQ(f.num_shards(sp), st.num_shards(sp));
+    for (int k = 0; k < f.num_shards(sp); ++k) {
+      ShardView a = f.open_shard(sp, k), b = st.open_shard(sp, k);
+      ASSERT_EQ(a.rows(), b.rows());
+      for (int64_t r = 0; r < a.rows(); ++r) {
+        ASSERT_EQ(a.f32(0)[r], b.f32(0)[r]);  // label
+        ASSERT_EQ(a.i64(3)[r], b.i64(3)[r]);  // day
+      }
+    }
+  }
+}
+
 TEST_F(PrepPipeline, StagedFitSeesTheOutputOfEarlierFittedOperators) {
   // count_encode after categorify counts the categorified ids: rare values share id 1, so their counts add up.
   write_text(dir / "a.tsv", "1\t1\ta\t0\n0\t1\ta\t0\n1\t1\tb\t0\n0\t1\tc\t0\n1\t1\ta\t0\n");

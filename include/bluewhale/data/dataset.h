@@ -21,7 +21,8 @@
 //                    block (part 0), then offsets block (part 1)): u32 column | u8 dtype (f32/i32/i64) |
 //                    u8 part | u16 reserved | u64 offset | u64 byte length | u64 XXH3 of the block's bytes
 //   blocks           each starting at a multiple of 64 bytes, in directory order, zero padding between;
-//                    the file ends where the last block ends
+//                    the file ends where the last block ends (the writer's streamed shards, see
+//                    DatasetWriter::expect_rows, start every block at a multiple of 4096)
 // meta.json's per-shard "xxh3" is the XXH3 of the header and directory (64 + 32*nb bytes); since the
 // directory holds every block's XXH3 it identifies the whole content, and it binds the file to meta.json.
 //
