@@ -12,7 +12,7 @@
 // Freed large buffers are not unmapped at once but kept (up to kRegionCacheBytes per process) for the next
 // large allocation, which re-zeroes what it takes with memset: on those virtual machines memory a process
 // touched before costs ~16 GB/s to clear, fresh pages ~0.5 GB/s (prep's count tables, freed after the fit,
-// become the dataset writer's shard buffers).
+// become the dataset writer's buffers). The bound keeps peak memory close to what it was without reuse.
 #pragma once
 
 #include <sys/mman.h>
@@ -34,7 +34,7 @@ namespace bluewhale {
 // same size. Sizes of kHugeThreshold and above are mapped and advised for huge pages.
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
 inline constexpr std::size_t kHugeThreshold = std::size_t{256} << 10;
-inline constexpr std::size_t kRegionCacheBytes = std::size_t{512} << 20;
+inline constexpr std::size_t kRegionCacheBytes = std::size_t{64} << 20;
 
 // Large sizes: a region freed earlier by free_zeroed (re-zeroed with memset), else a fresh mapping.
 void* alloc_zeroed_large(std::size_t bytes);
