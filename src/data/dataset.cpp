@@ -63,6 +63,18 @@ static_assert(sizeof(DirEntry) == kEntryBytes);
 
 uint64_t align_up(uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
+// Writes the shard header into head[0, 64), given the directory already in head[64, head_bytes).
+void put_shard_header(char* head, std::size_t head_bytes, std::size_t columns, int64_t rows, std::size_t blocks) {
+  ShardHeader h{};
+  std::memcpy(h.magic, kShardMagic, sizeof h.magic);
+  h.version = kDatasetFormatVersion;
+  h.num_columns = static_cast<uint32_t>(columns);
+  h.rows = rows;
+  h.num_blocks = static_cast<uint32_t>(blocks);
+  h.dir_xxh3 = hash_bytes(head + kHeaderBytes, head_bytes - kHeaderBytes);
+  std::memcpy(head, &h, kHeaderBytes);
+}
+
 std::string hex64(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
@@ -737,14 +749,7 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
     e.xxh3 = sh.hash[c].digest();
     std::memcpy(head.data() + kHeaderBytes + c * kEntryBytes, &e, kEntryBytes);
   }
-  ShardHeader h{};
-  std::memcpy(h.magic, kShardMagic, sizeof h.magic);
-  h.version = kDatasetFormatVersion;
-  h.num_columns = static_cast<uint32_t>(columns.size());
-  h.rows = job.shard_rows;
-  h.num_blocks = static_cast<uint32_t>(columns.size());
-  h.dir_xxh3 = hash_bytes(head.data() + kHeaderBytes, sh.head_bytes - kHeaderBytes);
-  std::memcpy(head.data(), &h, kHeaderBytes);
+  put_shard_header(head.data(), sh.head_bytes, columns.size(), job.shard_rows, columns.size());
   // O_DIRECT wants aligned memory: stage the header page(s) in a page-aligned buffer.
   ZeroBuffer<char> page(std::max<std::size_t>(head.size(), kHugeThreshold));
   std::memcpy(page.data(), head.data(), head.size());
@@ -793,14 +798,7 @@ void DatasetWriter::Impl::write_shard(FlushJob& job) {
     std::memcpy(head.data() + kHeaderBytes + k * kEntryBytes, &e, kEntryBytes);
     pos = align_up(pos + blocks[k].bytes);
   }
-  ShardHeader h{};
-  std::memcpy(h.magic, kShardMagic, sizeof h.magic);
-  h.version = kDatasetFormatVersion;
-  h.num_columns = static_cast<uint32_t>(columns.size());
-  h.rows = job.rows;
-  h.num_blocks = static_cast<uint32_t>(blocks.size());
-  h.dir_xxh3 = hash_bytes(head.data() + kHeaderBytes, head.size() - kHeaderBytes);
-  std::memcpy(head.data(), &h, kHeaderBytes);
+  put_shard_header(head.data(), head.size(), columns.size(), job.rows, blocks.size());
 
   file.open(path);
   file.put(head.data(), head.size());

@@ -28,6 +28,24 @@
 
 namespace bluewhale {
 
+// Creates (or truncates) path for writing, with O_DIRECT when try_direct and the file system takes it
+// (`direct` says which). Throws IoError.
+inline int create_for_writing(const fs::path& path, bool try_direct, bool& direct) {
+  int fd = -1;
+  direct = false;
+#ifdef O_DIRECT
+  if (try_direct) {
+    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    direct = fd >= 0;
+  }
+#else
+  (void)try_direct;
+#endif
+  if (fd < 0) fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  BW_CHECK(fd >= 0, IoError, "cannot create '", path.string(), "': ", std::strerror(errno));
+  return fd;
+}
+
 // fdatasync + close of finished files on threads of their own (a few at a time): a sync is tens of
 // milliseconds of waiting on some disks, which the writer spends on the next file instead. wait() must
 // run before anything relies on the files being on disk (a dataset's commit).
@@ -104,14 +122,7 @@ class SequentialFileWriter {
     written_ = 0;
     fill_ = 0;
     direct_ = false;
-#ifdef O_DIRECT
-    if (try_direct_) {
-      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
-      direct_ = fd_ >= 0;
-    }
-#endif
-    if (fd_ < 0) fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    BW_CHECK(fd_ >= 0, IoError, "cannot create '", path.string(), "': ", std::strerror(errno));
+    fd_ = create_for_writing(path, try_direct_, direct_);
     if (direct_ && staging_.size() == 0) staging_ = ZeroBuffer<char>(kStagingBytes);
   }
 
@@ -262,14 +273,7 @@ class PositionalFileWriter {
     BW_ASSERT(fd_ < 0, "PositionalFileWriter::open while a file is open");
     path_ = path;
     direct_ = false;
-#ifdef O_DIRECT
-    if (try_direct_) {
-      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
-      direct_ = fd_ >= 0;
-    }
-#endif
-    if (fd_ < 0) fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    BW_CHECK(fd_ >= 0, IoError, "cannot create '", path.string(), "': ", std::strerror(errno));
+    fd_ = create_for_writing(path, try_direct_, direct_);
   }
 
   // Writes n bytes at `offset`; p, n and offset multiples of kDirectAlign (p in memory).
