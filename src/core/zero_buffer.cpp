@@ -1,6 +1,7 @@
 #include "core/zero_buffer.h"
 
 #include <mutex>
+#include <tuple>
 #include <vector>
 
 namespace bluewhale {

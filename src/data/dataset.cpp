@@ -61,7 +61,7 @@ struct DirEntry {
 };
 static_assert(sizeof(DirEntry) == kEntryBytes);
 
-uint64_t align_up(uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
+uint64_t align_up(uint64_t x, uint64_t a = kAlign) { return (x + a - 1) / a * a; }
 
 // Writes the shard header into head[0, 64), given the directory already in head[64, head_bytes).
 void put_shard_header(char* head, std::size_t head_bytes, std::size_t columns, int64_t rows, std::size_t blocks) {
@@ -172,6 +172,36 @@ struct DatasetWriter::Impl {
     PageVector<int32_t> i32;
     PageVector<int64_t> i64;
     PageVector<int64_t> offsets;
+    // The value buffer of a fixed-width (f32/i32/i64) column: its bytes and its capacity in bytes.
+    char* bytes(DType t) {
+      switch (t) {
+        case DType::kF32: return reinterpret_cast<char*>(f.data());
+        case DType::kI32: return reinterpret_cast<char*>(i32.data());
+        case DType::kI64: return reinterpret_cast<char*>(i64.data());
+        case DType::kListI32: break;
+      }
+      BW_ASSERT(false, "dataset writer: a list column has no single value buffer");
+      return nullptr;
+    }
+    uint64_t capacity_bytes(DType t) const {
+      switch (t) {
+        case DType::kF32: return f.capacity() * 4;
+        case DType::kI32: return i32.capacity() * 4;
+        case DType::kI64: return i64.capacity() * 8;
+        case DType::kListI32: break;
+      }
+      return 0;
+    }
+    // Points the value buffer of a fixed-width column at [p, p + rows values).
+    void use_external(DType t, char* p, std::size_t rows) {
+      switch (t) {
+        case DType::kF32: f.use_external(reinterpret_cast<float*>(p), rows); return;
+        case DType::kI32: i32.use_external(reinterpret_cast<int32_t*>(p), rows); return;
+        case DType::kI64: i64.use_external(reinterpret_cast<int64_t*>(p), rows); return;
+        case DType::kListI32: break;
+      }
+      BW_ASSERT(false, "dataset writer: list column in a streamed shard");
+    }
   };
   // Column buffers; streamed slices keep all columns in one arena (small per-column buffers would each
   // touch a 2 MiB huge page of their own).
@@ -264,17 +294,12 @@ struct DatasetWriter::Impl {
     BufSet set;
     set.cols.resize(columns.size());
     std::size_t bytes = 0;
-    for (const DatasetColumn& dc : columns) bytes += static_cast<std::size_t>(kSliceRows) * (dc.dtype == DType::kI64 ? 8 : 4);
+    for (const DatasetColumn& dc : columns) bytes += kSliceRows * elem_size(dc.dtype);
     set.arena = ZeroBuffer<char>(bytes);
     char* p = set.arena.data();
     for (std::size_t c = 0; c < columns.size(); ++c) {
-      ColBuf& b = set.cols[c];
-      switch (columns[c].dtype) {
-        case DType::kF32: b.f.use_external(reinterpret_cast<float*>(p), kSliceRows); p += kSliceRows * 4; break;
-        case DType::kI32: b.i32.use_external(reinterpret_cast<int32_t*>(p), kSliceRows); p += kSliceRows * 4; break;
-        case DType::kI64: b.i64.use_external(reinterpret_cast<int64_t*>(p), kSliceRows); p += kSliceRows * 8; break;
-        case DType::kListI32: BW_ASSERT(false, "dataset writer: list column in a streamed shard"); break;
-      }
+      set.cols[c].use_external(columns[c].dtype, p, kSliceRows);
+      p += kSliceRows * elem_size(columns[c].dtype);
     }
     return set;
   }
@@ -696,13 +721,12 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
     auto sh = std::make_unique<OpenShard>();
     const uint64_t a = PositionalFileWriter::kDirectAlign;
     sh->head_bytes = kHeaderBytes + kEntryBytes * columns.size();
-    uint64_t pos = (sh->head_bytes + a - 1) / a * a;
+    uint64_t pos = align_up(sh->head_bytes, a);
     for (const DatasetColumn& dc : columns) {
-      const uint64_t elem = dc.dtype == DType::kI64 ? 8 : 4;
       sh->offset.push_back(pos);
       sh->hash.emplace_back();
-      sh->end = pos + elem * static_cast<uint64_t>(job.shard_rows);
-      pos = (sh->end + a - 1) / a * a;
+      sh->end = pos + elem_size(dc.dtype) * static_cast<uint64_t>(job.shard_rows);
+      pos = align_up(sh->end, a);
     }
     sh->file.open(staged.path() / job.name);
     open_shards[job.split] = std::move(sh);
@@ -710,28 +734,12 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
   OpenShard& sh = *open_shards[job.split];
   const uint64_t a = PositionalFileWriter::kDirectAlign;
   for (size_t c = 0; c < columns.size(); ++c) {
-    ColBuf& b = job.cols[c];
-    char* data = nullptr;
-    uint64_t elem = 4, cap = 0;
-    switch (columns[c].dtype) {
-      case DType::kF32:
-        data = reinterpret_cast<char*>(b.f.data());
-        cap = b.f.capacity() * 4;
-        break;
-      case DType::kI32:
-        data = reinterpret_cast<char*>(b.i32.data());
-        cap = b.i32.capacity() * 4;
-        break;
-      case DType::kI64:
-        data = reinterpret_cast<char*>(b.i64.data());
-        elem = 8;
-        cap = b.i64.capacity() * 8;
-        break;
-      case DType::kListI32: BW_ASSERT(false, "dataset writer: list column in a streamed shard"); break;
-    }
+    const DType t = columns[c].dtype;
+    char* data = job.cols[c].bytes(t);
+    const uint64_t elem = elem_size(t);
     const uint64_t bytes = elem * static_cast<uint64_t>(job.rows);
-    const uint64_t padded = (bytes + a - 1) / a * a;
-    BW_ASSERT(padded <= cap, "dataset writer: slice buffer too small for its padding");
+    const uint64_t padded = align_up(bytes, a);
+    BW_ASSERT(padded <= job.cols[c].capacity_bytes(t), "dataset writer: slice buffer too small for its padding");
     std::memset(data + bytes, 0, padded - bytes);  // the format's zero padding between blocks
     sh.hash[c].update(data, bytes);
     sh.file.write_at(data, padded, sh.offset[c] + elem * static_cast<uint64_t>(job.begin));
@@ -745,7 +753,7 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
     e.dtype = static_cast<uint8_t>(columns[c].dtype);
     e.part = 0;
     e.offset = sh.offset[c];
-    e.bytes = (columns[c].dtype == DType::kI64 ? 8 : 4) * static_cast<uint64_t>(job.shard_rows);
+    e.bytes = elem_size(columns[c].dtype) * static_cast<uint64_t>(job.shard_rows);
     e.xxh3 = sh.hash[c].digest();
     std::memcpy(head.data() + kHeaderBytes + c * kEntryBytes, &e, kEntryBytes);
   }

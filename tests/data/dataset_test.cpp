@@ -97,33 +97,38 @@ void write_dataset(const fs::path& out, int64_t n, int64_t chunk, DatasetWriterO
   w.commit(std::move(pipeline));
 }
 
-// Checks every row of a split against the generator, given the global row ids expected in order.
+// Checks every row of a split against the generator, given the global row ids expected in order. The
+// dataset has all_roles_schema() or, without its two list columns, fixed_schema() (defined below).
 void expect_split_matches(const Dataset& ds, Split split, const std::vector<int64_t>& expected_rows) {
+  const bool lists = ds.columns().size() == 7;
+  const int ts_col = lists ? 5 : 3, uid_col = lists ? 6 : 4;
   int64_t k = 0;
   for (int s = 0; s < ds.num_shards(split); ++s) {
     ShardView v = ds.open_shard(split, s);
     auto label = v.f32(0), d0 = v.f32(1);
     auto c0 = v.ids(2);
-    auto mo = v.offsets(3), so = v.offsets(4);
-    auto mv = v.values(3), sv = v.values(4);
-    auto ts = v.i64(5), uid = v.i64(6);
+    auto ts = v.i64(ts_col), uid = v.i64(uid_col);
     ASSERT_EQ(static_cast<int64_t>(label.size()), v.rows());
-    ASSERT_EQ(static_cast<int64_t>(mo.size()), v.rows() + 1);
+    ASSERT_EQ(static_cast<int64_t>(uid.size()), v.rows());
     for (int64_t r = 0; r < v.rows(); ++r, ++k) {
       ASSERT_LT(k, static_cast<int64_t>(expected_rows.size()));
       int64_t g = expected_rows[k];
-      EXPECT_EQ(uid[r], g);
-      EXPECT_EQ(label[r], label_of(g));
+      ASSERT_EQ(uid[r], g);
+      ASSERT_EQ(label[r], label_of(g));
       if (std::isnan(dense_of(g)))
-        EXPECT_TRUE(std::isnan(d0[r]));
+        ASSERT_TRUE(std::isnan(d0[r]));
       else
-        EXPECT_EQ(d0[r], dense_of(g));
-      EXPECT_EQ(c0[r], cat_of(g));
+        ASSERT_EQ(d0[r], dense_of(g));
+      ASSERT_EQ(c0[r], cat_of(g));
+      ASSERT_EQ(ts[r], ts_missing(g) ? kMissingI64 : ts_of(g));
+      if (!lists) continue;
+      auto mo = v.offsets(3), so = v.offsets(4);
+      auto mv = v.values(3), sv = v.values(4);
+      ASSERT_EQ(static_cast<int64_t>(mo.size()), v.rows() + 1);
       ASSERT_EQ(mo[r + 1] - mo[r], mlen(g));
-      for (int64_t j = 0; j < mlen(g); ++j) EXPECT_EQ(mv[mo[r] + j], mval(g, j));
+      for (int64_t j = 0; j < mlen(g); ++j) ASSERT_EQ(mv[mo[r] + j], mval(g, j));
       ASSERT_EQ(so[r + 1] - so[r], slen(g));
-      for (int64_t j = 0; j < slen(g); ++j) EXPECT_EQ(sv[so[r] + j], sval(g, j));
-      EXPECT_EQ(ts[r], ts_missing(g) ? kMissingI64 : ts_of(g));
+      for (int64_t j = 0; j < slen(g); ++j) ASSERT_EQ(sv[so[r] + j], sval(g, j));
     }
   }
   EXPECT_EQ(k, static_cast<int64_t>(expected_rows.size()));
@@ -279,30 +284,6 @@ void write_fixed(const fs::path& out, int64_t n, int64_t chunk, DatasetWriterOpt
   w.commit();
 }
 
-void expect_fixed_split_matches(const Dataset& ds, Split split, const std::vector<int64_t>& expected_rows) {
-  int64_t k = 0;
-  for (int s = 0; s < ds.num_shards(split); ++s) {
-    ShardView v = ds.open_shard(split, s);
-    auto label = v.f32(0), d0 = v.f32(1);
-    auto c0 = v.ids(2);
-    auto ts = v.i64(3), uid = v.i64(4);
-    ASSERT_EQ(static_cast<int64_t>(uid.size()), v.rows());
-    for (int64_t r = 0; r < v.rows(); ++r, ++k) {
-      ASSERT_LT(k, static_cast<int64_t>(expected_rows.size()));
-      const int64_t g = expected_rows[k];
-      ASSERT_EQ(uid[r], g);
-      ASSERT_EQ(label[r], label_of(g));
-      if (std::isnan(dense_of(g)))
-        ASSERT_TRUE(std::isnan(d0[r]));
-      else
-        ASSERT_EQ(d0[r], dense_of(g));
-      ASSERT_EQ(c0[r], cat_of(g));
-      ASSERT_EQ(ts[r], ts_missing(g) ? kMissingI64 : ts_of(g));
-    }
-  }
-  EXPECT_EQ(k, static_cast<int64_t>(expected_rows.size()));
-}
-
 uint8_t split_three_ways(int64_t g) { return g % 10 == 3 ? 2 : g % 3 == 1 ? 1 : 0; }
 
 TEST(DatasetWriter, StreamedShardsHoldTheSameRowsAsBufferedOnes) {
@@ -317,8 +298,8 @@ TEST(DatasetWriter, StreamedShardsHoldTheSameRowsAsBufferedOnes) {
     std::vector<int64_t> rows;
     for (int64_t g = 0; g < n; ++g)
       if (split_three_ways(g) == static_cast<uint8_t>(sp)) rows.push_back(g);
-    expect_fixed_split_matches(st, sp, rows);
-    expect_fixed_split_matches(bu, sp, rows);
+    expect_split_matches(st, sp, rows);
+    expect_split_matches(bu, sp, rows);
     ASSERT_EQ(st.num_shards(sp), bu.num_shards(sp));
     for (int s = 0; s < st.num_shards(sp); ++s) EXPECT_EQ(st.shards(sp)[s].rows, bu.shards(sp)[s].rows);
   }
@@ -351,10 +332,10 @@ TEST(DatasetWriter, StreamedSplitsOfExactShardMultiplesAndEmptySplits) {
   EXPECT_EQ(ds.num_shards(Split::kTest), 0);
   std::vector<int64_t> all(131072);
   for (int64_t g = 0; g < 131072; ++g) all[g] = g;
-  expect_fixed_split_matches(ds, Split::kTrain, all);
+  expect_split_matches(ds, Split::kTrain, all);
   // A handful of rows: one slice far below a page per column.
   write_fixed(tmp / "tiny", 3, 2, {.shard_rows = 65536}, nullptr, true);
-  expect_fixed_split_matches(Dataset::open(tmp / "tiny"), Split::kTrain, {0, 1, 2});
+  expect_split_matches(Dataset::open(tmp / "tiny"), Split::kTrain, {0, 1, 2});
 }
 
 TEST(DatasetWriter, ExpectRowsWithListColumnsKeepsBufferedShards) {
@@ -411,6 +392,31 @@ TEST(DatasetWriter, RowsOtherThanPromisedAreInputErrorsAndLeaveNothing) {
   }
   EXPECT_FALSE(fs::exists(tmp / "more"));
   EXPECT_FALSE(fs::exists(tmp / "fewer"));
+}
+
+TEST(DatasetWriter, ShardWriteErrorOnTheFlusherThreadSurfacesAndLeavesNothing) {
+  // Shards are written on a thread of the writer's own: a failure there (here the split's directory
+  // vanished, so the shard file cannot be created) must come back to the caller as the IoError naming the
+  // file, from append() or at the latest commit(), in both whole-shard and streamed mode.
+  TempDir tmp;
+  for (bool streamed : {false, true}) {
+    const fs::path out = tmp / (streamed ? "streamed" : "whole");
+    bool thrown = false;
+    {
+      DatasetWriter w(out, fixed_schema(), {.shard_rows = 100});
+      if (streamed) w.expect_rows({250, 0, 0});
+      fs::remove_all(w.staging_path() / "train");
+      try {
+        for (int64_t first = 0; first < 250; first += 50) w.append(make_chunk(first, 50));
+        w.commit();
+      } catch (const IoError& e) {
+        thrown = true;
+        EXPECT_NE(std::string(e.what()).find("shard-00000.bwd"), std::string::npos) << e.what();
+      }
+    }
+    EXPECT_TRUE(thrown) << (streamed ? "streamed" : "whole");
+    EXPECT_FALSE(fs::exists(out));
+  }
 }
 
 TEST(DatasetWriter, StagingPathFilesAreCommittedWithTheDataset) {
