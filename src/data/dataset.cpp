@@ -744,7 +744,10 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
     sh.hash[c].update(data, bytes);
     sh.file.write_at(data, padded, sh.offset[c] + elem * static_cast<uint64_t>(job.begin));
   }
-  if (!job.last) return;
+  if (!job.last) {
+    sh.file.sync_later(syncs);
+    return;
+  }
 
   std::string head((sh.offset[0]), '\0');  // header page(s): header, directory, zeros
   for (size_t c = 0; c < columns.size(); ++c) {

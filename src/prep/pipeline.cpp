@@ -246,10 +246,14 @@ class OrderedWriter {
 // Missing-value counts of the raw input columns, per thread, for the summary.
 struct MissingCounter {
   std::vector<std::vector<int64_t>> per_thread;
-  void count(const Chunk& c, int tid) {
+  // Columns the first pass leaves unparsed (TextReader::skip_values), counted in the write pass instead.
+  std::vector<bool> deferred;
+  // Counts the columns of a freshly parsed chunk that belong to this pass (deferred ones or the others).
+  void count(const Chunk& c, int tid, bool deferred_pass) {
     auto& m = per_thread[tid];
     if (m.size() < c.columns.size()) m.resize(c.columns.size(), 0);
     for (std::size_t k = 0; k < c.columns.size(); ++k) {
+      if ((k < deferred.size() && deferred[k]) != deferred_pass) continue;
       const Column& col = c.columns[k];
       int64_t n = 0;
       // One tight loop per kind (not is_missing per row): this runs over every parsed value.
@@ -441,6 +445,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   std::vector<std::array<int64_t, kNumSplits>> fit_rows(threads, std::array<int64_t, kNumSplits>{});
   MissingCounter missing;
   missing.per_thread.resize(threads);
+  missing.deferred.assign(raw_columns, false);
   std::vector<BadRowStats> bad(threads);
 
   // One streaming pass. `pass` < fit_passes fits the operators whose stage is pass+1; the last pass
@@ -486,7 +491,29 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     std::vector<BadRowStats>& pass_bad = pass == 0 ? bad : scratch_bad;
     const bool fill_cache = pass == 0 && !write && cache_budget > 0;
     std::unique_ptr<TextReader> reader;
-    if (!(pass > 0 && all_cached)) reader = std::make_unique<TextReader>(opt.inputs, recipe.input, 2 * threads);
+    if (!(pass > 0 && all_cached)) {
+      reader = std::make_unique<TextReader>(opt.inputs, recipe.input, 2 * threads);
+      // A fit pass converts only the columns its operators (and a time split) read: the others are only
+      // delimited (Criteo's dense fields, a third of the parsing). Not when dropping bad rows (every field
+      // decides which rows count) nor when filling the cache (a later pass replays every column).
+      if (!write && !fill_cache && recipe.input.format.on_bad_rows == "error") {
+        const std::vector<bool> need_now = needed_in_pass(pass);
+        std::vector<std::string> wanted;
+        for (std::size_t i = 0; i < ops.size(); ++i)
+          if (avail[i] == pass + 1 || (need_now[i] && avail[i] <= pass))
+            for (const auto& in : ops[i]->inputs()) wanted.push_back(in);
+        if (recipe.split.by == "time") wanted.push_back(recipe.split.column);
+        std::vector<std::string> skip;
+        for (const auto& c : recipe.input.columns)
+          if (c.role != Role::kIgnore && kind_for_role(c.role) != ColumnKind::kList &&
+              std::find(wanted.begin(), wanted.end(), c.name) == wanted.end())
+            skip.push_back(c.name);
+        reader->skip_values(skip);
+        if (pass == 0)
+          for (std::size_t k = 0; k < raw_names.size(); ++k)
+            missing.deferred[k] = std::find(skip.begin(), skip.end(), raw_names[k]) != skip.end();
+      }
+    }
     std::unique_ptr<OrderedWriter> ordered;
     if (write) ordered = std::make_unique<OrderedWriter>(writer.get(), static_cast<std::size_t>(2 * threads + 2));
     const std::vector<bool> need = write ? std::vector<bool>(ops.size(), true) : needed_in_pass(pass);
@@ -534,7 +561,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         }
       }
       const int64_t rows = c.rows;
-      if (pass == 0) missing.count(c, tid);
+      if (pass == 0) missing.count(c, tid, false);
+      if (write && pass > 0) missing.count(c, tid, true);  // nothing deferred when pass 0 filled the cache
       if (pass == 0 && !write) {
         if (c.split.empty()) fit_rows[tid][0] += c.rows;
         else
@@ -628,6 +656,30 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       for (int sp = 0; sp < kNumSplits; ++sp) expect[sp] += t[sp];
     writer->expect_rows(expect);
   }
+  // The fitted state is final now: it is written (and fsynced, tens of ms on some disks) on a thread of
+  // its own while the write pass runs, instead of after it. Joined before the writer can remove the
+  // staging directory, on every path.
+  fs::path pipe_dir = writer->staging_path() / "pipeline";
+  std::exception_ptr state_error;
+  struct Joiner {
+    std::thread t;
+    ~Joiner() {
+      if (t.joinable()) t.join();
+    }
+  } state_saver;
+  state_saver.t = std::thread([&] {
+    try {
+      fs::create_directories(pipe_dir);
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (!ops[i]->needs_fit()) continue;
+        BinaryWriter out(pipe_dir / op_state_file(i, ops[i]->name()), "op-state", kOpStateVersion);
+        ops[i]->save_state(out);
+        out.close();
+      }
+    } catch (...) {
+      state_error = std::current_exception();
+    }
+  });
   auto tw = Clock::now();
   run_pass(fit_passes, true);
   log_debug("prep: write pass done at ", static_cast<int64_t>(since(t0) * 1000), " ms");
@@ -641,8 +693,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     log_warn("prep: skipped ", report.skipped_rows, " bad row(s); first: ", report.first_skip_error);
 
   // Persist the fitted pipeline with the dataset.
-  fs::path pipe_dir = writer->staging_path() / "pipeline";
-  fs::create_directories(pipe_dir);
+  state_saver.t.join();
+  if (state_error) std::rethrow_exception(state_error);
   json pipeline;
   pipeline["recipe"] = recipe.text;
   pipeline["recipe_source"] = recipe.path;
@@ -652,13 +704,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   for (std::size_t i = 0; i < ops.size(); ++i) {
     json e;
     e["op"] = ops[i]->name();
-    if (ops[i]->needs_fit()) {
-      std::string file = op_state_file(i, ops[i]->name());
-      BinaryWriter out(pipe_dir / file, "op-state", kOpStateVersion);
-      ops[i]->save_state(out);
-      out.close();
-      e["state"] = file;
-    }
+    if (ops[i]->needs_fit()) e["state"] = op_state_file(i, ops[i]->name());
     std::string s = ops[i]->summary();
     if (!s.empty()) report.op_summaries.push_back(s);
     op_list.push_back(e);

@@ -1226,6 +1226,24 @@ void TextReader::parse(const TextChunk& in, Chunk& out, BadRowStats& stats) cons
   }
 }
 
+void TextReader::skip_values(const std::vector<std::string>& columns) {
+  Impl& m = *impl_;
+  BW_CHECK(!m.skip_bad || columns.empty(), ConfigError,
+           "input: values can be left unparsed only with on_bad_rows: error (skipping bad rows checks every field)");
+  for (const std::string& name : columns) {
+    int k = -1;
+    for (std::size_t j = 0; j < m.schema.columns.size(); ++j)
+      if (m.schema.columns[j].name == name) k = static_cast<int>(j);
+    BW_CHECK(k >= 0, ConfigError, "input: cannot skip the values of '", name, "': no such schema column");
+    const Role role = m.schema.columns[k].role;
+    BW_CHECK(role != Role::kIgnore && column_kind(role) != ColumnKind::kList, ConfigError, "input: cannot skip the values of '",
+             name, "' (role ", role_name(role), "): only scalar columns that are read");
+    for (FilePlan& p : m.plans)
+      for (FieldPlan& f : p.fields)
+        if (f.schema_col == k) f.kind = FieldKind::kSkip;  // its output column stays, sized and unwritten
+  }
+}
+
 int64_t TextReader::fast_path_chunks() const { return impl_->fast_chunks.load(); }
 
 void TextReader::set_fast_path(bool enabled) { impl_->fast_path = enabled; }

@@ -243,6 +243,52 @@ TEST_F(PrepPipeline, FitPassRowCountsLetTheWriterStreamShards) {
   }
 }
 
+TEST_F(PrepPipeline, FitPassSkipsUnreadColumnsWithoutChangingResultsOrErrors) {
+  // Under on_bad_rows: error the fit pass leaves x and y unparsed (categorify reads only c; the time split
+  // reads day); under skip it parses everything. Same dataset, same missing rates (x's are counted in
+  // the write pass instead).
+  write_text(dir / "a.tsv", make_rows(30000, 11));
+  const std::string rest = "ops:\n"
+                           "  - {op: fill_missing, columns: x}\n"
+                           "  - {op: log1p, columns: x}\n"
+                           "  - {op: categorify, columns: c, min_count: 2}\n"
+                           "split: {by: time, column: day, valid_from: 200, test_from: 250}\n"
+                           "output: {shard_rows: 4096}\n";
+  Recipe strict = parse_recipe(std::string(kSchema) + "input: {on_bad_rows: error, chunk_mb: 1}\n" + rest, "e.yaml");
+  Recipe lenient = parse_recipe(std::string(kSchema) + "input: {on_bad_rows: skip, chunk_mb: 1}\n" + rest, "s.yaml");
+  PrepReport re = run_prep(strict, options(dir, {(dir / "a.tsv").string()}, "e"));
+  PrepReport rs = run_prep(lenient, options(dir, {(dir / "a.tsv").string()}, "s"));
+  EXPECT_EQ(dataset_bytes(dir / "e"), dataset_bytes(dir / "s"));
+  EXPECT_EQ(re.split_rows, rs.split_rows);
+  EXPECT_EQ(re.split_rows[2], 5000);
+  ASSERT_EQ(re.columns.size(), rs.columns.size());
+  for (std::size_t k = 0; k < re.columns.size(); ++k) {
+    EXPECT_EQ(re.columns[k].missing_rate, rs.columns[k].missing_rate) << re.columns[k].name;
+    EXPECT_EQ(re.columns[k].cardinality, rs.columns[k].cardinality) << re.columns[k].name;
+  }
+  const auto x = std::find_if(re.columns.begin(), re.columns.end(), [](const auto& c) { return c.name == "x"; });
+  ASSERT_NE(x, re.columns.end());
+  EXPECT_GT(x->missing_rate, 0.05);
+  EXPECT_LT(x->missing_rate, 0.15);
+
+  // A bad value in a column the fit pass skipped is still an error naming file, line and column (from the
+  // write pass), and no dataset is left behind.
+  std::string text = make_rows(20000, 12);
+  std::size_t at = 0;
+  for (int line = 1; line < 15000; ++line) at = text.find('\n', at) + 1;
+  text.replace(text.find('\t', at), 1, "\tzz");  // line 15000: x = "zz<digits>" or "zz"
+  write_text(dir / "bad.tsv", text);
+  try {
+    run_prep(strict, options(dir, {(dir / "bad.tsv").string()}, "bad"));
+    ADD_FAILURE() << "a non-numeric dense value was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.tsv:15000: column 'x'"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "bad"));
+  for (const auto& entry : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(entry.path().filename().string().find("bad.partial"), std::string::npos) << entry.path();
+}
+
 TEST_F(PrepPipeline, StagedFitSeesTheOutputOfEarlierFittedOperators) {
   // count_encode after categorify counts the categorified ids: rare values share id 1, so their counts add up.
   write_text(dir / "a.tsv", "1\t1\ta\t0\n0\t1\ta\t0\n1\t1\tb\t0\n0\t1\tc\t0\n1\t1\ta\t0\n");

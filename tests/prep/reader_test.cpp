@@ -4,6 +4,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -1149,6 +1150,104 @@ TEST(TextReaderFastPath, CleanTextTakesItForEveryChunkWithIdenticalValues) {
   write_text(dir / "b.tsv", tail);
   auto small = make_schema({col("label", Role::kLabel), col("C1", Role::kCategorical), col("I1", Role::kDense)});
   EXPECT_EQ(expect_same_outcome({(dir / "b.tsv").string()}, small, "tail"), 1);
+}
+
+// parse() of every chunk with skip_values(skip), the skipped columns left out of the rows; each skipped
+// column must still have one slot per row.
+Flat parse_skipping(const std::vector<std::string>& files, const InputSchema& schema, bool fast,
+                    const std::vector<std::string>& skip) {
+  TextReader reader(files, schema, 2);
+  reader.set_fast_path(fast);
+  reader.skip_values(skip);
+  TextChunk t;
+  Chunk c;
+  BadRowStats stats;
+  Flat flat;
+  while (reader.next(t)) {
+    reader.parse(t, c, stats);
+    Chunk kept = c;
+    kept.columns.clear();
+    for (const Column& col : c.columns) {
+      if (std::find(skip.begin(), skip.end(), col.name) == skip.end()) {
+        kept.columns.push_back(col);
+        continue;
+      }
+      const std::size_t slots = col.kind == ColumnKind::kFloat ? col.f.size() : col.i.size();
+      EXPECT_EQ(slots, static_cast<std::size_t>(c.rows)) << col.name;
+    }
+    flatten_into(kept, flat);
+  }
+  return flat;
+}
+
+// Leaving columns unparsed changes nothing in the others, on both parse paths, over random text (error
+// mode: any bad value or field count in the columns that are parsed still throws, so only clean text and
+// text whose oddities are all in skipped columns are compared).
+TEST(TextReader, SkippedValuesLeaveTheOtherColumnsAsTheyWere) {
+  TempDir dir;
+  std::mt19937_64 rng(77);
+  std::vector<std::string> dense{"label"};
+  for (int k = 1; k <= 13; ++k) dense.push_back("I" + std::to_string(k));
+  for (int rep = 0; rep < 4; ++rep) {
+    const std::string path = (dir / ("r" + std::to_string(rep) + ".tsv")).string();
+    write_text(path, random_text(rng, criteo_columns(), '\t', 3000, 0.0, false));
+    auto schema = make_schema(criteo_columns());
+    schema.format.chunk_bytes = rep % 2 ? 8 << 10 : 1 << 20;
+    Flat ref;
+    {
+      const Outcome all = parse_outcome({path}, schema, true);
+      ASSERT_EQ(all.error, "");
+      for (const std::string& row : all.flat.rows) {
+        std::string kept;  // "name=value;" pairs of the C columns only
+        std::size_t pos = 0;
+        while (pos < row.size()) {
+          const std::size_t end = row.find(';', pos) + 1;
+          if (row[pos] == 'C') kept += row.substr(pos, end - pos);
+          pos = end;
+        }
+        ref.rows.push_back(kept);
+      }
+      ref.global_rows = all.flat.global_rows;
+    }
+    for (bool fast : {false, true}) {
+      SCOPED_TRACE(fast ? "fast path" : "general loop");
+      expect_same_rows(parse_skipping({path}, schema, fast, dense), ref);
+    }
+  }
+
+  // A value that is not a number in a skipped column goes unnoticed; parsed, it is an error.
+  const std::string bad = (dir / "bad.tsv").string();
+  write_text(bad, "1\tzz\tab\n0\t3\tcd\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical)});
+  for (bool fast : {false, true}) {
+    const Flat got = parse_skipping({bad}, schema, fast, {"I1"});
+    ASSERT_EQ(got.rows.size(), 2u);
+    EXPECT_EQ(got.rows[0], "label=1;C1=" + std::to_string(static_cast<int64_t>(hash_string("ab"))) + ";");
+  }
+  EXPECT_NE(error_of<InputError>({bad}, schema).find("column 'I1'"), std::string::npos);
+}
+
+TEST(TextReader, SkippingValuesIsRefusedWhereItWouldChangeResults) {
+  TempDir dir;
+  const std::string path = (dir / "a.tsv").string();
+  write_text(path, "1\t2\ta|b\tx\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("tags", Role::kMulti),
+                             col("drop", Role::kIgnore)});
+  auto error = [&](const InputSchema& s, const std::string& name) -> std::string {
+    TextReader reader({path}, s, 2);
+    try {
+      reader.skip_values({name});
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error(schema, "I1"), "");
+  EXPECT_NE(error(schema, "I9").find("no such schema column"), std::string::npos);
+  EXPECT_NE(error(schema, "tags").find("only scalar columns"), std::string::npos);
+  EXPECT_NE(error(schema, "drop").find("only scalar columns"), std::string::npos);
+  schema.format.on_bad_rows = "skip";
+  EXPECT_NE(error(schema, "I1").find("on_bad_rows: error"), std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -103,6 +103,13 @@ class TextReader {
   // Chunks parse() has taken through the specialised loop so far.
   int64_t fast_path_chunks() const;
 
+  // Columns whose values the caller will not read (a fit pass that needs only some of them): their
+  // fields are delimited but not converted, so a bad value there goes unnoticed; parse() still gives their
+  // Column the usual size, with unspecified values. Requires on_bad_rows: error (dropping bad rows needs
+  // every field checked) and scalar columns of the schema (not ignored, not multi/sequence); throws
+  // ConfigError otherwise. Call before the first parse(), not while other threads parse.
+  void skip_values(const std::vector<std::string>& columns);
+
   // Sum of the on-disk sizes of all files in bytes. Every chunk's raw_bytes add up to it, except the bytes
   // of trailing files that hold no record (they have no later chunk to be reported with).
   int64_t total_bytes() const;
