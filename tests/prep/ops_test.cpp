@@ -454,6 +454,41 @@ TEST(Categorify, FrequencyOrderBreaksTiesByKeyAndFirstOrderByRow) {
   EXPECT_EQ(b.columns[0].i, (std::vector<int64_t>{2, 3, 4, 3, 4, 2}));
 }
 
+// Ids by descending count with ties by key, where counts are spread over both sides of the threshold
+// below which the fit sorts by placing keys per count (4096): equal counts on each side, negative keys,
+// keys dropped by min_count, and with max_size.
+TEST(Categorify, FrequencyOrderHoldsForSmallAndLargeCounts) {
+  const std::vector<std::pair<int64_t, int64_t>> counts = {
+      {7, 5000}, {-7, 5000}, {3, 4096}, {-9, 4095}, {9, 4095}, {11, 4095}, {-2, 3}, {2, 3}, {5, 2}, {6, 1}, {8, 1}};
+  Chunk ch;
+  Column c = make_column("C1", Role::kCategorical, ColumnKind::kInt);
+  for (const auto& [key, n] : counts) c.i.insert(c.i.end(), static_cast<std::size_t>(n), key);
+  std::shuffle(c.i.begin(), c.i.end(), std::mt19937_64(4));
+  c.valid.assign(c.i.size(), 1);
+  ch.rows = static_cast<int64_t>(c.i.size());
+  ch.columns.push_back(c);
+  const std::vector<Chunk> chunks{ch};
+  for (const auto& tc : std::vector<CategorifyCase>{{"min_count: 2", 2, 0, false}, {"max_size: 5", 1, 5, false}}) {
+    SCOPED_TRACE(tc.params);
+    auto op = make_op("{op: categorify, columns: [C1], " + tc.params + "}");
+    fit(*op, chunks, 2);
+    auto out = transform_all(*op, chunks);
+    const auto want = reference_dictionary(chunks, "C1", tc.min_count, tc.max_size, false);
+    expect_categorified(chunks, out, "C1", want);
+  }
+  // Spelled out for min_count 2: 5000 x2 (by key), 4096, 4095 x3 (by key), 3 x2, 2.
+  auto op = make_op("{op: categorify, columns: [C1], min_count: 2}");
+  fit(*op, chunks, 1);
+  Chunk probe;
+  Column p = make_column("C1", Role::kCategorical, ColumnKind::kInt);
+  p.i = {-7, 7, 3, -9, 9, 11, -2, 2, 5, 6, 8};
+  p.valid.assign(p.i.size(), 1);
+  probe.rows = static_cast<int64_t>(p.i.size());
+  probe.columns.push_back(p);
+  op->transform(probe, false);
+  EXPECT_EQ(probe.columns[0].i, (std::vector<int64_t>{2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 1}));
+}
+
 TEST(Categorify, FitIsIdenticalAcrossThreadCountsAndChunkOrders) {
   auto chunks = make_chunks(11, 16, 500, 300);
   TempDir dir;
@@ -937,7 +972,7 @@ TEST(FlatMap, CountTablesGrowingThroughAPoolMatchFreshTables) {
 
 // for_each_union against the plain reference (every input counted into one table): one to four tables,
 // with and without first rows, the INT64_MIN key in some tables only, keys in one table only, in all, and
-// empty tables.
+// empty tables. Keys the first tables take out of the later ones are reported once, with all counts.
 TEST(FlatMap, UnionOfTablesMatchesOneTable) {
   for (bool track : {true, false}) {
     for (std::size_t T = 1; T <= 4; ++T) {
@@ -959,8 +994,8 @@ TEST(FlatMap, UnionOfTablesMatchesOneTable) {
         add(parts[t], key, 1000 - r % 977);
         add(all, key, 1000 - r % 977);
       }
-      std::vector<const prep_ops::CountTable*> view;
-      for (const auto& p : parts) view.push_back(&p);
+      std::vector<prep_ops::CountTable*> view;
+      for (auto& p : parts) view.push_back(&p);
       std::vector<std::tuple<int64_t, int64_t, int64_t>> got, want;
       prep_ops::for_each_union(view, [&](const prep_ops::KeyCount& kc) { got.emplace_back(kc.key, kc.count, kc.first); });
       all.for_each([&](const prep_ops::KeyCount& kc) { want.emplace_back(kc.key, kc.count, kc.first); });

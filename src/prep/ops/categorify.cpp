@@ -37,17 +37,21 @@ class Selector {
     }
   }
 
+  // Room for n keys without regrowing (the vector's untouched tail costs no memory).
+  void reserve(std::size_t n) { kept_.reserve(max_size_ ? std::min(n, max_size_) : n); }
+
   // The kept keys in id order.
   std::vector<int64_t> finish() {
-    if (by_first_)
+    std::vector<int64_t> keys;
+    if (by_first_) {
       std::sort(kept_.begin(), kept_.end(), [](const KeyCount& a, const KeyCount& b) {
         return a.first != b.first ? a.first < b.first : a.key < b.key;  // keys of one list row: by key
       });
-    else
-      std::sort(kept_.begin(), kept_.end(), MoreFrequent{});
-    std::vector<int64_t> keys;
-    keys.reserve(kept_.size());
-    for (const KeyCount& kc : kept_) keys.push_back(kc.key);
+      keys.reserve(kept_.size());
+      for (const KeyCount& kc : kept_) keys.push_back(kc.key);
+    } else {
+      keys = by_frequency();
+    }
     kept_ = {};
     return keys;
   }
@@ -62,6 +66,38 @@ class Selector {
       return a.count != b.count ? a.count > b.count : a.key < b.key;
     }
   };
+  // The order of MoreFrequent without comparing records: most kept keys have small counts, so keys are
+  // placed by count (a counting sort, descending) and only each count's keys are sorted, as plain
+  // integers; the few keys with large counts are sorted with the comparator and go first.
+  std::vector<int64_t> by_frequency() const {
+    constexpr int64_t kSmall = 4096;
+    std::vector<KeyCount> big;
+    std::vector<std::size_t> at(kSmall + 1, 0);  // at[c]: keys with count > c (then: next slot of count c)
+    for (const KeyCount& kc : kept_) {
+      if (kc.count >= kSmall) big.push_back(kc);
+      else ++at[static_cast<std::size_t>(kc.count)];
+    }
+    std::sort(big.begin(), big.end(), MoreFrequent{});
+    std::size_t pos = big.size();
+    for (int64_t c = kSmall - 1; c >= 0; --c) {
+      const std::size_t n = at[static_cast<std::size_t>(c)];
+      at[static_cast<std::size_t>(c)] = pos;
+      pos += n;
+    }
+    std::vector<int64_t> keys(kept_.size());
+    for (std::size_t j = 0; j < big.size(); ++j) keys[j] = big[j].key;
+    for (const KeyCount& kc : kept_)
+      if (kc.count < kSmall) keys[at[static_cast<std::size_t>(kc.count)]++] = kc.key;
+    // Now at[c] is the end of count c's keys, which start where count c + 1's end (or after `big`).
+    std::size_t begin = big.size();
+    for (int64_t c = kSmall - 1; c >= 0; --c) {
+      const std::size_t end = at[static_cast<std::size_t>(c)];
+      std::sort(keys.begin() + static_cast<std::ptrdiff_t>(begin), keys.begin() + static_cast<std::ptrdiff_t>(end));
+      begin = end;
+    }
+    return keys;
+  }
+
   int64_t min_count_;
   std::size_t max_size_;
   bool by_first_;
@@ -173,7 +209,10 @@ class CategorifyOp : public ColumnsOp {
   void end_fit() override {
     last_spilled_runs_ = counter_.spilled_runs();
     std::vector<Selector> sel;
-    for (std::size_t ci = 0; ci < columns_.size(); ++ci) sel.emplace_back(p_.min_count, p_.max_size, p_.order == "first");
+    for (std::size_t ci = 0; ci < columns_.size(); ++ci) {
+      sel.emplace_back(p_.min_count, p_.max_size, p_.order == "first");
+      sel.back().reserve(counter_.distinct_upper_bound(ci));
+    }
     counter_.finish(threads_, [&](std::size_t col, const KeyCount& kc) { sel[col].add(kc); });
     std::vector<Dictionary> dicts(columns_.size());
     // Sorting the kept keys and building the lookup tables is per column: one column per task, the

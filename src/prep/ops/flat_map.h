@@ -206,6 +206,7 @@ class CountTable {
       free_.push_back(std::move(b));
     }
     std::size_t reused() const { return reused_; }  // take() calls served from the pool, for tests
+    void release() { free_.clear(); }                // frees the arrays held (tables keep using the pool)
 
    private:
     std::vector<ZeroBuffer<Slot>> free_;
@@ -319,6 +320,30 @@ class CountTable {
     for (; pending > 0; --pending, head = (head + 1) % kAhead) absorb(ring_key[head], ring_h[head]);
   }
 
+  // find() that also takes the entry out of later visits: its count becomes 0 (for_each still visits it,
+  // with count 0; lookups of other keys are unaffected). For for_each_union, on tables about to go.
+  bool take(int64_t key, uint64_t h, int64_t& count, int64_t& first) {
+    if (key == kEmptyKey) [[unlikely]] {
+      if (!has_empty_key_ || empty_key_.count == 0) return false;
+      count = empty_key_.count;
+      first = empty_key_.first;
+      empty_key_.count = 0;
+      return true;
+    }
+    const int64_t sk = stored_key(key);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.key == sk) {
+        if (s.count == 0) return false;
+        count = s.count;
+        first = track_first_ ? first_[i] : 0;
+        s.count = 0;
+        return true;
+      }
+      if (s.key == 0) return false;
+    }
+  }
+
   // Count and first row of key, whose hash h = mix64(key) is known; false when the key is absent.
   bool find(int64_t key, uint64_t h, int64_t& count, int64_t& first) const {
     if (key == kEmptyKey) [[unlikely]] {
@@ -428,11 +453,13 @@ class CountTable {
 // Visits every distinct key of the union of `tables` once, with its totals (counts summed, first = the
 // smallest): the entries merge_from would leave in one table, in another order, without building that
 // table. Merging grew the biggest table of a column (fresh memory, a rehash, a scan of twice the slots)
-// on one thread while the others waited; here each table's entries are looked up in the others, with
-// the probes of a block of entries prefetched together so their cache misses overlap. A key is reported
-// by the first table holding it. O(T^2) lookups per key: meant for a few tables (one per thread).
+// on one thread while the others waited; here each table's entries are looked up in the later tables,
+// with the probes of a block of entries prefetched together so their cache misses overlap. A key is
+// reported by the first table holding it, which takes it out of the later ones (CountTable::take), so
+// those skip it without a lookup. Consumes the tables: afterwards they are only fit to be destroyed or
+// reset. O(T^2) lookups per key at worst: meant for a few tables (one per thread).
 template <class F>
-void for_each_union(const std::vector<const CountTable*>& tables, F&& f) {
+void for_each_union(const std::vector<CountTable*>& tables, F&& f) {
   constexpr std::size_t kBlock = 32;
   const std::size_t T = tables.size();
   struct Pending {
@@ -445,27 +472,25 @@ void for_each_union(const std::vector<const CountTable*>& tables, F&& f) {
   auto resolve = [&] {
     for (std::size_t j = 0; j < filled; ++j) {
       KeyCount kc = block[j].kc;
-      bool seen_before = false;
-      for (std::size_t t = 0; t < T && !seen_before; ++t) {
-        if (t == owner) continue;
+      for (std::size_t t = owner + 1; t < T; ++t) {
         int64_t count = 0, first = 0;
-        if (!tables[t]->find(kc.key, block[j].h, count, first)) continue;
-        if (t < owner) {
-          seen_before = true;  // reported with the earlier table's entries
-        } else {
-          kc.count += count;
-          kc.first = std::min(kc.first, first);
-        }
+        if (!tables[t]->take(kc.key, block[j].h, count, first)) continue;
+        kc.count += count;
+        kc.first = std::min(kc.first, first);
       }
-      if (!seen_before) f(kc);
+      f(kc);
     }
     filled = 0;
   };
   for (owner = 0; owner < T; ++owner) {
     tables[owner]->for_each([&](const KeyCount& kc) {
+      if (kc.count == 0) return;  // taken by an earlier table
+      if (owner + 1 == T) {  // the last table: nothing left to look up
+        f(kc);
+        return;
+      }
       const uint64_t h = mix64(static_cast<uint64_t>(kc.key));
-      for (std::size_t t = 0; t < T; ++t)
-        if (t != owner) tables[t]->prefetch_read(h);
+      for (std::size_t t = owner + 1; t < T; ++t) tables[t]->prefetch(h);
       block[filled++] = Pending{kc, h};
       if (filled == kBlock) resolve();
     });

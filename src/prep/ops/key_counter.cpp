@@ -212,9 +212,21 @@ int64_t KeyCounter::spilled_runs() const {
   return n;
 }
 
+std::size_t KeyCounter::distinct_upper_bound(std::size_t col) const {
+  std::size_t n = 0;
+  for (const auto& ts : threads_) {
+    n += ts->tables[col].size();
+    for (const RunFile& r : ts->runs[col]) n += static_cast<std::size_t>(r.records());
+  }
+  return n;
+}
+
 void KeyCounter::finish(int threads, const std::function<void(std::size_t, const KeyCount&)>& sink) {
   // Biggest columns first: a few columns hold most keys, and one of them started last would leave the
   // other threads idle at the end (the fit's end is a serial stretch of the run).
+  // Arrays the tables grew out of are of no more use: freed now, their memory serves what the visits and
+  // column_done build instead of fresh pages.
+  for (auto& ts : threads_) ts->pool.release();
   std::vector<std::size_t> order(columns_);
   std::vector<std::size_t> keys(columns_, 0);
   for (std::size_t c = 0; c < columns_; ++c) {
@@ -239,8 +251,7 @@ void KeyCounter::finish_column(std::size_t col, const std::function<void(std::si
   // threads, the other tables are hashed into the largest one), no sort needed (the sink sees the same
   // set of totals as the merge below would give, in another order).
   if (runs.empty() && tables.size() <= kMaxUnionTables) {
-    std::vector<const CountTable*> view(tables.begin(), tables.end());
-    for_each_union(view, [&](const KeyCount& kc) { sink(col, kc); });
+    for_each_union(tables, [&](const KeyCount& kc) { sink(col, kc); });
     for (auto& ts : threads_) ts->tables[col] = CountTable();
     return;
   }

@@ -69,6 +69,10 @@ class KeyCounter {
   // Releases all counting memory and temporary files.
   void finish(int threads, const std::function<void(std::size_t col, const KeyCount& kc)>& sink);
 
+  // At least the number of distinct keys finish() will visit in column col (no more than the keys
+  // counted so far, merged runs included), for sizing what the visits fill.
+  std::size_t distinct_upper_bound(std::size_t col) const;
+
   // Runs written so far (all columns and threads), for tests and summaries.
   int64_t spilled_runs() const;
 
