@@ -102,10 +102,16 @@ std::string_view kind_name(ColumnKind k) {
 }
 
 // Running statistics of one column; `present` counts the values min/max/mean are over.
+// Id columns up to this cardinality mark the ids they hold in a byte map (a plain store per value)
+// rather than the bitmap (a read-modify-write per value, one after the other when ids repeat: the most
+// frequent ids are the most common values).
+inline constexpr int64_t kMaxByteMapCardinality = int64_t{1} << 20;
+
 struct StatAcc {
   int64_t rows = 0, missing = 0, present = 0;
   double sum = 0, min = std::numeric_limits<double>::infinity(), max = -std::numeric_limits<double>::infinity();
-  std::vector<uint64_t> seen;  // id bitmap for distinct counts
+  std::vector<uint64_t> seen;       // id bitmap for distinct counts (large cardinalities)
+  std::vector<uint8_t> seen_bytes;  // or one byte per id (up to kMaxByteMapCardinality), plus a spare one
 
   void add(double v) {
     ++present;
@@ -125,10 +131,51 @@ struct StatAcc {
     if (is_id_role(c.role) && c.cardinality <= kMaxDistinctCardinality) {
       s.distinct = 0;
       for (uint64_t w : seen) s.distinct += std::popcount(w);
+      for (std::size_t k = 0; k + 1 < seen_bytes.size(); ++k) s.distinct += seen_bytes[k];  // the last: spare
     }
     return s;
   }
 };
+
+// Missing count (NaN), sum, min and max of n floats into st, in four interleaved lanes: one running sum
+// was a chain of dependent additions, and the sum, min and max stored back to st for every value.
+void float_stats(const float* x, int64_t n, StatAcc& st) {
+  double sum[4] = {0, 0, 0, 0};
+  float lo[4], hi[4];
+  int64_t nan[4] = {0, 0, 0, 0};
+  for (int j = 0; j < 4; ++j) {
+    lo[j] = std::numeric_limits<float>::infinity();
+    hi[j] = -std::numeric_limits<float>::infinity();
+  }
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4)
+    for (int j = 0; j < 4; ++j) {
+      const float v = x[k + j];
+      const bool miss = v != v;
+      nan[j] += miss;
+      sum[j] += miss ? 0.0 : static_cast<double>(v);
+      lo[j] = v < lo[j] ? v : lo[j];  // false for NaN: skipped
+      hi[j] = v > hi[j] ? v : hi[j];
+    }
+  for (; k < n; ++k) {
+    const float v = x[k];
+    const bool miss = v != v;
+    nan[0] += miss;
+    sum[0] += miss ? 0.0 : static_cast<double>(v);
+    lo[0] = v < lo[0] ? v : lo[0];
+    hi[0] = v > hi[0] ? v : hi[0];
+  }
+  const int64_t missing = nan[0] + nan[1] + nan[2] + nan[3];
+  st.missing += missing;
+  st.present += n - missing;
+  st.sum += (sum[0] + sum[1]) + (sum[2] + sum[3]);
+  for (int j = 0; j < 4; ++j) {
+    if (lo[j] <= hi[j]) {  // the lane saw a value
+      st.min = std::min(st.min, static_cast<double>(lo[j]));
+      st.max = std::max(st.max, static_cast<double>(hi[j]));
+    }
+  }
+}
 
 json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
@@ -465,12 +512,7 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
         } else {
           for (int64_t k = 0; k < n; ++k) dst[k] = s[row_at(k)];
         }
-        for (int64_t k = 0; k < n; ++k) {
-          if (std::isnan(dst[k]))
-            ++st.missing;
-          else
-            st.add(dst[k]);
-        }
+        float_stats(dst, n, st);
         break;
       }
       case DType::kI32: {
@@ -479,8 +521,11 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
         buf.i32.resize_for_overwrite(base + n);
         int32_t* dst = buf.i32.data() + base;
         const int64_t card = dc.cardinality;
-        if (st.seen.empty() && card <= kMaxDistinctCardinality) st.seen.assign((card + 63) / 64, 0);
-        const bool track = !st.seen.empty();
+        if (st.seen.empty() && st.seen_bytes.empty()) {
+          if (card <= kMaxByteMapCardinality) st.seen_bytes.assign(static_cast<std::size_t>(card) + 1, 0);
+          else if (card <= kMaxDistinctCardinality) st.seen.assign((card + 63) / 64, 0);
+        }
+        const bool track = !st.seen.empty() || !st.seen_bytes.empty();
         int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
         double sum = 0;
         int64_t present = 0;
@@ -491,7 +536,8 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
           uint64_t bad = 0;
           const int64_t* src = col.i.data() + first;
           const uint8_t* valid = col.valid.empty() ? nullptr : col.valid.data() + first;
-          uint64_t* seen = track ? st.seen.data() : nullptr;
+          uint64_t* seen = st.seen.empty() ? nullptr : st.seen.data();
+          uint8_t* seen_bytes = st.seen_bytes.empty() ? nullptr : st.seen_bytes.data();
           for (int64_t k = 0; k < n; ++k) {
             const int64_t m = valid ? (valid[k] != 0) : 1;  // 1: present
             const int64_t v = src[k] & -m;                  // missing rows store 0
@@ -502,7 +548,9 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
             ipresent += m;
             lo = std::min(lo, m ? v : std::numeric_limits<int64_t>::max());
             hi = std::max(hi, m ? v : std::numeric_limits<int64_t>::min());
-            if (seen) {
+            if (seen_bytes) {
+              seen_bytes[m & !out ? v : card] = 1;  // missing or out of range: the spare byte past the ids
+            } else if (seen) {
               const int64_t at = out ? 0 : v;  // never index out of the bitmap
               seen[at >> 6] |= static_cast<uint64_t>(m & !out) << (at & 63);
             }
@@ -537,7 +585,8 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
           hi = std::max(hi, v);
           sum += static_cast<double>(v);
           ++present;
-          if (track) st.seen[v >> 6] |= uint64_t{1} << (v & 63);
+          if (!st.seen_bytes.empty()) st.seen_bytes[v] = 1;
+          else if (track) st.seen[v >> 6] |= uint64_t{1} << (v & 63);
         }
         if (present > 0) {
           st.present += present;

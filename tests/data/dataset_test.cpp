@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -207,6 +208,39 @@ TEST(Dataset, StatsCoverAllSplits) {
 // The writer accumulates id statistics with a branch-free loop for contiguous rows and a plain one for
 // rows routed to several splits: the same rows must give the same stats either way (stats cover all
 // splits together).
+// Distinct ids are marked in a byte map up to 2^20 ids and in a bitmap above: the same ids give the same
+// counts either way, missing rows and out-of-range values under a missing flag marking nothing (id 0
+// never occurs as a present value here, so a mark left by a missing row would show).
+TEST(Dataset, DistinctIdsCountTheSameInByteMapAndBitmap) {
+  TempDir tmp;
+  const int64_t big = (int64_t{1} << 20) + 7;
+  DatasetWriter w(tmp / "ds", {col("small", Role::kCategorical, 5000), col("large", Role::kCategorical, big)}, {});
+  std::vector<bool> seen(5000, false);
+  for (int64_t first = 0; first < 30000; first += 7000) {
+    Chunk ch;
+    ch.rows = std::min<int64_t>(7000, 30000 - first);
+    ch.first_row = first;
+    for (const char* name : {"small", "large"}) {
+      Column& c = ch.add_column(name, Role::kCategorical, ColumnKind::kInt);
+      for (int64_t r = 0; r < ch.rows; ++r) {
+        const int64_t g = first + r;
+        const bool missing = g % 7 == 0;
+        c.i[r] = missing ? (g % 2 ? 0 : 999999999) : (g * g) % 4999 + (g % 13 == 5 ? 0 : 1);
+        c.valid[r] = !missing;
+        if (!missing && name[0] == 's') seen[static_cast<std::size_t>(c.i[r])] = true;
+      }
+    }
+    w.append(ch);
+  }
+  w.commit();
+  Dataset ds = Dataset::open(tmp / "ds");
+  const int64_t want = std::count(seen.begin(), seen.end(), true);
+  EXPECT_GT(want, 1000);
+  EXPECT_EQ(ds.columns()[0].stats.distinct, want);
+  EXPECT_EQ(ds.columns()[1].stats.distinct, want);
+  EXPECT_EQ(ds.columns()[0].stats.missing, ds.columns()[1].stats.missing);
+}
+
 TEST(Dataset, StatsOfRoutedRowsEqualStatsOfContiguousRows) {
   TempDir tmp;
   const int64_t n = 1000;
