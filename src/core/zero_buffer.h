@@ -122,6 +122,10 @@ class PageVector {
   const T* data() const { return ext_ ? ext_ : mem_.data(); }
   T& operator[](std::size_t i) { return data()[i]; }
   const T& operator[](std::size_t i) const { return data()[i]; }
+  T* begin() { return data(); }
+  T* end() { return data() + n_; }
+  const T* begin() const { return data(); }
+  const T* end() const { return data() + n_; }
   void clear() { n_ = 0; }
   // Stores into [p, p + cap) from now on (not owned: a piece of a bigger buffer, so that many small
   // vectors share huge pages instead of each touching a 2 MiB page of its own). Empties the vector;

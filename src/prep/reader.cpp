@@ -241,13 +241,7 @@ class RecordBuffer {
   // Reads until `want` bytes are buffered or the data ends.
   void fill(std::size_t want) {
     if (eof_ || have_ >= want) return;
-    if (buf_.capacity() < want) {
-      // A new chunk-sized buffer (the first few; later ones are recycled): huge pages spare ~1000
-      // page faults per 4 MiB. Over-allocating one huge page makes room for aligned ones inside.
-      buf_.reserve(want + (want >= kHugePage ? kHugePage : 0));
-      advise_huge_pages(buf_.data(), buf_.capacity());
-    }
-    if (buf_.size() < want) buf_.resize(want);
+    if (buf_.size() < want) buf_.resize(want);  // new bytes are not initialised: read over next
     const std::size_t got = src_->read_full(buf_.data() + have_, want - have_);
     if (got < want - have_) eof_ = true;
     have_ += got;
@@ -261,18 +255,14 @@ class RecordBuffer {
     std::memmove(buf_.data(), buf_.data() + n, have_ - n);
     have_ -= n;
   }
-  // Returns the first n bytes as a string and keeps the rest. The big buffer moves out whole so only the
-  // (short) partial record after it is copied, into `spare` (a buffer the parser is done with: reusing
-  // its memory spares the page faults of a fresh chunk-sized allocation).
-  //
-  // The spare keeps its length (bytes past have_ are never read): cutting it down to the partial record
-  // made the next fill() zero the whole chunk-sized tail before reading over it, a memset of every byte
-  // of input.
-  std::string take(std::size_t n, std::string spare = {}) {
+  // Returns the first n bytes and keeps the rest. The big buffer moves out whole so only the (short)
+  // partial record after it is copied, into `spare` (a buffer the parser is done with: reusing its memory
+  // spares the page faults of a fresh chunk-sized allocation).
+  TextBytes take(std::size_t n, TextBytes spare = {}) {
     const std::size_t rest = have_ - n;
     if (spare.size() < rest) spare.resize(rest);
     if (rest > 0) std::memcpy(spare.data(), buf_.data() + n, rest);
-    std::string out = std::move(buf_);
+    TextBytes out = std::move(buf_);
     buf_ = std::move(spare);
     have_ = rest;
     out.resize(n);
@@ -285,7 +275,7 @@ class RecordBuffer {
 
  private:
   std::unique_ptr<text::ByteSource> src_;
-  std::string buf_;
+  TextBytes buf_;
   std::size_t have_ = 0;
   bool eof_ = false;
   bool at_start_ = true;
@@ -473,7 +463,7 @@ struct TextReader::Impl {
   std::mutex mu;
   std::condition_variable not_empty, not_full;
   std::deque<TextChunk> queue;
-  std::vector<std::string> spare_texts;  // texts of parsed chunks, handed back by next() for reuse
+  std::vector<TextBytes> spare_texts;  // texts of parsed chunks, handed back by next() for reuse
   bool done = false, stop = false;
   std::exception_ptr error;
   std::thread worker;
@@ -671,7 +661,7 @@ void TextReader::Impl::produce_file(int file_index, int64_t& global_row, int64_t
       continue;
     }
     TextChunk c;
-    std::string spare;
+    TextBytes spare;
     {
       std::lock_guard lk(mu);
       if (!spare_texts.empty()) {
@@ -1242,6 +1232,35 @@ void TextReader::skip_values(const std::vector<std::string>& columns) {
       for (FieldPlan& f : p.fields)
         if (f.schema_col == k) f.kind = FieldKind::kSkip;  // its output column stays, sized and unwritten
   }
+}
+
+TextBytes::TextBytes(TextBytes&& o) noexcept
+    : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)), cap_(std::exchange(o.cap_, 0)) {}
+
+TextBytes& TextBytes::operator=(TextBytes o) noexcept {
+  std::swap(p_, o.p_);
+  std::swap(n_, o.n_);
+  std::swap(cap_, o.cap_);
+  return *this;
+}
+
+TextBytes::~TextBytes() { free_zeroed(p_, cap_); }
+
+void TextBytes::reserve(std::size_t cap) {
+  if (cap <= cap_) return;
+  // Big buffers round up to whole huge pages (what their mapping takes anyway).
+  if (cap >= kHugeThreshold) cap = (cap + kHugePage - 1) & ~(kHugePage - 1);
+  char* p = static_cast<char*>(alloc_zeroed(cap));
+  if (n_) std::memcpy(p, p_, n_);
+  free_zeroed(p_, cap_);
+  p_ = p;
+  cap_ = cap;
+}
+
+void TextBytes::assign(std::string_view s) {
+  n_ = 0;
+  resize(s.size());
+  if (!s.empty()) std::memcpy(p_, s.data(), s.size());
 }
 
 int64_t TextReader::fast_path_chunks() const { return impl_->fast_chunks.load(); }

@@ -30,14 +30,14 @@ class Selector {
     } else if (kept_.size() < max_size_) {
       kept_.push_back(kc);
       std::push_heap(kept_.begin(), kept_.end(), MoreFrequent{});  // front: the least frequent kept key
-    } else if (MoreFrequent{}(kc, kept_.front())) {
+    } else if (MoreFrequent{}(kc, kept_[0])) {
       std::pop_heap(kept_.begin(), kept_.end(), MoreFrequent{});
-      kept_.back() = kc;
+      kept_[kept_.size() - 1] = kc;
       std::push_heap(kept_.begin(), kept_.end(), MoreFrequent{});
     }
   }
 
-  // Room for n keys without regrowing (the vector's untouched tail costs no memory).
+  // Room for n keys without regrowing (untouched pages of a fresh reservation cost no memory).
   void reserve(std::size_t n) { kept_.reserve(max_size_ ? std::min(n, max_size_) : n); }
 
   // The kept keys in id order.
@@ -52,7 +52,7 @@ class Selector {
     } else {
       keys = by_frequency();
     }
-    kept_ = {};
+    kept_ = PageVector<KeyCount>();
     return keys;
   }
   int64_t distinct() const { return distinct_; }
@@ -102,7 +102,9 @@ class Selector {
   std::size_t max_size_;
   bool by_first_;
   int64_t distinct_ = 0;
-  std::vector<KeyCount> kept_;
+  // Zeroed huge-page memory (core/zero_buffer.h): the big columns keep hundreds of thousands of keys,
+  // which in a std::vector were thousands of page faults.
+  PageVector<KeyCount> kept_;
 };
 
 class CategorifyOp : public ColumnsOp {
