@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -60,16 +61,17 @@ class SyncQueue {
 
   // Takes ownership of fd.
   void sync_and_close(int fd, const fs::path& path) {
-    while (pending_.size() >= 4) reap_oldest();
-    auto s = std::make_unique<Pending>();
-    s->fd = fd;
-    s->path = path;
-    Pending* raw = s.get();
-    s->thread = std::thread([raw] {
-      if (::fdatasync(raw->fd) != 0) raw->error = errno;
-      if (::close(raw->fd) != 0 && raw->error == 0) raw->error = errno;
-    });
-    pending_.push_back(std::move(s));
+    while (pending_.size() >= kInFlight) reap_oldest();
+    start(fd, path);
+  }
+
+  // sync_and_close() when fewer than kInFlight syncs are still running, without waiting; false (fd left
+  // to the caller) otherwise. For flushes that only shorten a later one.
+  bool try_sync_and_close(int fd, const fs::path& path) {
+    while (!pending_.empty() && pending_.front()->done.load()) reap_oldest();
+    if (pending_.size() >= kInFlight) return false;
+    start(fd, path);
+    return true;
   }
 
   // Waits for every sync so far; throws IoError naming the first file that failed.
@@ -81,12 +83,26 @@ class SyncQueue {
   }
 
  private:
+  static constexpr std::size_t kInFlight = 4;
   struct Pending {
     int fd = -1;
     fs::path path;
     int error = 0;
+    std::atomic<bool> done{false};
     std::thread thread;
   };
+  void start(int fd, const fs::path& path) {
+    auto s = std::make_unique<Pending>();
+    s->fd = fd;
+    s->path = path;
+    Pending* raw = s.get();
+    s->thread = std::thread([raw] {
+      if (::fdatasync(raw->fd) != 0) raw->error = errno;
+      if (::close(raw->fd) != 0 && raw->error == 0) raw->error = errno;
+      raw->done.store(true);
+    });
+    pending_.push_back(std::move(s));
+  }
   void reap_oldest() {
     std::unique_ptr<Pending> s = std::move(pending_.front());
     pending_.erase(pending_.begin());
@@ -300,12 +316,12 @@ class PositionalFileWriter {
 
   bool direct() const { return direct_; }
 
-  // Queues a flush of what was written so far, the file staying open: the flush at close then has
-  // less to wait for.
+  // Starts a flush of what was written so far, the file staying open, unless `syncs` is busy (then
+  // nothing): the flush at close then has less to wait for. Never waits.
   void sync_later(SyncQueue& syncs) {
     const int fd = ::dup(fd_);
     if (fd < 0) fail("cannot duplicate the descriptor of");
-    syncs.sync_and_close(fd, path_);
+    if (!syncs.try_sync_and_close(fd, path_)) ::close(fd);
   }
 
   // Cuts the file to `size` bytes (the zeros written past its end go) and hands it to `syncs`.

@@ -147,6 +147,22 @@ TEST(SyncQueue, ManyFilesAllSyncedAndClosed) {
   EXPECT_NO_THROW(syncs.wait());
   for (int k = 0; k < 9; ++k) EXPECT_EQ(read_all(tmp / ("f" + std::to_string(k))), "file " + std::to_string(k));
   EXPECT_NO_THROW(syncs.wait());  // nothing pending: a no-op
+
+  // The non-waiting form: taken whenever fewer than its limit are running (none here); a refusal would
+  // leave the descriptor to the caller.
+  const int fd = ::open((tmp / "f0").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(syncs.try_sync_and_close(fd, tmp / "f0"));
+  EXPECT_NO_THROW(syncs.wait());
+  int accepted = 0;
+  for (int k = 0; k < 12; ++k) {
+    const int d = ::open((tmp / "f1").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(d, 0);
+    if (syncs.try_sync_and_close(d, tmp / "f1")) ++accepted;
+    else ::close(d);
+  }
+  EXPECT_GE(accepted, 4);
+  EXPECT_NO_THROW(syncs.wait());
 }
 
 }  // namespace
