@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace bluewhale {
@@ -54,11 +56,14 @@ TEST(ParallelForDynamic, VisitsAllAndStopsAfterError) {
   });
   for (auto& h : hits) EXPECT_EQ(h.load(), 1);
 
+  // Items take a little time, so that the other thread cannot run through all of them in the moment
+  // between the throw and the stop (as it could when the thrower was descheduled on a busy machine).
   std::atomic<int64_t> visited{0};
   EXPECT_THROW(parallel_for_dynamic(100000, 2,
                                     [&](int64_t i, int) {
                                       visited++;
                                       if (i == 10) throw std::logic_error("stop");
+                                      std::this_thread::sleep_for(std::chrono::microseconds(20));
                                     }),
                std::logic_error);
   EXPECT_LT(visited.load(), 100000);
