@@ -101,12 +101,12 @@ std::string_view kind_name(ColumnKind k) {
   return "?";
 }
 
-// Running statistics of one column; `present` counts the values min/max/mean are over.
 // Id columns up to this cardinality mark the ids they hold in a byte map (a plain store per value)
 // rather than the bitmap (a read-modify-write per value, one after the other when ids repeat: the most
 // frequent ids are the most common values).
 inline constexpr int64_t kMaxByteMapCardinality = int64_t{1} << 20;
 
+// Running statistics of one column; `present` counts the values min/max/mean are over.
 struct StatAcc {
   int64_t rows = 0, missing = 0, present = 0;
   double sum = 0, min = std::numeric_limits<double>::infinity(), max = -std::numeric_limits<double>::infinity();

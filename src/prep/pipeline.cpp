@@ -397,7 +397,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   int fit_passes = 0;
   // needed[p][i]: operator i must transform during fit pass p because an operator fitted in that pass reads
   // (directly or through other operators) what it writes. The rest wait for the write pass.
-  auto needed_in_pass = [&](int pass) {
+  // `read`, when given, gets the columns those operators read (names may repeat).
+  auto needed_in_pass = [&](int pass, std::vector<std::string>* read = nullptr) {
     std::vector<bool> need(ops.size(), false);
     std::vector<std::string> wanted;
     for (std::size_t j = ops.size(); j-- > 0;) {
@@ -414,6 +415,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         for (const auto& in : ops[j]->inputs()) wanted.push_back(in);
       }
     }
+    if (read) *read = wanted;
     return need;
   };
   if (applying) {
@@ -497,11 +499,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       // delimited (Criteo's dense fields, a third of the parsing). Not when dropping bad rows (every field
       // decides which rows count) nor when filling the cache (a later pass replays every column).
       if (!write && !fill_cache && recipe.input.format.on_bad_rows == "error") {
-        const std::vector<bool> need_now = needed_in_pass(pass);
         std::vector<std::string> wanted;
-        for (std::size_t i = 0; i < ops.size(); ++i)
-          if (avail[i] == pass + 1 || (need_now[i] && avail[i] <= pass))
-            for (const auto& in : ops[i]->inputs()) wanted.push_back(in);
+        needed_in_pass(pass, &wanted);
         if (recipe.split.by == "time") wanted.push_back(recipe.split.column);
         std::vector<std::string> skip;
         for (const auto& c : recipe.input.columns)

@@ -327,6 +327,37 @@ TEST(ParseInt64, AcceptsFullRangeAndRejectsOverflowAndJunk) {
 // ---------------------------------------------------------------------------------------------------
 // Layouts and roles
 
+// Chunk text storage: growth keeps what was there (small to huge-page sizes), copies are deep, moves
+// leave the source empty and usable, and equality compares bytes.
+TEST(TextBytes, GrowsCopiesAndMovesLikeAString) {
+  TextBytes t;
+  EXPECT_TRUE(t.empty());
+  std::string ref;
+  for (int k = 0; k < 300000; ++k) {  // through calloc'd sizes into 2 MiB-mapped ones
+    const char c = static_cast<char>('a' + k % 26);
+    t.push_back(c);
+    ref.push_back(c);
+  }
+  EXPECT_EQ(t.view(), ref);
+  EXPECT_GE(t.capacity(), t.size());
+  t.resize(5 << 20);  // grows past a huge page: the old bytes stay, the new ones are unspecified
+  EXPECT_EQ(t.view().substr(0, ref.size()), ref);
+  t.resize(ref.size());
+  TextBytes copy = t;
+  EXPECT_EQ(copy, t);
+  copy.data()[0] = 'Z';
+  EXPECT_EQ(t.view()[0], 'a');  // deep
+  EXPECT_FALSE(copy == t);
+  TextBytes moved = std::move(t);
+  EXPECT_EQ(moved.view(), ref);
+  EXPECT_TRUE(t.empty());
+  t.assign("again");
+  EXPECT_EQ(t.view(), "again");
+  EXPECT_EQ(t.back(), 'n');
+  moved = std::move(t);
+  EXPECT_EQ(moved, TextBytes("again"));
+}
+
 TEST(TextReader, ParsesEveryRoleIntoTypedColumnsInSchemaOrder) {
   TempDir dir;
   write_text(dir / "a.tsv",

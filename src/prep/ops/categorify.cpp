@@ -37,8 +37,13 @@ class Selector {
     }
   }
 
-  // Room for n keys without regrowing (untouched pages of a fresh reservation cost no memory).
-  void reserve(std::size_t n) { kept_.reserve(max_size_ ? std::min(n, max_size_) : n); }
+  // Room for n keys without regrowing (untouched pages of a fresh reservation cost no memory), up to
+  // kMaxReserve: a spilled column's bound can be far above what is kept, and the reservation is address
+  // space all the same; beyond it the vector grows by doubling.
+  void reserve(std::size_t n) {
+    constexpr std::size_t kMaxReserve = std::size_t{1} << 22;
+    kept_.reserve(std::min(max_size_ ? std::min(n, max_size_) : n, kMaxReserve));
+  }
 
   // The kept keys in id order.
   std::vector<int64_t> finish() {

@@ -222,11 +222,11 @@ std::size_t KeyCounter::distinct_upper_bound(std::size_t col) const {
 }
 
 void KeyCounter::finish(int threads, const std::function<void(std::size_t, const KeyCount&)>& sink) {
+  // The arrays the tables grew out of are of no more use: freed now, their memory (kept by the process,
+  // see core/zero_buffer.h) serves what the caller builds from the totals instead of fresh pages.
+  for (auto& ts : threads_) ts->pool.release();
   // Biggest columns first: a few columns hold most keys, and one of them started last would leave the
   // other threads idle at the end (the fit's end is a serial stretch of the run).
-  // Arrays the tables grew out of are of no more use: freed now, their memory serves what the visits and
-  // column_done build instead of fresh pages.
-  for (auto& ts : threads_) ts->pool.release();
   std::vector<std::size_t> order(columns_);
   std::vector<std::size_t> keys(columns_, 0);
   for (std::size_t c = 0; c < columns_; ++c) {
