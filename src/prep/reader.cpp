@@ -15,12 +15,14 @@
 #include <emmintrin.h>
 #endif
 
+#include "bluewhale/core/cpu.h"
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
 #include "bluewhale/core/io.h"
 #include "core/zero_buffer.h"
 #include "prep/decompress.h"
 #include "prep/parse_number.h"
+#include "prep/scan_kernels.h"
 
 // XXH3 compiled into this file (the same algorithm and results as hash_string, which calls the shared
 // library): categorical fields are hashed once each, 26 per Criteo row, and a call into the library per
@@ -32,14 +34,6 @@ namespace bluewhale {
 namespace {
 
 constexpr std::size_t kNpos = std::numeric_limits<std::size_t>::max();
-
-// Set bits of x. __builtin_popcountll is a libgcc call on baseline x86-64 (no POPCNT instruction).
-inline std::size_t popcount64(uint64_t x) {
-  x -= (x >> 1) & 0x5555555555555555;
-  x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333);
-  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F;
-  return static_cast<std::size_t>((x * 0x0101010101010101) >> 56);
-}
 
 inline uint64_t load_u64(const char* p) {
   uint64_t x;
@@ -330,53 +324,6 @@ class SeparatorScan {
   void seek(std::size_t pos) {
     base_ = pos & ~std::size_t{63};
     mask_ = block(base_) & (~uint64_t{0} << (pos - base_));
-  }
-  // Bit i set when byte at + i (< n) is a separator; `at` is a multiple of 64. `nl` gets the bits of
-  // the '\n' among them.
-  uint64_t mask_at(std::size_t at, uint64_t& nl) const {
-#if defined(__SSE2__)
-    if (at + 64 <= n_) {
-      const __m128i d = _mm_set1_epi8(delim_), nv = _mm_set1_epi8('\n');
-      uint64_t m = 0, l = 0;
-      for (int k = 0; k < 4; ++k) {
-        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s_ + at + 16 * k));
-        const __m128i isnl = _mm_cmpeq_epi8(x, nv);
-        const __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(x, d), isnl);
-        m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(hit))) << (16 * k);
-        l |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(isnl))) << (16 * k);
-      }
-      nl = l;
-      return m;
-    }
-#endif
-    uint64_t m = 0, l = 0;
-    const std::size_t end = std::min(at + 64, n_);
-    for (std::size_t i = at; i < end; ++i) {
-      const char c = s_[i];
-      if (c == delim_ || c == '\n') m |= uint64_t{1} << (i - at);
-      if (c == '\n') l |= uint64_t{1} << (i - at);
-    }
-    nl = l;
-    return m;
-  }
-  // Bit i set when byte at + i (< n) is the quote character.
-  uint64_t quotes_at(std::size_t at) const {
-#if defined(__SSE2__)
-    if (at + 64 <= n_) {
-      const __m128i q = _mm_set1_epi8(quote_);
-      uint64_t m = 0;
-      for (int k = 0; k < 4; ++k) {
-        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s_ + at + 16 * k));
-        m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, q)))) << (16 * k);
-      }
-      return m;
-    }
-#endif
-    uint64_t m = 0;
-    const std::size_t end = std::min(at + 64, n_);
-    for (std::size_t i = at; i < end; ++i)
-      if (s_[i] == quote_) m |= uint64_t{1} << (i - at);
-    return m;
   }
   // Position of the next separator, or n at the end of the text.
   std::size_t next() {
@@ -1024,30 +971,20 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
   std::vector<uint32_t> P(kRegionBytes + 2 * 64 + nf + 1);
   P[0] = ~uint32_t{0};
   std::size_t k = 1;
-  SeparatorScan<kQuotes> scan(s, n, delim, quote);
+  const text::ScanSeparatorsFn scan_separators = text::scan_separators_for(simd_level());
   std::size_t blk = 0;
   int64_t row = 0;
   std::size_t newlines = 0;
   while (blk < n) {
     const std::size_t target = std::min(n, blk + kRegionBytes);
-    for (; blk < target; blk += 64) {
-      if (k + 64 + 16 > P.size()) P.resize(2 * P.size());  // records longer than a region
-      uint64_t nl = 0;
-      uint64_t m = scan.mask_at(blk, nl);
-      if (kQuotes && scan.quotes_at(blk) != 0) return false;  // quoted fields: the general loop
-      newlines += popcount64(nl);
-      const std::size_t cnt = popcount64(m);
-      uint32_t* o = P.data() + k;
-      const uint32_t base = static_cast<uint32_t>(blk);
-      // Eight offsets at a time whether or not that many bits are set (tzcnt of 0 writes junk past the
-      // count, overwritten later): fewer mispredicted loop exits than one bit per iteration.
-      for (std::size_t i = 0; i < cnt; i += 8, o += 8)
-        for (int u = 0; u < 8; ++u) {
-          o[u] = base + static_cast<uint32_t>(__builtin_ctzll(m | uint64_t{1} << 63));
-          m &= m - 1;
-        }
-      k += cnt;
-    }
+    const std::size_t room = (target - blk + 63) / 64 * 64 + text::kScanSlack;
+    if (k + room > P.size()) P.resize(2 * (k + room));  // records longer than a region
+    const text::ScanResult sr =
+        scan_separators(s, n, blk, target, delim, kQuotes ? static_cast<unsigned char>(quote) : -1, P.data() + k);
+    if (sr.quote) return false;  // quoted fields: the general loop
+    newlines += sr.newlines;
+    k += sr.count;
+    blk = (target + 63) / 64 * 64;
     // The complete records among the offsets: each has nf separators, the last a '\n' without '\r'
     // before it (not a blank line). That the others are delimiters is checked once for the chunk: it
     // holds exactly one '\n' per record (and no quote).

@@ -1,0 +1,40 @@
+// Separator offsets of delimited text: the innermost loop of the reader's fast parse path
+// (TextReader::Impl::parse_chunk_fast), one version per ISA level (scan_kernels.cpp: SSE2 baseline,
+// scan_kernels_avx2.cpp, scan_kernels_avx512.cpp), picked through simd_level() (core/cpu.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "bluewhale/core/cpu.h"
+
+namespace bluewhale::text {
+
+// Entries a kernel may write past the last offset it reports (whole vectors or unrolled groups).
+inline constexpr std::size_t kScanSlack = 16;
+
+struct ScanResult {
+  std::size_t count = 0;     // offsets written
+  std::size_t newlines = 0;  // how many of them are '\n'
+  bool quote = false;        // a byte equal to the quote character was seen (quote >= 0 only)
+};
+
+// Scans the 64-byte blocks of s that start at begin, begin + 64, ... below end; begin is a multiple of 64
+// and bytes at or past n (the text's size, below 2^32 - 64) are never read. Writes to out, in increasing
+// order, the offset from s of every byte equal to delim or '\n' and returns how many. out must have room
+// for (end - begin rounded up to 64) + kScanSlack entries: entries past the count may be overwritten.
+// quote < 0: no quote character.
+using ScanSeparatorsFn = ScanResult (*)(const char* s, std::size_t n, std::size_t begin, std::size_t end, char delim,
+                                        int quote, uint32_t* out);
+
+ScanResult scan_separators_baseline(const char* s, std::size_t n, std::size_t begin, std::size_t end, char delim,
+                                    int quote, uint32_t* out);
+ScanResult scan_separators_avx2(const char* s, std::size_t n, std::size_t begin, std::size_t end, char delim,
+                                int quote, uint32_t* out);
+ScanResult scan_separators_avx512(const char* s, std::size_t n, std::size_t begin, std::size_t end, char delim,
+                                  int quote, uint32_t* out);
+
+// The kernel for a level (the baseline for kScalar).
+ScanSeparatorsFn scan_separators_for(SimdLevel level);
+
+}  // namespace bluewhale::text

@@ -1,0 +1,84 @@
+#include "prep/scan_kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+namespace bluewhale::text {
+namespace {
+
+// The plain definition: every byte of [begin, min(end rounded up to 64, n)) that is delim or '\n'.
+struct Expected {
+  std::vector<uint32_t> offsets;
+  std::size_t newlines = 0;
+  bool quote = false;
+};
+Expected reference(const std::string& s, std::size_t begin, std::size_t end, char delim, int quote) {
+  Expected e;
+  const std::size_t stop = std::min((end + 63) / 64 * 64, s.size());
+  for (std::size_t i = begin; i < stop; ++i) {
+    if (s[i] == delim || s[i] == '\n') e.offsets.push_back(static_cast<uint32_t>(i));
+    e.newlines += s[i] == '\n';
+    e.quote = e.quote || (quote >= 0 && s[i] == static_cast<char>(quote));
+  }
+  return e;
+}
+
+std::vector<SimdLevel> levels() {
+  std::vector<SimdLevel> v = {SimdLevel::kScalar};
+  if (detected_simd_level() >= SimdLevel::kAvx2) v.push_back(SimdLevel::kAvx2);
+  if (detected_simd_level() >= SimdLevel::kAvx512) v.push_back(SimdLevel::kAvx512);
+  return v;
+}
+
+void check_all_levels(const std::string& s, std::size_t begin, std::size_t end, char delim, int quote,
+                      const std::string& what) {
+  const Expected want = reference(s, begin, end, delim, quote);
+  for (SimdLevel level : levels()) {
+    // The slack a caller must provide, filled with a marker that may be overwritten.
+    std::vector<uint32_t> out((end - begin + 63) / 64 * 64 + kScanSlack, 0xDEADBEEF);
+    const ScanResult r = scan_separators_for(level)(s.data(), s.size(), begin, end, delim, quote, out.data());
+    SCOPED_TRACE(what + " at level " + std::string(simd_level_name(level)));
+    ASSERT_EQ(r.count, want.offsets.size());
+    EXPECT_EQ(std::vector<uint32_t>(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(r.count)), want.offsets);
+    EXPECT_EQ(r.newlines, want.newlines);
+    EXPECT_EQ(r.quote, want.quote);
+  }
+}
+
+TEST(ScanSeparators, EveryLevelMatchesTheByteByByteDefinition) {
+  std::mt19937_64 rng(7);
+  // Texts whose length is not a multiple of 64 (a partial last block), with sparse to dense separators,
+  // scanned whole and in 64-aligned windows, with and without a quote character.
+  for (std::size_t n : {0, 1, 63, 64, 65, 127, 128, 1000, 4096 + 37}) {
+    for (int density : {0, 3, 30, 100}) {
+      std::string s(n, 'x');
+      for (char& c : s) {
+        const int u = static_cast<int>(rng() % 100);
+        c = u < density / 2 ? '\t' : u < density ? '\n' : u == 99 ? '"' : static_cast<char>('a' + rng() % 26);
+      }
+      const std::string what = "n " + std::to_string(n) + " density " + std::to_string(density);
+      check_all_levels(s, 0, n, '\t', -1, what);
+      check_all_levels(s, 0, n, '\t', '"', what + " quote");
+      check_all_levels(s, 0, n, ',', '"', what + " comma");
+      for (std::size_t b = 0; b < n; b += 64 * (1 + rng() % 3)) {
+        const std::size_t e = std::min(n, b + 64 * (1 + rng() % 4) - rng() % 40);
+        if (e > b) check_all_levels(s, b, e, '\t', -1, what + " window " + std::to_string(b));
+      }
+    }
+  }
+}
+
+TEST(ScanSeparators, AllSeparatorsAndNone) {
+  // Every byte a separator: 64 offsets per block, the most the caller's room allows for.
+  check_all_levels(std::string(200, '\t'), 0, 200, '\t', -1, "all tabs");
+  check_all_levels(std::string(200, '\n'), 0, 200, '\t', -1, "all newlines");
+  check_all_levels(std::string(200, 'q'), 0, 200, '\t', -1, "none");
+  // High-bit bytes (UTF-8) are never separators, also when compared as signed chars.
+  check_all_levels(std::string(130, '\xE9') + "\t\n", 0, 132, '\t', -1, "high bytes");
+}
+
+}  // namespace
+}  // namespace bluewhale::text
