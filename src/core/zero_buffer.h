@@ -6,11 +6,13 @@
 // third of a Criteo prep run's time went to page faults in count tables and cached chunks). Large
 // buffers here come straight from mmap, already zero, aligned to 2 MiB and advised as transparent huge
 // pages, so a 12 MiB table costs 6 faults instead of 3,000 and no fill pass. Small buffers use calloc.
-// From 256 KiB up a huge page (2 MiB of memory for a smaller buffer) is cheaper than 64+ page faults.
-// Without huge page support the advice is ignored and the buffer still works with ordinary pages.
+// From 256 KiB up a huge page is cheaper than 64+ page faults; buffers of 256 KiB to 1 MiB share huge
+// pages (power-of-two pieces of one, aligned to their size), since the kernel clears a whole 2 MiB page
+// on its first touch. Without huge page support the advice is ignored and the buffer still works with
+// ordinary pages.
 //
-// Freed large buffers are not unmapped at once but kept (up to kRegionCacheBytes per process) for the next
-// large allocation, which re-zeroes what it takes with memset: on those virtual machines memory a process
+// Freed large buffers are not unmapped at once but kept (up to kRegionCacheBytes per process; pieces
+// always) for the next large allocation, which re-zeroes what it takes with memset: on those virtual machines memory a process
 // touched before costs ~16 GB/s to clear, fresh pages ~0.5 GB/s (prep's count tables, freed after the fit,
 // become the dataset writer's buffers). The bound keeps peak memory close to what it was without reuse.
 #pragma once
@@ -117,9 +119,9 @@ template <class T>
 class PageVector {
  public:
   std::size_t size() const { return n_; }
-  std::size_t capacity() const { return ext_ ? ext_cap_ : mem_.size(); }
-  T* data() { return ext_ ? ext_ : mem_.data(); }
-  const T* data() const { return ext_ ? ext_ : mem_.data(); }
+  std::size_t capacity() const { return mem_.size(); }
+  T* data() { return mem_.data(); }
+  const T* data() const { return mem_.data(); }
   T& operator[](std::size_t i) { return data()[i]; }
   const T& operator[](std::size_t i) const { return data()[i]; }
   T* begin() { return data(); }
@@ -127,18 +129,8 @@ class PageVector {
   const T* begin() const { return data(); }
   const T* end() const { return data() + n_; }
   void clear() { n_ = 0; }
-  // Stores into [p, p + cap) from now on (not owned: a piece of a bigger buffer, so that many small
-  // vectors share huge pages instead of each touching a 2 MiB page of its own). Empties the vector;
-  // growing past cap is a programming error. A copy then shares that storage; moves are what callers use.
-  void use_external(T* p, std::size_t cap) {
-    mem_ = ZeroBuffer<T>();
-    ext_ = p;
-    ext_cap_ = cap;
-    n_ = 0;
-  }
   void reserve(std::size_t cap) {
-    BW_ASSERT(!ext_ || cap <= ext_cap_, "PageVector: external storage too small");
-    if (ext_ || cap <= mem_.size()) return;
+    if (cap <= mem_.size()) return;
     ZeroBuffer<T> bigger(cap);
     if (n_) std::memcpy(bigger.data(), mem_.data(), n_ * sizeof(T));
     mem_ = std::move(bigger);
@@ -154,8 +146,6 @@ class PageVector {
 
  private:
   ZeroBuffer<T> mem_;
-  T* ext_ = nullptr;
-  std::size_t ext_cap_ = 0;
   std::size_t n_ = 0;
 };
 

@@ -239,28 +239,26 @@ struct DatasetWriter::Impl {
       }
       return 0;
     }
-    // Points the value buffer of a fixed-width column at [p, p + rows values).
-    void use_external(DType t, char* p, std::size_t rows) {
+    // Room for `rows` values of a fixed-width column.
+    void reserve_fixed(DType t, std::size_t rows) {
       switch (t) {
-        case DType::kF32: f.use_external(reinterpret_cast<float*>(p), rows); return;
-        case DType::kI32: i32.use_external(reinterpret_cast<int32_t*>(p), rows); return;
-        case DType::kI64: i64.use_external(reinterpret_cast<int64_t*>(p), rows); return;
+        case DType::kF32: f.reserve(rows); return;
+        case DType::kI32: i32.reserve(rows); return;
+        case DType::kI64: i64.reserve(rows); return;
         case DType::kListI32: break;
       }
       BW_ASSERT(false, "dataset writer: list column in a streamed shard");
     }
   };
-  // Column buffers; streamed slices keep all columns in one arena (small per-column buffers would each
-  // touch a 2 MiB huge page of their own).
+  // Column buffers of a streamed slice (256 or 512 KiB each: pieces of shared huge pages, see
+  // core/zero_buffer.h, cut from the memory the fit's count tables gave back).
   struct BufSet {
     std::vector<ColBuf> cols;
-    ZeroBuffer<char> arena;
   };
   struct SplitBuf {
     int64_t buffered = 0;  // rows of the current shard appended so far
     int64_t total = 0;
     std::vector<ColBuf> cols;  // whole-shard mode: the shard's rows; streamed: rows [slice_begin, buffered)
-    ZeroBuffer<char> arena;    // streamed: the storage of cols
     std::deque<ShardInfo> shards;  // a deque: the flusher fills entries while more are added
     int64_t expected = -1;     // streamed mode: rows this split gets in total; -1: whole-shard mode
     int64_t slice_begin = 0;   // streamed: first shard row held in cols
@@ -273,7 +271,6 @@ struct DatasetWriter::Impl {
     int64_t begin = 0, rows = 0;  // the slice: shard rows [begin, begin + rows)
     bool streamed = false, last = false;
     std::vector<ColBuf> cols;
-    ZeroBuffer<char> arena;
     ShardInfo* info = nullptr;  // filled in by the flusher when the shard is complete
   };
   // A streamed shard being written (flusher thread only).
@@ -340,14 +337,7 @@ struct DatasetWriter::Impl {
   BufSet new_slice_set() const {
     BufSet set;
     set.cols.resize(columns.size());
-    std::size_t bytes = 0;
-    for (const DatasetColumn& dc : columns) bytes += kSliceRows * elem_size(dc.dtype);
-    set.arena = ZeroBuffer<char>(bytes);
-    char* p = set.arena.data();
-    for (std::size_t c = 0; c < columns.size(); ++c) {
-      set.cols[c].use_external(columns[c].dtype, p, kSliceRows);
-      p += kSliceRows * elem_size(columns[c].dtype);
-    }
+    for (std::size_t c = 0; c < columns.size(); ++c) set.cols[c].reserve_fixed(columns[c].dtype, kSliceRows);
     return set;
   }
   void flush_loop();
@@ -413,7 +403,6 @@ void DatasetWriter::expect_rows(const std::array<int64_t, kNumSplits>& rows) {
     if (rows[s] == 0) continue;
     Impl::BufSet set = m.new_slice_set();
     sb.cols = std::move(set.cols);
-    sb.arena = std::move(set.arena);
   }
 }
 
@@ -704,7 +693,7 @@ void DatasetWriter::Impl::flush_loop() {
     }
     lk.lock();
     if (err && !ferror) ferror = err;
-    spare.push_back(BufSet{std::move(job.cols), std::move(job.arena)});
+    spare.push_back(BufSet{std::move(job.cols)});
     fbusy = false;
     fcv.notify_all();
   }
@@ -730,15 +719,12 @@ void DatasetWriter::Impl::flush(int s) {
   fcv.wait(lk, [&] { return (fqueue.empty() && !fbusy) || ferror; });
   if (ferror) std::rethrow_exception(ferror);
   job.cols = std::move(sb.cols);
-  job.arena = std::move(sb.arena);
   if (!spare.empty()) {
     sb.cols = std::move(spare.back().cols);
-    sb.arena = std::move(spare.back().arena);
     spare.pop_back();
   } else if (job.streamed) {
     BufSet set = new_slice_set();
     sb.cols = std::move(set.cols);
-    sb.arena = std::move(set.arena);
   } else {
     sb.cols = std::vector<ColBuf>(columns.size());
   }
@@ -757,7 +743,6 @@ void DatasetWriter::Impl::flush(int s) {
     if (ferror) std::rethrow_exception(ferror);
     if (!spare.empty()) {
       std::swap(sb.cols, spare.back().cols);
-      std::swap(sb.arena, spare.back().arena);
     }
   }
 }

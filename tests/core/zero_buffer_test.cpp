@@ -101,22 +101,32 @@ TEST(ZeroBuffer, FreedLargeRegionsAreReusedZeroed) {
   EXPECT_EQ(zeroed_regions_cached(), before);
 }
 
-TEST(PageVector, ExternalStorageIsUsedInPlace) {
-  ZeroBuffer<int32_t> arena(4096);
-  PageVector<int32_t> v;
-  v.push_back(7);  // owned storage first: use_external empties the vector
-  v.use_external(arena.data() + 1024, 2048);
-  EXPECT_EQ(v.size(), 0u);
-  EXPECT_EQ(v.capacity(), 2048u);
-  EXPECT_EQ(v.data(), arena.data() + 1024);
-  v.resize_for_overwrite(2048);
-  for (int32_t j = 0; j < 2048; ++j) v[j] = j;
-  EXPECT_EQ(arena[1024 + 2047], 2047);
-  EXPECT_EQ(arena[1023], 0);
-  EXPECT_EQ(arena[1024 + 2048], 0);
-  v.clear();
-  v.push_back(-5);
-  EXPECT_EQ(arena[1024], -5);
+TEST(ZeroBuffer, SubHugePageBuffersArePiecesOfSharedHugePages) {
+  // Sizes from kHugeThreshold to half a huge page are cut from huge pages by power-of-two classes: live
+  // buffers never overlap, each starts aligned to its class, and a reused piece reads zero again.
+  for (std::size_t piece : {kHugeThreshold, 2 * kHugeThreshold, kHugePage / 2}) {
+    // The smallest size of the class (a size below kHugeThreshold is not a large buffer at all).
+    const std::size_t n = piece == kHugeThreshold ? piece : piece / 2 + 1;
+    std::vector<ZeroBuffer<uint8_t>> live;
+    for (int k = 0; k < 12; ++k) {  // more than one huge page's worth
+      live.emplace_back(n);
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(live.back().data()) % piece, 0u) << piece;
+      std::size_t nonzero = 0;
+      for (uint8_t x : live.back()) nonzero += x != 0;
+      ASSERT_EQ(nonzero, 0u) << piece << " #" << k;
+      std::memset(live.back().data(), k + 1, n);
+    }
+    for (int k = 0; k < 12; ++k) {
+      std::size_t wrong = 0;
+      for (uint8_t x : live[k]) wrong += x != k + 1;
+      EXPECT_EQ(wrong, 0u) << "piece " << k << " of size " << piece << " was overwritten";
+    }
+    live.clear();  // back to the free pieces, dirty
+    ZeroBuffer<uint8_t> again(n);
+    std::size_t nonzero = 0;
+    for (uint8_t x : again) nonzero += x != 0;
+    EXPECT_EQ(nonzero, 0u) << piece;
+  }
 }
 
 }  // namespace
