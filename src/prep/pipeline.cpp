@@ -421,6 +421,15 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   if (applying) {
     Dataset src = Dataset::open(opt.apply_to);
     const json& p = src.pipeline();
+    // Datasets from before categorical_keys was stored used scheme 1 (every value hashed).
+    const int scheme = p.contains("categorical_keys") && p["categorical_keys"].is_number_integer()
+                           ? p["categorical_keys"].get<int>()
+                           : 1;
+    BW_CHECK(scheme == kCategoricalKeyScheme, FormatError, (opt.apply_to / "meta.json").string(),
+             ": pipeline.categorical_keys: the dataset was prepared by a bluewhale that keys categorical values "
+             "differently (scheme ", scheme, ", this build uses ", kCategoricalKeyScheme,
+             "), so its fitted dictionaries and hash buckets would not match new rows; prepare it again from the raw "
+             "files");
     BW_CHECK(p.contains("ops") && p["ops"].is_array() && p["ops"].size() == ops.size(), FormatError,
              (opt.apply_to / "meta.json").string(), ": stored pipeline does not match its recipe (", ops.size(), " operators)");
     for (std::size_t i = 0; i < ops.size(); ++i) {
@@ -699,6 +708,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   pipeline["recipe_source"] = recipe.path;
   pipeline["inputs"] = opt.inputs;
   pipeline["applied_from"] = applying ? fs::absolute(opt.apply_to).string() : std::string();
+  pipeline["categorical_keys"] = kCategoricalKeyScheme;
   json op_list = json::array();
   for (std::size_t i = 0; i < ops.size(); ++i) {
     json e;

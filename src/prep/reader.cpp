@@ -25,8 +25,7 @@
 #include "prep/scan_kernels.h"
 
 // XXH3 compiled into this file (the same algorithm and results as hash_string, which calls the shared
-// library): categorical fields are hashed once each, 26 per Criteo row, and a call into the library per
-// field cost more than the hash of its 8 bytes.
+// library): a call into the library per field costs more than hashing a short field.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -41,28 +40,16 @@ inline uint64_t load_u64(const char* p) {
   return x;
 }
 
-// XXH3_64bits of exactly 8 bytes with seed 0 and the default secret (XXH3_len_4to8_64b and XXH3_rrmxmx
-// written out, so that the compiler inlines the whole hash into the reader's column loop; the reader's
-// tests check it against hash_string).
-__attribute__((always_inline)) inline int64_t hash8(const char* p) {
-  uint32_t in1, in2;
-  std::memcpy(&in1, p, 4);
-  std::memcpy(&in2, p + 4, 4);
-  const uint64_t bitflip = XXH_readLE64(XXH3_kSecret + 8) ^ XXH_readLE64(XXH3_kSecret + 16);
-  uint64_t h = (in2 + (static_cast<uint64_t>(in1) << 32)) ^ bitflip;
-  h ^= XXH_rotl64(h, 49) ^ XXH_rotl64(h, 24);
-  h *= 0x9FB21C651E98DF25ULL;
-  h ^= (h >> 35) + 8;
-  h *= 0x9FB21C651E98DF25ULL;
-  return static_cast<int64_t>(h ^ (h >> 28));
+// categorical_key (core/hash.h), inlined into the column loops with XXH3 compiled into this file.
+inline int64_t value_key(const char* b, const char* e) {
+  const std::size_t n = static_cast<std::size_t>(e - b);
+  if (n == 8) return static_cast<int64_t>(__builtin_bswap64(load_u64(b)));
+  return static_cast<int64_t>(XXH3_64bits(b, n));
 }
 
-// hash_string(field), inlined. 8-byte fields (Criteo's hex ids) take hash8, inline, instead of a call
-// that first dispatches on the length.
+// hash_string(field), for id fields that are not decimal integers.
 inline int64_t hash_field(const char* b, const char* e) {
-  const std::size_t n = static_cast<std::size_t>(e - b);
-  if (n == 8) return hash8(b);
-  return static_cast<int64_t>(XXH3_64bits(b, n));
+  return static_cast<int64_t>(XXH3_64bits(b, static_cast<std::size_t>(e - b)));
 }
 
 // A header that does not end within this many bytes is not a header (binary file, wrong format).
@@ -813,7 +800,7 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
           case FieldKind::kHash: {
             const OutCol& o = oc[fp.out];
             const bool present = vb != ve;
-            o.i[row] = present ? hash_field(vb, ve) : 0;
+            o.i[row] = present ? value_key(vb, ve) : 0;
             o.valid[row] = present;
             break;
           }
@@ -824,7 +811,7 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
               const char* q = static_cast<const char*>(std::memchr(p, fp.separator, ve - p));
               if (!q) q = ve;
               // Empty parts ("a||b", a trailing separator) are not values.
-              if (q != p) col.i.push_back(hash_field(p, q));
+              if (q != p) col.i.push_back(value_key(p, q));
               p = q + 1;
             }
             col.offsets[row + 1] = static_cast<int64_t>(col.i.size());
@@ -1034,11 +1021,11 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
             const std::size_t len = static_cast<std::size_t>(ve - vb);
             int64_t h;
             if ((len | 8) == 8 && vb + 8 <= end) {
-              // 8 bytes (Criteo's ids) or missing: the hash of the 8 bytes at vb, kept when len is 8.
-              const int64_t h8 = hash8(vb);
-              h = len ? h8 : 0;
+              // 8 bytes (Criteo's ids) or missing: the key of the 8 bytes at vb, kept when len is 8.
+              const int64_t k8 = static_cast<int64_t>(__builtin_bswap64(load_u64(vb)));
+              h = len ? k8 : 0;
             } else {
-              h = len ? hash_field(vb, ve) : 0;
+              h = len ? value_key(vb, ve) : 0;
             }
             dst[r] = h;
             valid[r] = len != 0;

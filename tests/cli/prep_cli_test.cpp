@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "bluewhale/core/hash.h"
 #include "bluewhale/data/dataset.h"
 #include "test_util.h"
 
@@ -137,6 +138,19 @@ TEST(PrepCli, ApplyToMapsNewFilesWithTheFittedDictionaries) {
   std::vector<int32_t> ids(v.ids(nw.find("c")).begin(), v.ids(nw.find("c")).end());
   EXPECT_EQ(ids, (std::vector<int32_t>{3, 1, 2, 0}));  // b, unseen z -> rare, a, missing
   EXPECT_NEAR(v.f32(nw.find("x"))[0], std::log1p(7.0), 1e-6);
+
+  // A dataset whose categorical keys were made under another scheme (an older bluewhale hashed every
+  // value) is refused: its dictionaries would map no new value.
+  EXPECT_EQ(fit.pipeline().value("categorical_keys", 0), kCategoricalKeyScheme);
+  nlohmann::json meta = nlohmann::json::parse(read_file(dir / "fit" / "meta.json"));
+  meta["pipeline"].erase("categorical_keys");
+  write_text(dir / "fit" / "meta.json", meta.dump(1));
+  auto c = run_cli("prep --apply-to " + (dir / "fit").string() + " --input " + (dir / "new.tsv").string() + " --out " +
+                   (dir / "old").string() + " --quiet");
+  EXPECT_NE(c.exit_code, 0);
+  EXPECT_NE(c.output.find("meta.json: pipeline.categorical_keys"), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("scheme 1, this build uses 2"), std::string::npos) << c.output;
+  EXPECT_FALSE(fs::exists(dir / "old"));
 }
 
 TEST(PrepCli, BadRowFailsNamingFileLineColumnAndLeavesNoDataset) {

@@ -184,7 +184,7 @@ Flat reference_parse(const std::string& path, char delim, bool header, const std
       if (role == Role::kLabel || role == Role::kDense) {
         s += v.empty() ? "nan" : render_float(std::strtof(v.c_str(), nullptr));
       } else if (role == Role::kCategorical) {
-        s += v.empty() ? "-" : std::to_string(static_cast<int64_t>(hash_string(v)));
+        s += v.empty() ? "-" : std::to_string(categorical_key(v));
       } else if (role == Role::kId) {
         s += v.empty() ? "-" : std::to_string(std::stoll(v));
       }
@@ -389,15 +389,15 @@ TEST(TextReader, ParsesEveryRoleIntoTypedColumnsInSchemaOrder) {
   const Column& cat = c.columns[2];
   EXPECT_EQ(cat.kind, ColumnKind::kInt);
   EXPECT_EQ(cat.cardinality, 0);
-  EXPECT_EQ(cat.i[0], static_cast<int64_t>(hash_string("abc")));
+  EXPECT_EQ(cat.i[0], categorical_key("abc"));
   EXPECT_EQ(cat.valid, (std::vector<uint8_t>{1, 0}));
 
   const Column& tags = c.columns[3];
   EXPECT_EQ(tags.kind, ColumnKind::kList);
   EXPECT_EQ(tags.role, Role::kMulti);
   EXPECT_EQ(tags.offsets, (std::vector<int64_t>{0, 3, 3}));
-  EXPECT_EQ(tags.i, (std::vector<int64_t>{static_cast<int64_t>(hash_string("x")), static_cast<int64_t>(hash_string("y")),
-                                          static_cast<int64_t>(hash_string("z"))}));
+  EXPECT_EQ(tags.i, (std::vector<int64_t>{categorical_key("x"), categorical_key("y"),
+                                          categorical_key("z")}));
   EXPECT_TRUE(tags.is_missing(1));
 
   const Column& ts = c.columns[4];
@@ -413,9 +413,10 @@ TEST(TextReader, ParsesEveryRoleIntoTypedColumnsInSchemaOrder) {
   EXPECT_EQ(c.columns[6].valid, (std::vector<uint8_t>{1, 0}));
 }
 
-// The reader hashes fields with XXH3 compiled into it; keys must equal hash_string (the shared library)
-// at every length class of XXH3 (1-3, 4-8, 9-16, 17-128, 129-240, longer), in all three hashing roles.
-TEST(TextReader, HashedKeysEqualHashStringAtEveryLength) {
+// The reader computes keys with XXH3 compiled into it: categorical and list values must get
+// categorical_key and id values hash_string (both over the shared library's XXH3) at every length class of
+// XXH3 (1-3, 4-8, 9-16, 17-128, 129-240, longer), the exact 8-byte keys included.
+TEST(TextReader, KeysEqualCategoricalKeyAndIdsHashStringAtEveryLength) {
   TempDir dir;
   std::string text;
   std::vector<std::string> values;
@@ -431,10 +432,10 @@ TEST(TextReader, HashedKeysEqualHashStringAtEveryLength) {
   std::size_t row = 0;
   for (const Chunk& c : r.chunks)
     for (int64_t j = 0; j < c.rows; ++j, ++row) {
-      const int64_t want = static_cast<int64_t>(hash_string(values[row]));
+      const int64_t want = categorical_key(values[row]);
       ASSERT_EQ(c.columns[0].i[j], want) << values[row].size();
       ASSERT_EQ(c.columns[1].i[c.columns[1].offsets[j]], want) << values[row].size();
-      ASSERT_EQ(c.columns[2].i[j], want) << values[row].size();
+      ASSERT_EQ(c.columns[2].i[j], static_cast<int64_t>(hash_string(values[row]))) << values[row].size();
     }
   EXPECT_EQ(row, values.size());
 }
@@ -446,7 +447,7 @@ TEST(TextReader, SequenceColumnsKeepOrderWithCustomSeparator) {
   ReadResult r = read_all({(dir / "a.csv").string()}, schema);
   ASSERT_EQ(r.chunks.size(), 1u);
   const Column& h = r.chunks[0].columns[1];
-  auto hs = [](const char* s) { return static_cast<int64_t>(hash_string(s)); };
+  auto hs = [](const char* s) { return categorical_key(s); };
   EXPECT_EQ(h.offsets, (std::vector<int64_t>{0, 3, 4}));
   EXPECT_EQ(h.i, (std::vector<int64_t>{hs("b"), hs("a"), hs("b"), hs("c")}));
 }
@@ -517,8 +518,8 @@ TEST(TextReader, HeaderColumnsMayComeInAnyOrderAndMapToSchemaOrder) {
                             "csv", true);
   ReadResult r = read_all({(dir / "a.csv").string(), (dir / "b.csv").string()}, schema);
   ASSERT_EQ(r.flat.rows.size(), 2u);
-  EXPECT_EQ(r.flat.rows[0], "label=1;I1=4;C1=" + std::to_string(static_cast<int64_t>(hash_string("abc"))) + ";");
-  EXPECT_EQ(r.flat.rows[1], "label=0;I1=5;C1=" + std::to_string(static_cast<int64_t>(hash_string("def"))) + ";");
+  EXPECT_EQ(r.flat.rows[0], "label=1;I1=4;C1=" + std::to_string(categorical_key("abc")) + ";");
+  EXPECT_EQ(r.flat.rows[1], "label=0;I1=5;C1=" + std::to_string(categorical_key("def")) + ";");
   EXPECT_EQ(r.chunks[0].first_line, 2);
   EXPECT_EQ(r.chunks[1].first_line, 2);
   EXPECT_EQ(r.chunks[1].file_index, 1);
@@ -657,7 +658,7 @@ TEST(TextReader, SkipModeRollsBackListValuesOfDroppedRows) {
   ReadResult r = read_all({path}, schema);
   const Column& tags = r.chunks.at(0).columns[0];
   EXPECT_EQ(tags.offsets, (std::vector<int64_t>{0, 2, 3}));
-  EXPECT_EQ(tags.i.back(), static_cast<int64_t>(hash_string("e")));
+  EXPECT_EQ(tags.i.back(), categorical_key("e"));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -678,7 +679,7 @@ TEST(TextReader, QuotedCsvFieldsKeepDelimitersQuotesAndNewlines) {
   ASSERT_EQ(r.chunks.size(), 1u);
   const Column& c1 = r.chunks[0].columns[1];
   ASSERT_EQ(r.chunks[0].rows, 5);
-  auto h = [](std::string_view s) { return static_cast<int64_t>(hash_string(s)); };
+  auto h = [](std::string_view s) { return categorical_key(s); };
   EXPECT_EQ(c1.i, (std::vector<int64_t>{h("a,b"), h("say \"hi\""), h("two\nlines"), h("plain\"quote"), h("ok")}));
   EXPECT_EQ(r.chunks[0].columns[2].valid, (std::vector<uint8_t>{1, 1, 0, 1, 1}));
 
@@ -914,7 +915,7 @@ TEST(TextReader, RecordLongerThanTheChunkGrowsTheChunk) {
   schema.format.chunk_bytes = 16;
   ReadResult r = read_all({path}, schema);
   ASSERT_EQ(r.flat.rows.size(), 3u);
-  EXPECT_EQ(r.chunks[1].columns[1].i[0], static_cast<int64_t>(hash_string(big)));
+  EXPECT_EQ(r.chunks[1].columns[1].i[0], categorical_key(big));
 }
 
 TEST(TextReader, ParseReusesChunksAndIsSafeFromManyThreads) {
@@ -1171,7 +1172,7 @@ TEST(TextReaderFastPath, CleanTextTakesItForEveryChunkWithIdenticalValues) {
   EXPECT_GT(got.chunks, 5);
   EXPECT_EQ(got.fast_chunks, got.chunks);
   expect_same_outcome({(dir / "a.tsv").string()}, schema, "clean");
-  // And against the naive reference (strtof, hash_string).
+  // And against the naive reference (strtof, categorical_key).
   expect_same_rows(got.flat, reference_parse((dir / "a.tsv").string(), '\t', false, criteo_columns(),
                                              names_of(criteo_columns())));
 
@@ -1253,7 +1254,7 @@ TEST(TextReader, SkippedValuesLeaveTheOtherColumnsAsTheyWere) {
   for (bool fast : {false, true}) {
     const Flat got = parse_skipping({bad}, schema, fast, {"I1"});
     ASSERT_EQ(got.rows.size(), 2u);
-    EXPECT_EQ(got.rows[0], "label=1;C1=" + std::to_string(static_cast<int64_t>(hash_string("ab"))) + ";");
+    EXPECT_EQ(got.rows[0], "label=1;C1=" + std::to_string(categorical_key("ab")) + ";");
   }
   EXPECT_NE(error_of<InputError>({bad}, schema).find("column 'I1'"), std::string::npos);
 }

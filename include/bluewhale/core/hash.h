@@ -28,6 +28,24 @@ class StreamHash {
 };
 inline uint64_t hash_string(std::string_view s, uint64_t seed = 0) { return hash_bytes(s.data(), s.size(), seed); }
 
+// The int64 key of a categorical value (the text reader's keys for categorical, multi and sequence
+// fields, which categorify, hash, cross and the encoders work on). A value of exactly 8 bytes (Criteo's
+// hex ids) is its bytes read as a big-endian integer: exact, no hashing, and ordered like the text (for
+// ASCII the key is non-negative). Any other length is hash_string of its bytes; that it equals the key of
+// an 8-byte value present in the same column is as unlikely as two hash_string values colliding (2^-64).
+// Stored dictionaries hold these keys: changing the definition means a new kCategoricalKeyScheme.
+inline int64_t categorical_key(std::string_view s) {
+  if (s.size() == 8) {
+    uint64_t x;
+    __builtin_memcpy(&x, s.data(), 8);
+    return static_cast<int64_t>(__builtin_bswap64(x));
+  }
+  return static_cast<int64_t>(hash_string(s));
+}
+// The definition of categorical_key in force; prep stores it with every dataset and --apply-to refuses a
+// dataset prepared under another (its dictionaries would map no value).
+inline constexpr int kCategoricalKeyScheme = 2;
+
 // Bijective 64-bit mixer (splitmix64 finaliser): spreads integer keys and derives seeded decisions from
 // row numbers, e.g. mix64(row ^ seed) for reproducible splits.
 inline uint64_t mix64(uint64_t x) {

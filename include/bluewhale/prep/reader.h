@@ -119,8 +119,9 @@ class TextReader {
   // from many threads on different chunks, each with its own `out` and `stats`.
   // `out` gets one Column per non-ignored schema column, in schema order, named and typed by role:
   //   label, dense               kFloat, NaN when empty
-  //   categorical                kInt hash_string(field), valid 0 when empty
-  //   multi, sequence            kList, each non-empty part between separators hashed; empty field = []
+  //   categorical                kInt categorical_key(field) (core/hash.h), valid 0 when empty
+  //   multi, sequence            kList, categorical_key of each non-empty part between separators; empty
+  //                              field = []
   //   timestamp                  kInt decimal int64, valid 0 when empty
   //   id                         kInt decimal int64, or hash_string(field) when not a decimal int64
   // out.rows, first_row, file_index, first_line (line of the first stored row) are set, split is cleared;

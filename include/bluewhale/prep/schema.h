@@ -19,8 +19,9 @@ struct InputColumn {
 
 // How the reader turns text into Chunks. Field parse rules by role:
 //   label, dense         float (empty field = missing, NaN); anything else non-numeric is an error
-//   categorical          the field's bytes hashed to an int64 key (hash_string); empty = missing
-//   multi, sequence      the field split at `separator`, each part hashed; empty field = empty list
+//   categorical          the field's bytes as an int64 key (categorical_key: 8-byte values exact, others
+//                        hashed); empty = missing
+//   multi, sequence      the field split at `separator`, each part keyed so; empty field = empty list
 //   timestamp            int64 decimal; empty = missing; non-numeric is an error
 //   id                   int64 decimal when numeric, else the hashed bytes; empty = missing
 //   ignore               skipped without parsing
