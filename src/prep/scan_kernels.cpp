@@ -63,6 +63,47 @@ ScanResult scan_separators_baseline(const char* s, std::size_t n, std::size_t be
   return r;
 }
 
+LineScan scan_lines_baseline(const char* s, std::size_t n) {
+  LineScan r;
+  uint64_t prev_nl = uint64_t{1} << 63, prev_cr = 0;
+  for (std::size_t at = 0; at < n; at += 64) {
+    uint64_t nl = 0, cr = 0;
+#if defined(__SSE2__)
+    if (at + 64 <= n) {
+      const __m128i nv = _mm_set1_epi8('\n'), rv = _mm_set1_epi8('\r');
+      for (int k = 0; k < 4; ++k) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + at + 16 * k));
+        nl |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, nv)))) << (16 * k);
+        cr |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, rv)))) << (16 * k);
+      }
+    } else
+#endif
+    {
+      for (std::size_t i = at, e = std::min(at + 64, n); i < e; ++i) {
+        nl |= static_cast<uint64_t>(s[i] == '\n') << (i - at);
+        cr |= static_cast<uint64_t>(s[i] == '\r') << (i - at);
+      }
+    }
+    if (nl) {
+      r.newlines += popcount64(nl);
+      r.last = at + 63 - static_cast<std::size_t>(__builtin_clzll(nl));
+      r.blank = r.blank || blank_line_in_block(nl, cr, prev_nl, prev_cr);
+    }
+    prev_nl = nl;
+    prev_cr = cr;
+  }
+  return r;
+}
+
+ScanLinesFn scan_lines_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kAvx512: return scan_lines_avx512;
+    case SimdLevel::kAvx2: return scan_lines_avx2;
+    case SimdLevel::kScalar: break;
+  }
+  return scan_lines_baseline;
+}
+
 ScanSeparatorsFn scan_separators_for(SimdLevel level) {
   switch (level) {
     case SimdLevel::kAvx512: return scan_separators_avx512;

@@ -1,6 +1,7 @@
-// Separator offsets of delimited text: the innermost loop of the reader's fast parse path
-// (TextReader::Impl::parse_chunk_fast), one version per ISA level (scan_kernels.cpp: SSE2 baseline,
-// scan_kernels_avx2.cpp, scan_kernels_avx512.cpp), picked through simd_level() (core/cpu.h).
+// Byte scans of the text reader, one version per ISA level (scan_kernels.cpp: SSE2 baseline,
+// scan_kernels_avx2.cpp, scan_kernels_avx512.cpp), picked through simd_level() (core/cpu.h): the
+// separator offsets of the fast parse path (TextReader::Impl::parse_chunk_fast), and the line count of
+// the reader thread, which cuts the input into chunks of whole records.
 #pragma once
 
 #include <cstddef>
@@ -36,5 +37,29 @@ ScanResult scan_separators_avx512(const char* s, std::size_t n, std::size_t begi
 
 // The kernel for a level (the baseline for kScalar).
 ScanSeparatorsFn scan_separators_for(SimdLevel level);
+
+struct LineScan {
+  std::size_t newlines = 0;  // '\n' bytes in the text
+  std::size_t last = 0;      // offset of the last one (newlines > 0)
+  bool blank = false;        // a line ended by one of them is blank: empty, or a lone '\r'
+};
+
+// Lines of s[0, n), where a line starts at 0 and after each '\n' (so "\n" or "\r\n" at 0 is a blank line).
+using ScanLinesFn = LineScan (*)(const char* s, std::size_t n);
+
+LineScan scan_lines_baseline(const char* s, std::size_t n);
+LineScan scan_lines_avx2(const char* s, std::size_t n);
+LineScan scan_lines_avx512(const char* s, std::size_t n);
+ScanLinesFn scan_lines_for(SimdLevel level);
+
+// The blank-line test of a 64-byte block, shared by the scan_lines kernels (internal linkage: each ISA's
+// file compiles its own). nl and cr: bit i set when byte i of the block is '\n' / '\r'. `prev_nl` and
+// `prev_cr` are the previous block's masks (for the first block: prev_nl = 1 << 63, a line starts at 0).
+// A '\n' at i ends a blank line when byte i - 1 is '\n', or it is '\r' and byte i - 2 is '\n'.
+static inline bool blank_line_in_block(uint64_t nl, uint64_t cr, uint64_t prev_nl, uint64_t prev_cr) {
+  const uint64_t nl1 = (nl << 1) | (prev_nl >> 63), cr1 = (cr << 1) | (prev_cr >> 63);
+  const uint64_t nl2 = (nl << 2) | (prev_nl >> 62);
+  return (nl & (nl1 | (cr1 & nl2))) != 0;
+}
 
 }  // namespace bluewhale::text

@@ -46,4 +46,33 @@ ScanResult scan_separators_avx2(const char* s, std::size_t n, std::size_t begin,
   return r;
 }
 
+LineScan scan_lines_avx2(const char* s, std::size_t n) {
+  LineScan r;
+  uint64_t prev_nl = uint64_t{1} << 63, prev_cr = 0;
+  for (std::size_t at = 0; at < n; at += 64) {
+    uint64_t nl = 0, cr = 0;
+    if (at + 64 <= n) {
+      const __m256i nv = _mm256_set1_epi8('\n'), rv = _mm256_set1_epi8('\r');
+      for (int k = 0; k < 2; ++k) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + at + 32 * k));
+        nl |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, nv)))) << (32 * k);
+        cr |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, rv)))) << (32 * k);
+      }
+    } else {
+      for (std::size_t i = at; i < n; ++i) {
+        nl |= static_cast<uint64_t>(s[i] == '\n') << (i - at);
+        cr |= static_cast<uint64_t>(s[i] == '\r') << (i - at);
+      }
+    }
+    if (nl) {
+      r.newlines += static_cast<std::size_t>(__builtin_popcountll(nl));
+      r.last = at + 63 - static_cast<std::size_t>(__builtin_clzll(nl));
+      r.blank = r.blank || blank_line_in_block(nl, cr, prev_nl, prev_cr);
+    }
+    prev_nl = nl;
+    prev_cr = cr;
+  }
+  return r;
+}
+
 }  // namespace bluewhale::text

@@ -48,4 +48,30 @@ ScanResult scan_separators_avx512(const char* s, std::size_t n, std::size_t begi
   return r;
 }
 
+LineScan scan_lines_avx512(const char* s, std::size_t n) {
+  LineScan r;
+  uint64_t prev_nl = uint64_t{1} << 63, prev_cr = 0;
+  for (std::size_t at = 0; at < n; at += 64) {
+    uint64_t nl = 0, cr = 0;
+    if (at + 64 <= n) {
+      const __m512i x = _mm512_loadu_si512(s + at);
+      nl = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\n'));
+      cr = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8('\r'));
+    } else {
+      for (std::size_t i = at; i < n; ++i) {
+        nl |= static_cast<uint64_t>(s[i] == '\n') << (i - at);
+        cr |= static_cast<uint64_t>(s[i] == '\r') << (i - at);
+      }
+    }
+    if (nl) {
+      r.newlines += static_cast<std::size_t>(__builtin_popcountll(nl));
+      r.last = at + 63 - static_cast<std::size_t>(__builtin_clzll(nl));
+      r.blank = r.blank || blank_line_in_block(nl, cr, prev_nl, prev_cr);
+    }
+    prev_nl = nl;
+    prev_cr = cr;
+  }
+  return r;
+}
+
 }  // namespace bluewhale::text

@@ -466,6 +466,42 @@ TEST(TextReader, CrlfLineEndingsAreStripped) {
   expect_same_rows(read_all({(dir / "crlf.csv").string()}, csv).flat, lf.flat);
 }
 
+// Chunks are cut at record ends counted in whole blocks when no line is blank, record by record
+// otherwise: rows and line numbers must agree either way, at every chunk size, with or without a final
+// line break, with a blank (or lone '\r') unterminated last line.
+TEST(TextReader, ChunkCutsAgreeWithAndWithoutBlankLines) {
+  TempDir dir;
+  auto schema = make_schema({col("label", Role::kLabel), col("C1", Role::kCategorical)});
+  struct Case {
+    std::string text;
+    std::vector<std::string> values;  // C1 of each row, in order
+  };
+  const std::vector<Case> cases = {
+      {"1\ta\n0\tbb\n1\tccc", {"a", "bb", "ccc"}},
+      {"1\ta\n0\tbb\n1\tccc\n", {"a", "bb", "ccc"}},
+      {"1\ta\n0\tbb\n\r", {"a", "bb"}},
+      {"\n1\ta\n\n0\tbb\n\r\n1\tccc\n\n", {"a", "bb", "ccc"}},
+      {"1\ta\r\n0\tbb\r\n1\tccc\r\n", {"a", "bb", "ccc"}},
+  };
+  for (const Case& c : cases)
+    for (std::size_t chunk : {std::size_t{4}, std::size_t{7}, std::size_t{16}, std::size_t{1} << 20}) {
+      write_text(dir / "a.tsv", c.text);
+      schema.format.chunk_bytes = chunk;
+      ReadResult r = read_all({(dir / "a.tsv").string()}, schema);
+      std::vector<int64_t> want;
+      for (const auto& v : c.values) want.push_back(categorical_key(v));
+      std::vector<int64_t> got;
+      for (const Chunk& ch : r.chunks)
+        for (int64_t j = 0; j < ch.rows; ++j) got.push_back(ch.columns[1].i[j]);
+      EXPECT_EQ(got, want) << "chunk " << chunk << " text '" << c.text << "'";
+    }
+  // A bad row after blank lines is reported at its own line.
+  write_text(dir / "bad.tsv", "1\ta\n\n\r\n0\tb\nx\tc\n");
+  schema.format.chunk_bytes = 1 << 20;
+  EXPECT_EQ(error_of<InputError>({(dir / "bad.tsv").string()}, schema),
+            (dir / "bad.tsv").string() + ":5: column 'label' (field 1 of 2): expected a number, got 'x'");
+}
+
 TEST(TextReader, EmptyFilesYieldNoChunks) {
   TempDir dir;
   write_text(dir / "empty.tsv", "");

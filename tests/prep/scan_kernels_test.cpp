@@ -80,5 +80,57 @@ TEST(ScanSeparators, AllSeparatorsAndNone) {
   check_all_levels(std::string(130, '\xE9') + "\t\n", 0, 132, '\t', -1, "high bytes");
 }
 
+TEST(ScanLines, EveryLevelCountsLinesAndFindsBlankOnes) {
+  // The definition, line by line: a line starts at 0 and after each '\n'; it is blank when the '\n'
+  // that ends it comes right at its start or after a lone '\r'.
+  auto reference = [](const std::string& s) {
+    LineScan e;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] != '\n') continue;
+      ++e.newlines;
+      e.last = i;
+      e.blank = e.blank || i == start || (i == start + 1 && s[start] == '\r');
+      start = i + 1;
+    }
+    return e;
+  };
+  auto check = [&](const std::string& s, const std::string& what) {
+    const LineScan want = reference(s);
+    for (SimdLevel level : levels()) {
+      const LineScan r = scan_lines_for(level)(s.data(), s.size());
+      SCOPED_TRACE(what + " at level " + std::string(simd_level_name(level)));
+      ASSERT_EQ(r.newlines, want.newlines);
+      if (want.newlines) {
+        EXPECT_EQ(r.last, want.last);
+      }
+      EXPECT_EQ(r.blank, want.blank);
+    }
+  };
+  std::mt19937_64 rng(11);
+  // Sparse '\n' and '\r' (mostly no blank line) to dense (blank lines everywhere), at every length
+  // around the 64-byte blocks, so blank lines straddle block boundaries.
+  for (int density : {1, 5, 30}) {
+    for (std::size_t n = 0; n < 300; ++n) {
+      std::string s(n, 'x');
+      for (char& c : s) {
+        const int u = static_cast<int>(rng() % 100);
+        c = u < density ? '\n' : u < 2 * density ? '\r' : 'a';
+      }
+      check(s, "density " + std::to_string(density) + " n " + std::to_string(n));
+    }
+  }
+  // Hand-picked: blank lines at the start, across a block boundary, CRLF ones, and lines that only
+  // look blank ("\r\r\n", "a\r\n").
+  check("\nabc\n", "leading empty line");
+  check("\r\nabc\n", "leading CRLF line");
+  check("abc\r\r\nxyz\n", "two CRs");
+  check("ab\r\na\r\n", "CRLF records");
+  check(std::string(63, 'a') + "\n\n", "empty line at 64");
+  check(std::string(62, 'a') + "\n\r\n", "CRLF blank line across blocks");
+  check(std::string(63, 'a') + "\n\r\n", "CRLF blank line at 64");
+  check(std::string(200, 'a'), "no line break");
+}
+
 }  // namespace
 }  // namespace bluewhale::text
