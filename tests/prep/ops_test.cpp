@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <tuple>
@@ -19,6 +21,7 @@
 #include "bluewhale/core/parallel.h"
 #include "bluewhale/data/binary_io.h"
 #include "prep/ops/flat_map.h"
+#include "prep/ops/key_counter.h"
 #include "test_util.h"
 
 namespace bluewhale {
@@ -1005,6 +1008,175 @@ TEST(FlatMap, UnionOfTablesMatchesOneTable) {
       EXPECT_EQ(got, want) << "T " << T << " track " << track;
     }
   }
+}
+
+// 8-character lowercase hex values (Criteo's ids) pack into 32 bits exactly: the packed value is the
+// number the digits spell, unpacking gives the key back, and any other byte at any position does not pack.
+TEST(FlatMap, HexKeysPackExactly) {
+  std::mt19937_64 rng(31);
+  for (int k = 0; k < 20000; ++k) {
+    const uint32_t v = k < 3 ? std::array<uint32_t, 3>{0u, 0xFFFFFFFFu, 0x0000000Au}[k] : static_cast<uint32_t>(rng());
+    char text[9];
+    std::snprintf(text, sizeof text, "%08x", v);
+    const int64_t key = categorical_key(std::string_view(text, 8));
+    uint32_t p = 0;
+    ASSERT_TRUE(prep_ops::pack_hex_key(key, p)) << text;
+    EXPECT_EQ(p, v) << text;
+    EXPECT_EQ(prep_ops::unpack_hex_key(p), key) << text;
+  }
+  for (int pos = 0; pos < 8; ++pos)
+    for (int b = 0; b < 256; ++b) {
+      std::string s = "0123abcd";
+      s[pos] = static_cast<char>(b);
+      uint32_t p = 0;
+      const bool hex = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f');
+      EXPECT_EQ(prep_ops::pack_hex_key(categorical_key(s), p), hex) << "byte " << b << " at " << pos;
+    }
+  uint32_t p = 0;
+  EXPECT_FALSE(prep_ops::pack_hex_key(prep_ops::kEmptyKey, p));
+  EXPECT_FALSE(prep_ops::pack_hex_key(categorical_key("0123ABCD"), p));  // upper case is another value
+}
+
+namespace {
+int64_t hex_key(uint64_t v) { return prep_ops::unpack_hex_key(static_cast<uint32_t>(v)); }
+using Counts = std::map<int64_t, int64_t>;
+Counts counts_of(const prep_ops::CountTable& t) {
+  Counts c;
+  t.for_each([&](const prep_ops::KeyCount& kc) {
+    EXPECT_EQ(c.count(kc.key), 0u) << "key visited twice";
+    c[kc.key] = kc.count;
+  });
+  return c;
+}
+}  // namespace
+
+// Tables of packing keys stay compact and count exactly what the plain reference counts; the first key
+// that does not pack (or INT64_MIN, kept aside) and a count past 2^32 - 2 turn a table wide with every
+// count kept; merges and unions across layouts agree; a released table is compact again.
+TEST(FlatMap, CompactCountTablesCountExactlyAndWidenWhenNeeded) {
+  std::mt19937_64 rng(41);
+  auto add = [](prep_ops::CountTable& t, int64_t key, Counts& ref) {
+    if (t.full()) t.grow();
+    t.add(key, 0);
+    ++ref[key];
+  };
+  // Hex keys only (with INT64_MIN now and then): compact throughout, through several growths.
+  prep_ops::CountTable a(prep_ops::CountTable::kMinCapacity, false);
+  Counts ra;
+  for (int r = 0; r < 50000; ++r) add(a, r % 101 == 0 ? prep_ops::kEmptyKey : hex_key(rng() % 20000), ra);
+  EXPECT_TRUE(a.compact());
+  EXPECT_EQ(counts_of(a), ra);
+  // add_packed is add() for keys the caller packed.
+  prep_ops::CountTable ap(prep_ops::CountTable::kMinCapacity, false);
+  Counts rap;
+  for (int r = 0; r < 50000; ++r) {
+    const int64_t key = hex_key(rng() % 20000);
+    uint32_t p = 0;
+    ASSERT_TRUE(prep_ops::pack_hex_key(key, p));
+    if (ap.full()) ap.grow();
+    ap.add_packed(p, mix64(static_cast<uint64_t>(key)));
+    ++rap[key];
+  }
+  EXPECT_TRUE(ap.compact());
+  EXPECT_EQ(counts_of(ap), rap);
+  // A key that does not pack, midway: wide from then on, nothing lost.
+  prep_ops::CountTable b(prep_ops::CountTable::kMinCapacity, false);
+  Counts rb;
+  for (int r = 0; r < 50000; ++r) add(b, r == 30000 ? int64_t{12345} : hex_key(rng() % 30000), rb);
+  EXPECT_FALSE(b.compact());
+  EXPECT_EQ(counts_of(b), rb);
+  int64_t count = 0, first = 0;
+  EXPECT_TRUE(b.find(12345, mix64(12345), count, first));
+  EXPECT_EQ(count, 1);
+  // Merges both ways across layouts.
+  prep_ops::CountTable c(prep_ops::CountTable::kMinCapacity, false);
+  Counts rc;
+  for (int r = 0; r < 20000; ++r) add(c, hex_key(rng() % 25000), rc);
+  Counts rbc = rb;
+  for (auto& [k, n] : rc) rbc[k] += n;
+  prep_ops::CountTable c2 = c;
+  c2.merge_from(b);  // compact <- wide: turns wide
+  EXPECT_FALSE(c2.compact());
+  EXPECT_EQ(counts_of(c2), rbc);
+  prep_ops::CountTable b2 = b;
+  b2.merge_from(c);  // wide <- compact
+  EXPECT_EQ(counts_of(b2), rbc);
+  Counts rac = ra;
+  for (auto& [k, n] : rc) rac[k] += n;
+  prep_ops::CountTable a2 = a;
+  a2.merge_from(c);  // compact <- compact: stays compact
+  EXPECT_TRUE(a2.compact());
+  EXPECT_EQ(counts_of(a2), rac);
+  // The union of a compact and a wide table (take() marks entries in both layouts).
+  {
+    prep_ops::CountTable u1 = c, u2 = b;
+    std::vector<prep_ops::CountTable*> view = {&u1, &u2};
+    Counts got;
+    prep_ops::for_each_union(view, [&](const prep_ops::KeyCount& kc) { got[kc.key] += kc.count; });
+    EXPECT_EQ(got, rbc);
+  }
+  // Counts past the compact limit (2^32 - 2): exact, in the wide layout.
+  prep_ops::CountTable d(prep_ops::CountTable::kMinCapacity, false);
+  const int64_t big = int64_t{0xFFFFFFF0};
+  d.add_n(hex_key(7), big, 0);
+  EXPECT_TRUE(d.compact());
+  for (int k = 0; k < 100; ++k) d.add(hex_key(7), 0);
+  d.add(hex_key(8), 0);
+  EXPECT_FALSE(d.compact());
+  EXPECT_EQ(counts_of(d), (Counts{{hex_key(7), big + 100}, {hex_key(8), 1}}));
+  // Released tables sort by key and start over compact.
+  std::vector<prep_ops::KeyCount> sorted = b.release_sorted(0);
+  EXPECT_TRUE(b.compact());
+  ASSERT_EQ(sorted.size(), rb.size());
+  std::size_t j = 0;
+  for (auto& [k, n] : rb) {
+    EXPECT_EQ(sorted[j].key, k);
+    EXPECT_EQ(sorted[j].count, n);
+    ++j;
+  }
+}
+
+// KeyCounter over hex keys (compact tables) and mixed keys (tables turning wide inside add_many), with
+// budgets that force spills or not and 1-3 threads: finish() reports exactly the reference counts.
+TEST(FlatMap, KeyCounterWithCompactTablesMatchesReference) {
+  TempDir dir;
+  std::mt19937_64 rng(77);
+  std::vector<std::vector<int64_t>> batches;
+  Counts hex_ref, mixed_ref;
+  std::vector<std::vector<int64_t>> mixed;
+  for (int b = 0; b < 40; ++b) {
+    std::vector<int64_t> keys, mix;
+    for (int r = 0; r < 3000; ++r) {
+      keys.push_back(r % 53 == 0 ? prep_ops::kEmptyKey : hex_key(rng() % 40000));
+      mix.push_back(b >= 20 && r % 97 == 0 ? static_cast<int64_t>(rng()) : keys.back());
+      ++hex_ref[keys.back()];
+      ++mixed_ref[mix.back()];
+    }
+    batches.push_back(std::move(keys));
+    mixed.push_back(std::move(mix));
+  }
+  for (int threads : {1, 2, 3})
+    for (int64_t budget : {int64_t{64} << 10, int64_t{1} << 30}) {
+      prep_ops::KeyCounter kc("test");
+      kc.begin(2, threads, budget, dir.path().string(), false);
+      for (std::size_t b = 0; b < batches.size(); ++b) {
+        const int t = static_cast<int>(b % static_cast<std::size_t>(threads));
+        kc.add_many(0, t, batches[b].data(), nullptr, batches[b].size());
+        kc.add_many(1, t, mixed[b].data(), nullptr, mixed[b].size());
+      }
+      if (budget < (int64_t{1} << 20)) {
+        EXPECT_GT(kc.spilled_runs(), 0);
+      }
+      std::vector<Counts> got(2);
+      std::mutex mu;
+      kc.finish(threads, [&](std::size_t col, const prep_ops::KeyCount& c) {
+        std::lock_guard<std::mutex> lk(mu);
+        EXPECT_EQ(got[col].count(c.key), 0u);
+        got[col][c.key] = c.count;
+      });
+      EXPECT_EQ(got[0], hex_ref) << threads << " threads, budget " << budget;
+      EXPECT_EQ(got[1], mixed_ref) << threads << " threads, budget " << budget;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 // per key and chases a pointer per lookup, several times slower at 10M keys. Slots hold a key as
 // stored_key(key) = key ^ INT64_MIN, so an empty slot is all zero bytes: the slot arrays are ZeroBuffers
 // (fresh zero pages, huge pages when large), with no pass that writes an empty marker into every slot.
+// CountTable also has a compact layout for keys of 8 hex digits (see pack_hex_key), half the memory.
 #pragma once
 
 #include <algorithm>
@@ -162,18 +163,50 @@ struct KeyCount {
   int64_t first;
 };
 
+// Criteo-style ids: categorical_key (core/hash.h) of an 8-character value of lowercase hex digits holds
+// 32 bits of information, its hex value; tables store such keys in 4 bytes instead of 8.
+// pack_hex_key: false unless every byte of the big-endian key is 0-9 or a-f; else packed = the value.
+inline bool pack_hex_key(int64_t key, uint32_t& packed) {
+  const uint64_t x = static_cast<uint64_t>(key);
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  // Per byte below 0x80, the high bit of byte + 0x80 - lo says byte >= lo (no carry between bytes).
+  auto at_least = [x](uint64_t lo) { return (x + (0x80 - lo) * kOnes) & kHigh; };
+  const uint64_t digit = at_least('0') & ~at_least('9' + 1);
+  const uint64_t alpha = at_least('a') & ~at_least('f' + 1);
+  if ((x & kHigh) != 0 || (digit | alpha) != kHigh) return false;
+  uint64_t v = (x & 0x0F0F0F0F0F0F0F0FULL) + (alpha >> 7) * 9;  // each byte: its digit's value
+  v = (v | (v >> 4)) & 0x00FF00FF00FF00FFULL;
+  v = (v | (v >> 8)) & 0x0000FFFF0000FFFFULL;
+  v = (v | (v >> 16)) & 0x00000000FFFFFFFFULL;
+  packed = static_cast<uint32_t>(v);
+  return true;
+}
+
+// The key pack_hex_key packed into p.
+inline int64_t unpack_hex_key(uint32_t p) {
+  uint64_t v = p;
+  v = (v | (v << 16)) & 0x0000FFFF0000FFFFULL;
+  v = (v | (v << 8)) & 0x00FF00FF00FF00FFULL;
+  v = (v | (v << 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  const uint64_t alpha = ((v + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;  // digit >= 10
+  return static_cast<int64_t>(v + 0x3030303030303030ULL + alpha * ('a' - '0' - 10));
+}
+
 // Occurrence counter for one column on one thread. The caller checks full() before add() and either
 // grows or spills (release_sorted) the table, which is how the memory budget is enforced.
 //
-// Slots are (stored_key(key), count) pairs, 16 bytes (0 key: empty), so a probe touches one cache line.
+// Two slot layouts over one array of 64-bit words. Compact (while every key counted packs, see
+// pack_hex_key): one word per slot, count << 32 | packed key, 0 when empty (an entry's count is >= 1).
+// Wide: two words per slot, stored_key(key) and count (0 key: empty). A table starts compact unless it
+// tracks first rows, and turns wide for good (same capacity, every entry at the same slot: positions come
+// from mix64 of the full key in both layouts) at its first key that does not pack or when a count would
+// pass 2^32 - 2. Criteo's 26 columns all stay compact, which halves the counting memory: fewer cache
+// misses, and less fresh memory (page zeroing is a large cost on the virtual machines prep runs on).
 // The first rows live in a parallel array that exists only for a table made with track_first (order:
-// first needs them; counting by frequency does not, and 24-byte slots cost a third more memory, page
-// zeroing and cache misses). Without track_first every KeyCount::first reads 0.
+// first needs them; counting by frequency does not). Without track_first every KeyCount::first reads 0.
 class CountTable {
-  struct Slot {
-    int64_t key;  // stored_key(key); 0: empty
-    int64_t count;
-  };
+  static constexpr uint64_t kTaken = 0xFFFFFFFF;     // compact count of an entry take() took
+  static constexpr uint64_t kMaxCompact = kTaken - 1;  // the largest compact count
 
  public:
   static constexpr std::size_t kMinCapacity = 1024;
@@ -182,25 +215,25 @@ class CountTable {
   // next table that grows to that size. Zeroing memory the process already touched (a memset, ~16 GB/s)
   // is far cheaper than fresh pages (~0.5 GB/s on the virtual machines prep runs on), and the columns of
   // one thread grow through the same sizes: a column's old 4 MiB array becomes another's new one. Holds
-  // at most one array per power of two, so less than twice its largest. Not thread-safe: one per thread,
+  // at most one array per size, so less than twice its largest. Not thread-safe: one per thread,
   // declared before the tables that use it (it must outlive them).
   class Pool {
    public:
     static constexpr std::size_t kPoolMinBytes = kHugeThreshold;  // smaller arrays: malloc recycles them
-    ZeroBuffer<Slot> take(std::size_t n) {
+    ZeroBuffer<uint64_t> take(std::size_t words) {
       for (std::size_t k = 0; k < free_.size(); ++k)
-        if (free_[k].size() == n) {
-          ZeroBuffer<Slot> out = std::move(free_[k]);
+        if (free_[k].size() == words) {
+          ZeroBuffer<uint64_t> out = std::move(free_[k]);
           free_[k] = std::move(free_.back());
           free_.pop_back();
-          std::memset(static_cast<void*>(out.data()), 0, n * sizeof(Slot));
+          std::memset(static_cast<void*>(out.data()), 0, words * sizeof(uint64_t));
           ++reused_;
           return out;
         }
-      return ZeroBuffer<Slot>(n);
+      return ZeroBuffer<uint64_t>(words);
     }
-    void give(ZeroBuffer<Slot>&& b) {
-      if (b.size() * sizeof(Slot) < kPoolMinBytes) return;
+    void give(ZeroBuffer<uint64_t>&& b) {
+      if (b.size() * sizeof(uint64_t) < kPoolMinBytes) return;
       for (const auto& f : free_)
         if (f.size() == b.size()) return;  // one per size is enough; this one is released
       free_.push_back(std::move(b));
@@ -209,7 +242,7 @@ class CountTable {
     void release() { free_.clear(); }                // frees the arrays held (tables keep using the pool)
 
    private:
-    std::vector<ZeroBuffer<Slot>> free_;
+    std::vector<ZeroBuffer<uint64_t>> free_;
     std::size_t reused_ = 0;
   };
 
@@ -221,54 +254,41 @@ class CountTable {
   }
 
   bool track_first() const { return track_first_; }
+  // Whether entries are in the compact layout (for tests and summaries).
+  bool compact() const { return compact_; }
   bool full() const { return has_room(1) == false; }
   // Whether m more distinct keys fit under the 0.7 load limit.
-  bool has_room(std::size_t m) const { return (size_ + m) * 10 <= slots_.size() * 7; }
-  std::size_t bytes() const { return slots_.size() * sizeof(Slot) + first_.size() * sizeof(int64_t); }
-  std::size_t capacity() const { return slots_.size(); }
+  bool has_room(std::size_t m) const { return (size_ + m) * 10 <= cap_ * 7; }
+  std::size_t bytes() const { return w_.size() * sizeof(uint64_t) + first_.size() * sizeof(int64_t); }
+  std::size_t capacity() const { return cap_; }
   std::size_t size() const { return size_ + (has_empty_key_ ? 1 : 0); }
 
   void add(int64_t key, int64_t row) {
     if (key == kEmptyKey) {
-      if (!has_empty_key_) empty_key_ = KeyCount{key, 0, track_first_ ? row : 0};
-      has_empty_key_ = true;
-      ++empty_key_.count;
-      if (track_first_) empty_key_.first = std::min(empty_key_.first, row);
+      absorb_empty(KeyCount{key, 1, track_first_ ? row : 0});
       return;
     }
     BW_ASSERT(!full(), "CountTable::add on a full table");
     insert(key, mix64(static_cast<uint64_t>(key)), 1, row);
   }
 
-  // add() for n keys (n <= kBlock, has_room(n) checked by the caller). The probe starts of the whole
-  // block are prefetched first so that their cache misses overlap: counting 10M distinct keys is bound
-  // by memory latency, not by arithmetic.
+  // Keys per block of KeyCounter::add_many between room checks.
   static constexpr std::size_t kBlock = 16;
-  void add_block(const int64_t* keys, const int64_t* rows, std::size_t n) {
-    uint64_t h[kBlock];
-    for (std::size_t j = 0; j < n; ++j) {
-      h[j] = mix64(static_cast<uint64_t>(keys[j]));
-      prefetch(h[j]);
+
+  // Adds n >= 1 occurrences of key at once (first seen at `row`); room checked by the caller.
+  void add_n(int64_t key, int64_t n, int64_t row) {
+    BW_ASSERT(n >= 1);
+    if (key == kEmptyKey) {
+      absorb_empty(KeyCount{key, n, track_first_ ? row : 0});
+      return;
     }
-    for (std::size_t j = 0; j < n; ++j) {
-      if (keys[j] == kEmptyKey) {
-        add(keys[j], rows[j]);
-        continue;
-      }
-      insert(keys[j], h[j], 1, rows[j]);
-    }
+    insert(key, mix64(static_cast<uint64_t>(key)), n, row);
   }
 
   // Starts pulling the slot a key with hash h (mix64 of the key) probes first into the cache.
   void prefetch(uint64_t h) const {
-    __builtin_prefetch(&slots_[h & mask_], 1);
+    __builtin_prefetch(slot_word(h & mask_), 1);
     if (track_first_) __builtin_prefetch(&first_[h & mask_], 1);
-  }
-
-  // prefetch() for a lookup only.
-  void prefetch_read(uint64_t h) const {
-    __builtin_prefetch(&slots_[h & mask_], 0);
-    if (track_first_) __builtin_prefetch(&first_[h & mask_], 0);
   }
 
   // add() for a key whose hash h = mix64(key) is already known (room checked by the caller). Without
@@ -279,11 +299,47 @@ class CountTable {
       add(key, kTrackFirst ? row : 0);
       return;
     }
-    if constexpr (kTrackFirst) {
-      insert(key, h, 1, row);
-    } else {
-      insert(key, h, 1, 0);
+    insert(key, h, 1, kTrackFirst ? row : 0);
+  }
+
+  // add() of one occurrence of a key that packs to p (pack_hex_key; its hash h = mix64(key)) into a
+  // compact table without first rows (room checked by the caller). KeyCounter packs a whole batch of keys
+  // in one vectorisable loop before counting them, so the probe loop here is all that runs per key.
+  void add_packed(uint32_t p, uint64_t h) {
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      uint64_t& w = w_[i];
+      if (w == 0) {
+        w = uint64_t{1} << 32 | p;
+        ++size_;
+        return;
+      }
+      if (static_cast<uint32_t>(w) == p) {
+        if ((w >> 32) == kMaxCompact) [[unlikely]] {
+          insert(unpack_hex_key(p), h, 1, 0);  // turns the table wide first
+          return;
+        }
+        w += uint64_t{1} << 32;
+        return;
+      }
     }
+  }
+
+  // Turns a compact table wide for good (same capacity, every entry at the same slot), as its first key
+  // that does not pack does; a no-op on a wide table.
+  void widen() {
+    if (!compact_) return;
+    ZeroBuffer<uint64_t> wide = take_words(2 * cap_);
+    for (std::size_t i = 0; i < cap_; ++i) {
+      const uint64_t w = w_[i];
+      if (w == 0) continue;
+      const uint64_t c = w >> 32;
+      wide[2 * i] = static_cast<uint64_t>(stored_key(unpack_hex_key(static_cast<uint32_t>(w))));
+      wide[2 * i + 1] = c == kTaken ? 0 : c;
+    }
+    ZeroBuffer<uint64_t> old = std::move(w_);
+    w_ = std::move(wide);
+    compact_ = false;
+    if (pool_) pool_->give(std::move(old));
   }
 
   // Adds every entry of `other` (counts summed, first = the smaller), growing as needed; the result is
@@ -295,29 +351,28 @@ class CountTable {
     if (other.has_empty_key_) absorb_empty(other.empty_key_);
     // Entries of `other` come in slot order, which is random in this table: prefetch kAhead ahead.
     constexpr std::size_t kAhead = 16;
-    std::size_t ring_key[kAhead];
+    KeyCount ring[kAhead];
     uint64_t ring_h[kAhead];
     std::size_t pending = 0, head = 0;
-    const Slot* src = other.slots_.data();
-    auto absorb = [&](std::size_t i, uint64_t h) {
+    auto absorb = [&](const KeyCount& kc, uint64_t h) {
       if (!has_room(1)) grow();
-      insert(stored_key(src[i].key), h, src[i].count, track_first_ ? other.first_[i] : 0);
+      insert(kc.key, h, kc.count, kc.first);
     };
-    for (std::size_t i = 0, n = other.slots_.size(); i < n; ++i) {
-      if (src[i].key == 0) continue;
-      uint64_t h = mix64(static_cast<uint64_t>(stored_key(src[i].key)));
+    other.for_each_slot([&](std::size_t, const KeyCount& kc) {
+      if (kc.count == 0) return;
+      uint64_t h = mix64(static_cast<uint64_t>(kc.key));
       prefetch(h);
       if (pending == kAhead) {
-        absorb(ring_key[head], ring_h[head]);
+        absorb(ring[head], ring_h[head]);
         head = (head + 1) % kAhead;
         --pending;
       }
       std::size_t at = (head + pending) % kAhead;
-      ring_key[at] = i;
+      ring[at] = kc;
       ring_h[at] = h;
       ++pending;
-    }
-    for (; pending > 0; --pending, head = (head + 1) % kAhead) absorb(ring_key[head], ring_h[head]);
+    });
+    for (; pending > 0; --pending, head = (head + 1) % kAhead) absorb(ring[head], ring_h[head]);
   }
 
   // find() that also takes the entry out of later visits: its count becomes 0 (for_each still visits it,
@@ -330,18 +385,20 @@ class CountTable {
       empty_key_.count = 0;
       return true;
     }
-    const int64_t sk = stored_key(key);
-    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-      Slot& s = slots_[i];
-      if (s.key == sk) {
-        if (s.count == 0) return false;
-        count = s.count;
-        first = track_first_ ? first_[i] : 0;
-        s.count = 0;
-        return true;
-      }
-      if (s.key == 0) return false;
+    const std::size_t i = locate(key, h);
+    if (i == kNotFound) return false;
+    if (compact_) {
+      uint64_t& w = w_[i];
+      if ((w >> 32) == kTaken) return false;
+      count = static_cast<int64_t>(w >> 32);
+      w |= kTaken << 32;
+    } else {
+      if (w_[2 * i + 1] == 0) return false;
+      count = static_cast<int64_t>(w_[2 * i + 1]);
+      w_[2 * i + 1] = 0;
     }
+    first = track_first_ ? first_[i] : 0;
+    return true;
   }
 
   // Count and first row of key, whose hash h = mix64(key) is known; false when the key is absent.
@@ -352,38 +409,53 @@ class CountTable {
       first = empty_key_.first;
       return true;
     }
-    const int64_t sk = stored_key(key);
-    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
-      if (s.key == sk) {
-        count = s.count;
-        first = track_first_ ? first_[i] : 0;
-        return true;
-      }
-      if (s.key == 0) return false;
-    }
+    const std::size_t i = locate(key, h);
+    if (i == kNotFound) return false;
+    count = compact_ ? static_cast<int64_t>(w_[i] >> 32) : static_cast<int64_t>(w_[2 * i + 1]);
+    if (compact_ && count == static_cast<int64_t>(kTaken)) count = 0;
+    first = track_first_ ? first_[i] : 0;
+    return true;
   }
 
-  void grow() { rehash(slots_.size() * 2); }
+  void grow() { rehash(cap_ * 2); }
 
   // Moves the entries into `cap` slots (a power of two, enough for size() under the load limit).
   void rehash(std::size_t cap) {
-    ZeroBuffer<Slot> old = std::move(slots_);
+    const bool compact = compact_;
+    const std::size_t old_cap = cap_;
+    ZeroBuffer<uint64_t> old = std::move(w_);
     ZeroBuffer<int64_t> old_first = std::move(first_);
-    slots_ = pool_ ? pool_->take(cap) : ZeroBuffer<Slot>(cap);
-    if (track_first_) first_ = ZeroBuffer<int64_t>(cap);
+    cap_ = cap;
     mask_ = cap - 1;
-    for (std::size_t j = 0; j < old.size(); ++j) {
-      if (old[j].key == 0) continue;
-      std::size_t i = mix64(static_cast<uint64_t>(stored_key(old[j].key))) & mask_;
-      while (slots_[i].key != 0) i = (i + 1) & mask_;
-      slots_[i] = old[j];
+    w_ = take_words(cap * (compact ? 1 : 2));
+    if (track_first_) first_ = ZeroBuffer<int64_t>(cap);
+    for (std::size_t j = 0; j < old_cap; ++j) {
+      uint64_t a, b = 0;
+      if (compact) {
+        a = old[j];
+        if (a == 0) continue;
+      } else {
+        a = old[2 * j];
+        b = old[2 * j + 1];
+        if (a == 0) continue;
+      }
+      const int64_t key = compact ? unpack_hex_key(static_cast<uint32_t>(a)) : stored_key(static_cast<int64_t>(a));
+      std::size_t i = mix64(static_cast<uint64_t>(key)) & mask_;
+      if (compact) {
+        while (w_[i] != 0) i = (i + 1) & mask_;
+        w_[i] = a;
+      } else {
+        while (w_[2 * i] != 0) i = (i + 1) & mask_;
+        w_[2 * i] = a;
+        w_[2 * i + 1] = b;
+      }
       if (track_first_) first_[i] = old_first[j];
     }
     if (pool_) pool_->give(std::move(old));
   }
 
-  // Returns the entries sorted by key and leaves the table empty with `new_capacity` slots.
+  // Returns the entries sorted by key and leaves the table empty with `new_capacity` slots (compact again
+  // when it tracks no first rows: the next keys may all pack).
   std::vector<KeyCount> release_sorted(std::size_t new_capacity) {
     std::vector<KeyCount> out;
     out.reserve(size());
@@ -397,38 +469,106 @@ class CountTable {
   template <class F>
   void for_each(F&& f) const {
     if (has_empty_key_) f(empty_key_);
-    for (std::size_t i = 0; i < slots_.size(); ++i)
-      if (slots_[i].key != 0) f(KeyCount{stored_key(slots_[i].key), slots_[i].count, track_first_ ? first_[i] : 0});
+    for_each_slot([&](std::size_t, const KeyCount& kc) { f(kc); });
   }
 
   void reset(std::size_t capacity) {
     capacity = pow2_at_least(std::max(capacity, kMinCapacity));
-    slots_ = ZeroBuffer<Slot>(capacity);
-    first_ = track_first_ ? ZeroBuffer<int64_t>(capacity) : ZeroBuffer<int64_t>();
+    compact_ = !track_first_;
+    cap_ = capacity;
     mask_ = capacity - 1;
+    w_ = ZeroBuffer<uint64_t>(capacity * (compact_ ? 1 : 2));
+    first_ = track_first_ ? ZeroBuffer<int64_t>(capacity) : ZeroBuffer<int64_t>();
     size_ = 0;
     has_empty_key_ = false;
   }
 
  private:
-  // Adds `count` occurrences of key (not kEmptyKey; its hash h), first seen at `row`.
-  void insert(int64_t key, uint64_t h, int64_t count, int64_t row) {
-    const int64_t sk = stored_key(key);
-    std::size_t i = h & mask_;
-    for (;;) {
-      Slot& s = slots_[i];
-      if (s.key == sk) {
-        s.count += count;
+  static constexpr std::size_t kNotFound = ~std::size_t{0};
+
+  const void* slot_word(std::size_t i) const { return w_.data() + (compact_ ? i : 2 * i); }
+
+  ZeroBuffer<uint64_t> take_words(std::size_t words) { return pool_ ? pool_->take(words) : ZeroBuffer<uint64_t>(words); }
+
+  // Every entry but the empty key's, with its slot, in slot order (count 0 once taken).
+  template <class F>
+  void for_each_slot(F&& f) const {
+    if (compact_) {
+      for (std::size_t i = 0; i < cap_; ++i) {
+        const uint64_t w = w_[i];
+        if (w == 0) continue;
+        const uint64_t c = w >> 32;
+        f(i, KeyCount{unpack_hex_key(static_cast<uint32_t>(w)), c == kTaken ? 0 : static_cast<int64_t>(c),
+                      track_first_ ? first_[i] : 0});
+      }
+      return;
+    }
+    for (std::size_t i = 0; i < cap_; ++i)
+      if (w_[2 * i] != 0)
+        f(i, KeyCount{stored_key(static_cast<int64_t>(w_[2 * i])), static_cast<int64_t>(w_[2 * i + 1]),
+                      track_first_ ? first_[i] : 0});
+  }
+
+  // The slot of key (not kEmptyKey; its hash h), or kNotFound.
+  std::size_t locate(int64_t key, uint64_t h) const {
+    if (compact_) {
+      uint32_t p;
+      if (!pack_hex_key(key, p)) return kNotFound;  // every key in a compact table packs
+      for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+        const uint64_t w = w_[i];
+        if (w == 0) return kNotFound;
+        if (static_cast<uint32_t>(w) == p) return i;
+      }
+    }
+    const uint64_t sk = static_cast<uint64_t>(stored_key(key));
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const uint64_t w = w_[2 * i];
+      if (w == 0) return kNotFound;
+      if (w == sk) return i;
+    }
+  }
+
+  // Adds `count` occurrences of key (not kEmptyKey; its hash h), first seen at `row`. Out of line: the
+  // hot path is add_packed.
+  __attribute__((noinline)) void insert(int64_t key, uint64_t h, int64_t count, int64_t row) {
+    if (compact_) {
+      uint32_t p;
+      if (pack_hex_key(key, p)) [[likely]] {
+        for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+          uint64_t& w = w_[i];
+          if (w == 0) {
+            if (static_cast<uint64_t>(count) > kMaxCompact) break;  // to the wide layout
+            w = static_cast<uint64_t>(count) << 32 | p;
+            if (track_first_) first_[i] = row;
+            ++size_;
+            return;
+          }
+          if (static_cast<uint32_t>(w) == p) {
+            const uint64_t c = (w >> 32) + static_cast<uint64_t>(count);
+            if (c > kMaxCompact) break;
+            w = c << 32 | p;
+            if (track_first_ && row < first_[i]) first_[i] = row;
+            return;
+          }
+        }
+      }
+      widen();
+    }
+    const uint64_t sk = static_cast<uint64_t>(stored_key(key));
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      uint64_t& k = w_[2 * i];
+      if (k == sk) {
+        w_[2 * i + 1] += static_cast<uint64_t>(count);
         if (track_first_ && row < first_[i]) first_[i] = row;
         return;
       }
-      if (s.key == 0) {
-        s = Slot{sk, count};
+      if (k == 0) {
+        k = sk;
+        w_[2 * i + 1] = static_cast<uint64_t>(count);
         if (track_first_) first_[i] = row;
         ++size_;
         return;
       }
-      i = (i + 1) & mask_;
     }
   }
   void absorb_empty(const KeyCount& kc) {
@@ -442,10 +582,11 @@ class CountTable {
   }
 
   bool track_first_ = true;
+  bool compact_ = false;
   Pool* pool_ = nullptr;
-  ZeroBuffer<Slot> slots_;
+  ZeroBuffer<uint64_t> w_;     // the slots, in either layout
   ZeroBuffer<int64_t> first_;  // per slot, only with track_first_
-  std::size_t mask_ = 0, size_ = 0;
+  std::size_t cap_ = 0, mask_ = 0, size_ = 0;
   bool has_empty_key_ = false;
   KeyCount empty_key_{kEmptyKey, 0, 0};
 };

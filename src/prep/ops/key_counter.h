@@ -52,7 +52,9 @@ class KeyCounter {
     ThreadState& ts = *threads_[thread];
     CountTable& t = ts.tables[col];
     if (t.full()) make_room(ts, col);
+    const bool compact = t.compact();
     t.add(key, row);
+    if (compact && !t.compact()) ts.bytes += t.bytes() / 2;  // turned wide (see add_many)
   }
 
   // add() for n keys with their rows; faster on large tables (prefetched probes). rows may be null
@@ -83,19 +85,36 @@ class KeyCounter {
     std::vector<std::vector<RunFile>> runs;  // per column
     std::size_t bytes = 0;
     std::vector<uint64_t> hashes;  // add_many scratch
+    std::vector<uint32_t> packed;  // add_many scratch
   };
 
   template <bool kTrackFirst>
   void add_many_impl(std::size_t col, int thread, const int64_t* keys, const int64_t* rows, std::size_t n) {
     ThreadState& ts = *threads_[thread];
     CountTable& t = ts.tables[col];
-    // Hashes first (a tight loop), then probes with the slot of key j + kAhead prefetched while key j
-    // is counted, so that cache misses on big tables overlap. The table may grow or spill between
-    // blocks; a prefetch of the old slots is harmless.
+    // Hashes (and, for a compact table, packed keys) first, in tight loops, then probes with the slot of
+    // key j + kAhead prefetched while key j is counted, so that cache misses on big tables overlap. The
+    // table may grow or spill between blocks; a prefetch of the old slots is harmless.
     constexpr std::size_t kAhead = 32;
     std::vector<uint64_t>& h = ts.hashes;
     if (h.size() < n) h.resize(n);
     for (std::size_t j = 0; j < n; ++j) h[j] = mix64(static_cast<uint64_t>(keys[j]));
+    bool packed = false;
+    if (t.compact()) {
+      std::vector<uint32_t>& p = ts.packed;
+      if (p.size() < n) p.resize(n);
+      bool all = true;
+      for (std::size_t j = 0; j < n; ++j) {
+        uint32_t v = 0;
+        all &= pack_hex_key(keys[j], v) | (keys[j] == kEmptyKey);
+        p[j] = v;
+      }
+      packed = all;
+      if (!all) {  // a key that does not pack: the table turns wide, twice the slot memory
+        t.widen();
+        ts.bytes += t.bytes() / 2;
+      }
+    }
     // A table that fits in L2 (most columns: a few thousand distinct values) gains nothing from prefetch.
     constexpr std::size_t kCachedBytes = std::size_t{256} << 10;
     const bool ahead = t.bytes() > kCachedBytes;
@@ -104,10 +123,16 @@ class KeyCounter {
     for (std::size_t b = 0; b < n; b += CountTable::kBlock) {
       std::size_t m = std::min(CountTable::kBlock, n - b);
       if (!t.has_room(m)) make_room(ts, col);
+      const bool compact = t.compact();
       for (std::size_t j = b; j < b + m; ++j) {
         if (ahead && j + kAhead < n) t.prefetch(h[j + kAhead]);
-        t.add_hashed<kTrackFirst>(keys[j], h[j], kTrackFirst ? rows[j] : 0);
+        // The table's layout is read again per key: a count past the compact limit turns it wide.
+        if (packed && t.compact() && keys[j] != kEmptyKey)
+          t.add_packed(ts.packed[j], h[j]);
+        else
+          t.add_hashed<kTrackFirst>(keys[j], h[j], kTrackFirst ? rows[j] : 0);
       }
+      if (compact && !t.compact()) ts.bytes += t.bytes() / 2;  // turned wide: twice the slot memory
     }
   }
 
