@@ -8,8 +8,8 @@ Prep mode prints one JSON line: {"tool":"pandas","rows":N,"seconds":S,"rows_per_
 OUT_DIR/{label,I1..I13,C1..C26}.npy (float32, float32, int32), one file per column.
 Summary mode prints one JSON line of per-column checksums, defined exactly as in
 duckdb_prep.mjs --summary, so run.sh can compare the outputs. Given a bluewhale dataset directory
-(meta.json + shards), it reads the shards directly and leaves out the order-sensitive checksums, since
-the recipe's train/valid/test split scatters the rows.
+(meta.json + shards), it reads the shards directly; it leaves out the order-sensitive checksums when
+the recipe's train/valid/test split scattered the rows.
 
 The work is the same as `bluewhale prep --recipe recipes/dlrm-criteo.yaml`:
   dense I1..I13: missing -> 0, negative -> 0, log1p, float32
@@ -103,7 +103,8 @@ def load_npy_dir(path: str) -> dict:
 
 def load_bluewhale(path: str) -> dict:
     """Columns of a bluewhale dataset (include/bluewhale/data/dataset.h), splits concatenated in
-    train, valid, test order: the split scatters rows, so only order-free checksums apply."""
+    train, valid, test order. Rows keep their input order within a split, so a dataset whose rows are all
+    in one split (the bench's recipe) is in input order."""
     with open(os.path.join(path, "meta.json")) as f:
         meta = json.load(f)
     if meta.get("format") != "bluewhale-dataset":
@@ -140,12 +141,18 @@ def summary(path: str) -> None:
     bluewhale = os.path.isfile(os.path.join(path, "meta.json"))
     cols = load_bluewhale(path) if bluewhale else load_npy_dir(path)
     rows = len(cols["label"])
+    # Order-sensitive sums only where rows are in input order: a split scatters a bluewhale dataset's rows.
+    ordered = True
+    if bluewhale:
+        with open(os.path.join(path, "meta.json")) as f:
+            split_rows = [v.get("rows", 0) for v in json.load(f)["splits"].values()]
+        ordered = sum(1 for r in split_rows if r > 0) <= 1
     w = (np.arange(rows, dtype=np.int64) % 7919)
     s = {"rows": rows}
     for c in ["label"] + DENSE:
         x = cols[c].astype(np.float64)
         s[f"{c}_sum"] = float(x.sum())
-        if not bluewhale:
+        if ordered:
             s[f"{c}_wsum"] = float((x * w).sum())
     for c in CAT:
         x = cols[c].astype(np.int64)
@@ -154,7 +161,7 @@ def summary(path: str) -> None:
         for k in (0, 1, 2):
             s[f"{c}_n{k}"] = int((x == k).sum())
         s[f"{c}_sum"] = int(x.sum())
-        if not bluewhale:
+        if ordered:
             s[f"{c}_wsum"] = int((x * w).sum())
     print(json.dumps(s))
 

@@ -373,6 +373,9 @@ for n in os.environ["SIZES"].split():
         if bad:
             checks.append(f"- {n:,} rows: bluewhale vs {ref_name}: **{len(bad)} of {len(keys)} checksums differ**: "
                           + ", ".join(f"{k} {bws.get(k)} vs {ref.get(k)}" for k in bad[:8]))
+        elif "label_wsum" in keys:
+            checks.append(f"- {n:,} rows: bluewhale vs {ref_name}: all {len(keys)} checksums agree, order-sensitive "
+                          f"sums included (the same values and ids row by row).")
         else:
             checks.append(f"- {n:,} rows: bluewhale vs {ref_name}: all {len(keys)} order-free checksums agree "
                           f"(rows, per-column sums, distinct ids, id 0/1/2 counts; row order not compared: "
