@@ -12,6 +12,7 @@
 #   BENCH_SKIP_PANDAS_5M=1         skip pandas on sizes >= 5M rows
 #   BENCH_SKIP="duckdb pandas"     tools to skip (bluewhale, duckdb, pandas)
 #   BENCH_TIMEOUT=1800             seconds before one tool run is killed
+#   BENCH_REPS=1                   runs per tool and size; the table shows the median run (by wall time)
 #   BENCH_OUT=bench/out            data cache, outputs and the report (bench/out/prep_bench.md)
 #   BLUEWHALE=build/bluewhale      the binary under test
 #   DUCKDB_COMPRESSION=uncompressed  Parquet codec for DuckDB (uncompressed or snappy)
@@ -26,6 +27,7 @@ OUT="${BENCH_OUT:-$ROOT/bench/out}"
 BW="${BLUEWHALE:-$ROOT/build/bluewhale}"
 RECIPE="$ROOT/recipes/dlrm-criteo.yaml"
 TIMEOUT="${BENCH_TIMEOUT:-1800}"
+REPS="${BENCH_REPS:-1}"
 SKIP=" ${BENCH_SKIP:-} "
 PY=/usr/bin/python3          # Debian's python3 with python3-pandas, not a pyenv/venv one on PATH
 TIME=/usr/bin/time           # GNU time (Debian package `time`) for peak RSS
@@ -125,12 +127,35 @@ data_file() {
 }
 
 # run_tool NAME DIR CMD...: runs CMD under GNU time; leaves DIR/NAME.{stdout,stderr,time,rc}.
+# run_tool NAME DIR OUTPUT CMD...: runs CMD REPS times, removing OUTPUT (the tool's result) before each
+# run, outside the clock; keeps the median run's GNU time, stdout, stderr and exit code as DIR/NAME.* and
+# every run's wall time in DIR/NAME.reps (and the median run's DIR/NAME.report.json, when the tool writes
+# one there). A failed run is kept instead (and ends the repetitions).
 run_tool() {
-  local name="$1" dir="$2"; shift 2
-  local rc=0
+  local name="$1" dir="$2" output="$3"; shift 3
+  local rc=0 k walls=()
   say "  $name: $*"
-  timeout "$TIMEOUT" "$TIME" -v -o "$dir/$name.time" "$@" > "$dir/$name.stdout" 2> "$dir/$name.stderr" || rc=$?
-  echo "$rc" > "$dir/$name.rc"
+  for ((k = 1; k <= REPS; k++)); do
+    rm -rf "$output"
+    sync
+    rc=0
+    timeout "$TIMEOUT" "$TIME" -v -o "$dir/$name.$k.time" "$@" > "$dir/$name.$k.stdout" 2> "$dir/$name.$k.stderr" || rc=$?
+    echo "$rc" > "$dir/$name.$k.rc"
+    # A report the tool wrote itself (bluewhale's --report DIR/NAME.report.json) belongs to this run too.
+    if [[ -f "$dir/$name.report.json" ]]; then mv "$dir/$name.report.json" "$dir/$name.$k.report.json"; fi
+    if ((rc != 0)); then
+      walls=("0 $k")
+      break
+    fi
+    walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$dir/$name.$k.time") $k")
+  done
+  local pick
+  pick="$(printf '%s\n' "${walls[@]}" | sort -n | awk '{ a[NR] = $2 } END { print a[int((NR + 1) / 2)] }')"
+  for ext in time stdout stderr rc report.json; do
+    if [[ -f "$dir/$name.$pick.$ext" ]]; then cp "$dir/$name.$pick.$ext" "$dir/$name.$ext"; fi
+  done
+  printf '%s\n' "${walls[@]}" | awk '{ print $1 }' > "$dir/$name.reps"
+  rc="$(cat "$dir/$name.rc")"
   if ((rc != 0)); then
     if ((rc == 124)); then warn "$name timed out after ${TIMEOUT}s"; else warn "$name failed (exit $rc):"; fi
     tail -n 20 "$dir/$name.stderr" | sed 's/^/    /' >&2
@@ -182,14 +207,14 @@ for n in $SIZES; do
   if skip_tool bluewhale; then skipped "$dir" bluewhale "BENCH_SKIP"
   elif ((!have_bw_prep)); then skipped "$dir" bluewhale "bluewhale prep not built yet"
   else
-    run_tool bluewhale "$dir" "$BW" prep --recipe "$BENCH_RECIPE" --input "$file" --out "$OUT/bluewhale_$label" \
+    run_tool bluewhale "$dir" "$OUT/bluewhale_$label" "$BW" prep --recipe "$BENCH_RECIPE" --input "$file" --out "$OUT/bluewhale_$label" \
       --threads "$THREADS" --overwrite --quiet --report "$dir/bluewhale.report.json"
   fi
 
   if skip_tool duckdb; then skipped "$dir" duckdb "BENCH_SKIP"
   elif ((!have_duckdb)); then skipped "$dir" duckdb "$duckdb_note"
   else
-    run_tool duckdb "$dir" node "$ROOT/bench/prep/duckdb_prep.mjs" --input "$file" --out "$OUT/duckdb_$label.parquet" \
+    run_tool duckdb "$dir" "$OUT/duckdb_$label.parquet" node "$ROOT/bench/prep/duckdb_prep.mjs" --input "$file" --out "$OUT/duckdb_$label.parquet" \
       --threads "$THREADS" --min-count "$MIN_COUNT" --compression "${DUCKDB_COMPRESSION:-uncompressed}"
   fi
 
@@ -197,7 +222,7 @@ for n in $SIZES; do
   elif ((!have_pandas)); then skipped "$dir" pandas "$pandas_note"
   elif [[ "${BENCH_SKIP_PANDAS_5M:-0}" == 1 ]] && ((n >= 5000000)); then skipped "$dir" pandas "BENCH_SKIP_PANDAS_5M=1"
   else
-    run_tool pandas "$dir" "$PY" "$ROOT/bench/prep/pandas_prep.py" --input "$file" --out "$OUT/pandas_$label" \
+    run_tool pandas "$dir" "$OUT/pandas_$label" "$PY" "$ROOT/bench/prep/pandas_prep.py" --input "$file" --out "$OUT/pandas_$label" \
       --min-count "$MIN_COUNT"
   fi
 
@@ -326,6 +351,10 @@ for n in os.environ["SIZES"].split():
             inner = (j or {}).get("seconds")
             if inner is not None:
                 r.setdefault("note", f"own timer {float(inner):.2f}s")
+            reps = [float(x) for x in (read(os.path.join(d, f"{t}.reps"), "") or "").split()]
+            if len(reps) > 1:
+                note = f"median of {len(reps)} runs ({' / '.join(f'{x:.2f}' for x in reps)} s)"
+                r["note"] = note + ("; " + r["note"] if r.get("note") else "")
         res[t] = r
     bw_rps = res.get("bluewhale", {}).get("rps")
     for t in tools:
