@@ -528,32 +528,41 @@ class CountTable {
     }
   }
 
-  // Adds `count` occurrences of key (not kEmptyKey; its hash h), first seen at `row`. Out of line: the
-  // hot path is add_packed.
-  __attribute__((noinline)) void insert(int64_t key, uint64_t h, int64_t count, int64_t row) {
+  // Adds `count` occurrences of key (not kEmptyKey; its hash h), first seen at `row`.
+  void insert(int64_t key, uint64_t h, int64_t count, int64_t row) {
     if (compact_) {
-      uint32_t p;
-      if (pack_hex_key(key, p)) [[likely]] {
-        for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-          uint64_t& w = w_[i];
-          if (w == 0) {
-            if (static_cast<uint64_t>(count) > kMaxCompact) break;  // to the wide layout
-            w = static_cast<uint64_t>(count) << 32 | p;
-            if (track_first_) first_[i] = row;
-            ++size_;
-            return;
-          }
-          if (static_cast<uint32_t>(w) == p) {
-            const uint64_t c = (w >> 32) + static_cast<uint64_t>(count);
-            if (c > kMaxCompact) break;
-            w = c << 32 | p;
-            if (track_first_ && row < first_[i]) first_[i] = row;
-            return;
-          }
+      insert_compact(key, h, count, row);
+      return;
+    }
+    insert_wide(key, h, count, row);
+  }
+  // insert() into a compact table: there, or into the table made wide when key does not pack or the
+  // count would pass the compact limit. Out of line: counting compact tables goes through add_packed.
+  __attribute__((noinline)) void insert_compact(int64_t key, uint64_t h, int64_t count, int64_t row) {
+    uint32_t p;
+    if (pack_hex_key(key, p)) [[likely]] {
+      for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+        uint64_t& w = w_[i];
+        if (w == 0) {
+          if (static_cast<uint64_t>(count) > kMaxCompact) break;  // to the wide layout
+          w = static_cast<uint64_t>(count) << 32 | p;
+          if (track_first_) first_[i] = row;
+          ++size_;
+          return;
+        }
+        if (static_cast<uint32_t>(w) == p) {
+          const uint64_t c = (w >> 32) + static_cast<uint64_t>(count);
+          if (c > kMaxCompact) break;
+          w = c << 32 | p;
+          if (track_first_ && row < first_[i]) first_[i] = row;
+          return;
         }
       }
-      widen();
     }
+    widen();
+    insert_wide(key, h, count, row);
+  }
+  void insert_wide(int64_t key, uint64_t h, int64_t count, int64_t row) {
     const uint64_t sk = static_cast<uint64_t>(stored_key(key));
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       uint64_t& k = w_[2 * i];
