@@ -422,9 +422,12 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     Dataset src = Dataset::open(opt.apply_to);
     const json& p = src.pipeline();
     // Datasets from before categorical_keys was stored used scheme 1 (every value hashed).
-    const int scheme = p.contains("categorical_keys") && p["categorical_keys"].is_number_integer()
-                           ? p["categorical_keys"].get<int>()
-                           : 1;
+    int scheme = 1;
+    if (p.contains("categorical_keys")) {
+      BW_CHECK(p["categorical_keys"].is_number_integer(), FormatError, (opt.apply_to / "meta.json").string(),
+               ": pipeline.categorical_keys: expected an integer, got ", p["categorical_keys"].dump());
+      scheme = p["categorical_keys"].get<int>();
+    }
     BW_CHECK(scheme == kCategoricalKeyScheme, FormatError, (opt.apply_to / "meta.json").string(),
              ": pipeline.categorical_keys: the dataset was prepared by a bluewhale that keys categorical values "
              "differently (scheme ", scheme, ", this build uses ", kCategoricalKeyScheme,

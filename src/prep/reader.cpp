@@ -43,8 +43,7 @@ inline uint64_t load_u64(const char* p) {
 // categorical_key (core/hash.h), inlined into the column loops with XXH3 compiled into this file.
 inline int64_t value_key(const char* b, const char* e) {
   const std::size_t n = static_cast<std::size_t>(e - b);
-  if (n == 8) return static_cast<int64_t>(__builtin_bswap64(load_u64(b)));
-  return static_cast<int64_t>(XXH3_64bits(b, n));
+  return n == 8 ? categorical_key8(b) : static_cast<int64_t>(XXH3_64bits(b, n));
 }
 
 // hash_string(field), for id fields that are not decimal integers.
@@ -1040,7 +1039,7 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
             int64_t h;
             if ((len | 8) == 8 && vb + 8 <= end) {
               // 8 bytes (Criteo's ids) or missing: the key of the 8 bytes at vb, kept when len is 8.
-              const int64_t k8 = static_cast<int64_t>(__builtin_bswap64(load_u64(vb)));
+              const int64_t k8 = categorical_key8(vb);
               h = len ? k8 : 0;
             } else {
               h = len ? value_key(vb, ve) : 0;

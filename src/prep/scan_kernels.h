@@ -52,14 +52,4 @@ LineScan scan_lines_avx2(const char* s, std::size_t n);
 LineScan scan_lines_avx512(const char* s, std::size_t n);
 ScanLinesFn scan_lines_for(SimdLevel level);
 
-// The blank-line test of a 64-byte block, shared by the scan_lines kernels (internal linkage: each ISA's
-// file compiles its own). nl and cr: bit i set when byte i of the block is '\n' / '\r'. `prev_nl` and
-// `prev_cr` are the previous block's masks (for the first block: prev_nl = 1 << 63, a line starts at 0).
-// A '\n' at i ends a blank line when byte i - 1 is '\n', or it is '\r' and byte i - 2 is '\n'.
-static inline bool blank_line_in_block(uint64_t nl, uint64_t cr, uint64_t prev_nl, uint64_t prev_cr) {
-  const uint64_t nl1 = (nl << 1) | (prev_nl >> 63), cr1 = (cr << 1) | (prev_cr >> 63);
-  const uint64_t nl2 = (nl << 2) | (prev_nl >> 62);
-  return (nl & (nl1 | (cr1 & nl2))) != 0;
-}
-
 }  // namespace bluewhale::text

@@ -33,6 +33,16 @@ static inline void tail_line_masks(const char* s, std::size_t at, std::size_t n,
   }
 }
 
+// The blank-line test of a 64-byte block. nl and cr: bit i set when byte i of the block is '\n' / '\r'.
+// `prev_nl` and `prev_cr` are the previous block's masks (for the first block: prev_nl = 1 << 63, a line
+// starts at 0).
+// A '\n' at i ends a blank line when byte i - 1 is '\n', or it is '\r' and byte i - 2 is '\n'.
+static inline bool blank_line_in_block(uint64_t nl, uint64_t cr, uint64_t prev_nl, uint64_t prev_cr) {
+  const uint64_t nl1 = (nl << 1) | (prev_nl >> 63), cr1 = (cr << 1) | (prev_cr >> 63);
+  const uint64_t nl2 = (nl << 2) | (prev_nl >> 62);
+  return (nl & (nl1 | (cr1 & nl2))) != 0;
+}
+
 // Offsets of the set bits of sep, eight at a time whether or not that many bits are set (tzcnt of 0
 // writes junk past the count, overwritten later): fewer mispredicted loop exits than one bit per
 // iteration. At most 7 entries of slack.

@@ -151,6 +151,14 @@ TEST(PrepCli, ApplyToMapsNewFilesWithTheFittedDictionaries) {
   EXPECT_NE(c.output.find("meta.json: pipeline.categorical_keys"), std::string::npos) << c.output;
   EXPECT_NE(c.output.find("scheme 1, this build uses 2"), std::string::npos) << c.output;
   EXPECT_FALSE(fs::exists(dir / "old"));
+  meta["pipeline"]["categorical_keys"] = "two";
+  write_text(dir / "fit" / "meta.json", meta.dump(1));
+  c = run_cli("prep --apply-to " + (dir / "fit").string() + " --input " + (dir / "new.tsv").string() + " --out " +
+              (dir / "old").string() + " --quiet");
+  EXPECT_NE(c.exit_code, 0);
+  EXPECT_NE(c.output.find("pipeline.categorical_keys: expected an integer, got \"two\""), std::string::npos)
+      << c.output;
+  EXPECT_FALSE(fs::exists(dir / "old"));
 }
 
 TEST(PrepCli, BadRowFailsNamingFileLineColumnAndLeavesNoDataset) {

@@ -1092,21 +1092,22 @@ TEST(FlatMap, CompactCountTablesCountExactlyAndWidenWhenNeeded) {
   prep_ops::CountTable c(prep_ops::CountTable::kMinCapacity, false);
   Counts rc;
   for (int r = 0; r < 20000; ++r) add(c, hex_key(rng() % 25000), rc);
-  Counts rbc = rb;
-  for (auto& [k, n] : rc) rbc[k] += n;
-  prep_ops::CountTable c2 = c;
-  c2.merge_from(b);  // compact <- wide: turns wide
-  EXPECT_FALSE(c2.compact());
-  EXPECT_EQ(counts_of(c2), rbc);
-  prep_ops::CountTable b2 = b;
-  b2.merge_from(c);  // wide <- compact
-  EXPECT_EQ(counts_of(b2), rbc);
-  Counts rac = ra;
-  for (auto& [k, n] : rc) rac[k] += n;
-  prep_ops::CountTable a2 = a;
-  a2.merge_from(c);  // compact <- compact: stays compact
-  EXPECT_TRUE(a2.compact());
-  EXPECT_EQ(counts_of(a2), rac);
+  auto sum = [](Counts x, const Counts& y) {
+    for (auto& [k, n] : y) x[k] += n;
+    return x;
+  };
+  const Counts rbc = sum(rb, rc);
+  // A copy of `into` merged with `from`: the counts of both, in the layout expected.
+  auto expect_merge = [&](const prep_ops::CountTable& into, const prep_ops::CountTable& from, const Counts& want,
+                          bool compact_after, const char* what) {
+    prep_ops::CountTable m = into;
+    m.merge_from(from);
+    EXPECT_EQ(m.compact(), compact_after) << what;
+    EXPECT_EQ(counts_of(m), want) << what;
+  };
+  expect_merge(c, b, rbc, false, "compact <- wide: turns wide");
+  expect_merge(b, c, rbc, false, "wide <- compact");
+  expect_merge(a, c, sum(ra, rc), true, "compact <- compact: stays compact");
   // The union of a compact and a wide table (take() marks entries in both layouts).
   {
     prep_ops::CountTable u1 = c, u2 = b;

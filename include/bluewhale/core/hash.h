@@ -34,13 +34,14 @@ inline uint64_t hash_string(std::string_view s, uint64_t seed = 0) { return hash
 // ASCII the key is non-negative). Any other length is hash_string of its bytes; that it equals the key of
 // an 8-byte value present in the same column is as unlikely as two hash_string values colliding (2^-64).
 // Stored dictionaries hold these keys: changing the definition means a new kCategoricalKeyScheme.
+// categorical_key of the 8-byte value at p.
+inline int64_t categorical_key8(const char* p) {
+  uint64_t x;
+  __builtin_memcpy(&x, p, 8);
+  return static_cast<int64_t>(__builtin_bswap64(x));
+}
 inline int64_t categorical_key(std::string_view s) {
-  if (s.size() == 8) {
-    uint64_t x;
-    __builtin_memcpy(&x, s.data(), 8);
-    return static_cast<int64_t>(__builtin_bswap64(x));
-  }
-  return static_cast<int64_t>(hash_string(s));
+  return s.size() == 8 ? categorical_key8(s.data()) : static_cast<int64_t>(hash_string(s));
 }
 // The definition of categorical_key in force; prep stores it with every dataset and --apply-to refuses a
 // dataset prepared under another (its dictionaries would map no value).

@@ -52,9 +52,9 @@ class KeyCounter {
     ThreadState& ts = *threads_[thread];
     CountTable& t = ts.tables[col];
     if (t.full()) make_room(ts, col);
-    const bool compact = t.compact();
+    const std::size_t before = t.bytes();
     t.add(key, row);
-    if (compact && !t.compact()) ts.bytes += t.bytes() / 2;  // turned wide (see add_many)
+    ts.bytes += t.bytes() - before;  // a compact table may turn wide (see add_many)
   }
 
   // add() for n keys with their rows; faster on large tables (prefetched probes). rows may be null
@@ -111,8 +111,9 @@ class KeyCounter {
       }
       packed = all;
       if (!all) {  // a key that does not pack: the table turns wide, twice the slot memory
+        const std::size_t before = t.bytes();
         t.widen();
-        ts.bytes += t.bytes() / 2;
+        ts.bytes += t.bytes() - before;
       }
     }
     // A table that fits in L2 (most columns: a few thousand distinct values) gains nothing from prefetch.
@@ -123,7 +124,7 @@ class KeyCounter {
     for (std::size_t b = 0; b < n; b += CountTable::kBlock) {
       std::size_t m = std::min(CountTable::kBlock, n - b);
       if (!t.has_room(m)) make_room(ts, col);
-      const bool compact = t.compact();
+      const std::size_t before = t.bytes();
       for (std::size_t j = b; j < b + m; ++j) {
         if (ahead && j + kAhead < n) t.prefetch(h[j + kAhead]);
         // The table's layout is read again per key: a count past the compact limit turns it wide.
@@ -132,7 +133,7 @@ class KeyCounter {
         else
           t.add_hashed<kTrackFirst>(keys[j], h[j], kTrackFirst ? rows[j] : 0);
       }
-      if (compact && !t.compact()) ts.bytes += t.bytes() / 2;  // turned wide: twice the slot memory
+      ts.bytes += t.bytes() - before;  // a table that turned wide holds twice the slot memory
     }
   }
 
