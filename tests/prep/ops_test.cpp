@@ -16,6 +16,7 @@
 #include <random>
 #include <tuple>
 
+#include "bluewhale/core/cpu.h"
 #include "bluewhale/core/hash.h"
 #include "bluewhale/core/io.h"
 #include "bluewhale/core/parallel.h"
@@ -851,28 +852,38 @@ TEST(OpRecipe, HelpListsEveryOperatorAndItsParameters) {
 // absent keys, the INT64_MIN key) and merging one count table into another.
 
 TEST(FlatMap, FindBatchMatchesFind) {
-  std::mt19937_64 rng(5);
-  for (std::size_t n : {0, 3, 100, 5000, 200000}) {
-    prep_ops::KeyIndex idx;
-    std::vector<int64_t> keys;
-    for (std::size_t j = 0; j < n; ++j) keys.push_back(j % 3 == 0 ? static_cast<int64_t>(j) : static_cast<int64_t>(rng()));
-    if (n > 50) keys[7] = prep_ops::kEmptyKey;
-    for (std::size_t j = 0; j < keys.size(); ++j) idx.get_or_add(keys[j], static_cast<int64_t>(j) + 2);
-    std::vector<int64_t> q = keys;
-    for (std::size_t j = 0; j < n + 37; ++j) q.push_back(j % 2 ? static_cast<int64_t>(rng()) : static_cast<int64_t>(j));
-    std::shuffle(q.begin(), q.end(), rng);
-    std::vector<int64_t> out(q.size());
-    idx.find_batch(q.data(), q.size(), out.data(), 1);
-    for (std::size_t j = 0; j < q.size(); ++j) ASSERT_EQ(out[j], idx.find(q[j], 1)) << n << " " << j;
-    idx.find_batch(q.data(), q.size(), q.data(), 1);  // in place
-    EXPECT_EQ(q, out);
+  // At every SIMD level (the keys are hashed by the level's kernel), from batches within one block to
+  // many blocks, small tables (no prefetch) and large ones.
+  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+    if (level > detected_simd_level()) continue;
+    set_simd_level(level);
+    SCOPED_TRACE(std::string(simd_level_name(level)));
+    std::mt19937_64 rng(5);
+    for (std::size_t n : {0, 3, 100, 255, 256, 257, 5000, 200000}) {
+      prep_ops::KeyIndex idx;
+      std::vector<int64_t> keys;
+      for (std::size_t j = 0; j < n; ++j)
+        keys.push_back(j % 3 == 0 ? static_cast<int64_t>(j) : static_cast<int64_t>(rng()));
+      if (n > 50) keys[7] = prep_ops::kEmptyKey;
+      for (std::size_t j = 0; j < keys.size(); ++j) idx.get_or_add(keys[j], static_cast<int64_t>(j) + 2);
+      std::vector<int64_t> q = keys;
+      for (std::size_t j = 0; j < n + 37; ++j)
+        q.push_back(j % 2 ? static_cast<int64_t>(rng()) : static_cast<int64_t>(j));
+      std::shuffle(q.begin(), q.end(), rng);
+      std::vector<int64_t> out(q.size());
+      idx.find_batch(q.data(), q.size(), out.data(), 1);
+      for (std::size_t j = 0; j < q.size(); ++j) ASSERT_EQ(out[j], idx.find(q[j], 1)) << n << " " << j;
+      idx.find_batch(q.data(), q.size(), q.data(), 1);  // in place
+      EXPECT_EQ(q, out);
+    }
   }
+  set_simd_level(detected_simd_level());
 }
 
 // Slots store key ^ INT64_MIN (0 = empty), so the keys next to that encoding's edges must behave like any.
 TEST(FlatMap, EdgeKeysAreStoredFoundAndCounted) {
-  const std::vector<int64_t> edge = {0, -1, 1, prep_ops::kEmptyKey, std::numeric_limits<int64_t>::max(),
-                                     prep_ops::kEmptyKey + 1};
+  const std::vector<int64_t> edge = {
+      0, -1, 1, prep_ops::kEmptyKey, std::numeric_limits<int64_t>::max(), prep_ops::kEmptyKey + 1};
   prep_ops::KeyIndex idx;
   for (std::size_t j = 0; j < edge.size(); ++j) EXPECT_TRUE(idx.get_or_add(edge[j], 10 + int64_t(j)).second);
   for (std::size_t j = 0; j < 5000; ++j) idx.get_or_add(int64_t(j) * 7919 + 3, 1);  // forces rehashes
@@ -1156,28 +1167,33 @@ TEST(FlatMap, KeyCounterWithCompactTablesMatchesReference) {
     batches.push_back(std::move(keys));
     mixed.push_back(std::move(mix));
   }
-  for (int threads : {1, 2, 3})
-    for (int64_t budget : {int64_t{64} << 10, int64_t{1} << 30}) {
-      prep_ops::KeyCounter kc("test");
-      kc.begin(2, threads, budget, dir.path().string(), false);
-      for (std::size_t b = 0; b < batches.size(); ++b) {
-        const int t = static_cast<int>(b % static_cast<std::size_t>(threads));
-        kc.add_many(0, t, batches[b].data(), nullptr, batches[b].size());
-        kc.add_many(1, t, mixed[b].data(), nullptr, mixed[b].size());
+  // Every SIMD level hashes and packs the batches with its own kernels (key_kernels.h).
+  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512})
+    for (int threads : {1, 2, 3})
+      for (int64_t budget : {int64_t{64} << 10, int64_t{1} << 30}) {
+        if (level > detected_simd_level()) continue;
+        set_simd_level(level);
+        prep_ops::KeyCounter kc("test");
+        kc.begin(2, threads, budget, dir.path().string(), false);
+        for (std::size_t b = 0; b < batches.size(); ++b) {
+          const int t = static_cast<int>(b % static_cast<std::size_t>(threads));
+          kc.add_many(0, t, batches[b].data(), nullptr, batches[b].size());
+          kc.add_many(1, t, mixed[b].data(), nullptr, mixed[b].size());
+        }
+        if (budget < (int64_t{1} << 20)) {
+          EXPECT_GT(kc.spilled_runs(), 0);
+        }
+        std::vector<Counts> got(2);
+        std::mutex mu;
+        kc.finish(threads, [&](std::size_t col, const prep_ops::KeyCount& c) {
+          std::lock_guard<std::mutex> lk(mu);
+          EXPECT_EQ(got[col].count(c.key), 0u);
+          got[col][c.key] = c.count;
+        });
+        EXPECT_EQ(got[0], hex_ref) << threads << " threads, budget " << budget << ", " << simd_level_name(level);
+        EXPECT_EQ(got[1], mixed_ref) << threads << " threads, budget " << budget << ", " << simd_level_name(level);
       }
-      if (budget < (int64_t{1} << 20)) {
-        EXPECT_GT(kc.spilled_runs(), 0);
-      }
-      std::vector<Counts> got(2);
-      std::mutex mu;
-      kc.finish(threads, [&](std::size_t col, const prep_ops::KeyCount& c) {
-        std::lock_guard<std::mutex> lk(mu);
-        EXPECT_EQ(got[col].count(c.key), 0u);
-        got[col][c.key] = c.count;
-      });
-      EXPECT_EQ(got[0], hex_ref) << threads << " threads, budget " << budget;
-      EXPECT_EQ(got[1], mixed_ref) << threads << " threads, budget " << budget;
-    }
+  set_simd_level(detected_simd_level());
 }
 
 // ---------------------------------------------------------------------------------------------------

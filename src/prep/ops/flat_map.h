@@ -19,6 +19,7 @@
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
 #include "core/zero_buffer.h"
+#include "prep/ops/key_kernels.h"
 
 namespace bluewhale::prep_ops {
 
@@ -74,35 +75,38 @@ class KeyIndex {
     return probe(key, mix64(static_cast<uint64_t>(key)), not_found);
   }
 
-  // out[j] = find(keys[j], not_found) for j < n; out may alias keys. Large tables miss the cache on
-  // almost every lookup, so the slot of key j + kAhead is prefetched while key j is probed: the misses
-  // then overlap instead of being paid one after the other. A table that fits in L1/L2 skips that.
+  // out[j] = find(keys[j], not_found) for j < n; out may alias keys. Keys are hashed a block at a time
+  // (key_kernels.h). Large tables miss the cache on almost every lookup, so the slot of key j + kAhead is
+  // prefetched while key j is probed: the misses then overlap instead of being paid one after the other.
+  // A table that fits in L1/L2 skips that.
   void find_batch(const int64_t* keys, std::size_t n, int64_t* out, int64_t not_found) const {
-    if (slots_.size() * sizeof(Slot) <= kCachedBytes) {
-      for (std::size_t j = 0; j < n; ++j) out[j] = probe(keys[j], mix64(static_cast<uint64_t>(keys[j])), not_found);
-      return;
-    }
     constexpr std::size_t kAhead = 32;
     constexpr std::size_t kBlock = 256;
-    uint64_t h[kBlock + kAhead];  // hashes of keys [b, filled) at h[0 ..)
-    std::size_t filled = std::min(n, kAhead);
-    for (std::size_t j = 0; j < filled; ++j) {
-      h[j] = mix64(static_cast<uint64_t>(keys[j]));
-      __builtin_prefetch(&slots_[h[j] & mask_]);
-    }
+    const HashKeysFn hash = hash_keys_for(simd_level());
+    const bool ahead = slots_.size() * sizeof(Slot) > kCachedBytes;
+    // Hashes of the current block and of the next one (computed before the current block's results
+    // overwrite anything: out may alias keys), so prefetches run ahead across block boundaries.
+    uint64_t buf[2][kBlock];
+    uint64_t* cur = buf[0];
+    uint64_t* next = buf[1];
+    if (n > 0) hash(keys, std::min(n, kBlock), cur);
+    if (ahead)
+      for (std::size_t j = 0; j < std::min({n, kAhead, kBlock}); ++j) __builtin_prefetch(&slots_[cur[j] & mask_]);
     for (std::size_t b = 0; b < n; b += kBlock) {
-      std::size_t m = std::min(kBlock, n - b);
-      std::size_t end = std::min(n, b + m + kAhead);
-      // h[0 .. filled - b) holds the hashes of keys [b, filled); extend to `end`, prefetching each.
-      for (std::size_t j = filled; j < end; ++j) {
-        uint64_t x = mix64(static_cast<uint64_t>(keys[j]));
-        h[j - b] = x;
-        __builtin_prefetch(&slots_[x & mask_]);
+      const std::size_t m = std::min(kBlock, n - b);
+      const std::size_t m_next = b + m < n ? std::min(kBlock, n - b - m) : 0;
+      if (m_next > 0) hash(keys + b + m, m_next, next);
+      if (ahead) {
+        for (std::size_t j = 0; j < m; ++j) {
+          const std::size_t a = j + kAhead;
+          if (a < m) __builtin_prefetch(&slots_[cur[a] & mask_]);
+          else if (a - m < m_next) __builtin_prefetch(&slots_[next[a - m] & mask_]);
+          out[b + j] = probe(keys[b + j], cur[j], not_found);
+        }
+      } else {
+        for (std::size_t j = 0; j < m; ++j) out[b + j] = probe(keys[b + j], cur[j], not_found);
       }
-      filled = end;
-      for (std::size_t j = 0; j < m; ++j) out[b + j] = probe(keys[b + j], h[j], not_found);
-      // Carry the already-computed hashes of the next block's first keys to the front.
-      for (std::size_t j = b + m; j < filled; ++j) h[j - b - m] = h[j - b];
+      std::swap(cur, next);
     }
   }
 

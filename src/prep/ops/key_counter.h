@@ -17,6 +17,7 @@
 
 #include "bluewhale/core/io.h"
 #include "prep/ops/flat_map.h"
+#include "prep/ops/key_kernels.h"
 
 namespace bluewhale::prep_ops {
 
@@ -92,29 +93,24 @@ class KeyCounter {
   void add_many_impl(std::size_t col, int thread, const int64_t* keys, const int64_t* rows, std::size_t n) {
     ThreadState& ts = *threads_[thread];
     CountTable& t = ts.tables[col];
-    // Hashes (and, for a compact table, packed keys) first, in tight loops, then probes with the slot of
-    // key j + kAhead prefetched while key j is counted, so that cache misses on big tables overlap. The
-    // table may grow or spill between blocks; a prefetch of the old slots is harmless.
+    // Hashes (and, for a compact table, packed keys) of the whole batch first (key_kernels.h), then probes
+    // with the slot of key j + kAhead prefetched while key j is counted, so that cache misses on big tables
+    // overlap. The table may grow or spill between blocks; a prefetch of the old slots is harmless.
     constexpr std::size_t kAhead = 32;
     std::vector<uint64_t>& h = ts.hashes;
     if (h.size() < n) h.resize(n);
-    for (std::size_t j = 0; j < n; ++j) h[j] = mix64(static_cast<uint64_t>(keys[j]));
     bool packed = false;
     if (t.compact()) {
       std::vector<uint32_t>& p = ts.packed;
       if (p.size() < n) p.resize(n);
-      bool all = true;
-      for (std::size_t j = 0; j < n; ++j) {
-        uint32_t v = 0;
-        all &= pack_hex_key(keys[j], v) | (keys[j] == kEmptyKey);
-        p[j] = v;
-      }
-      packed = all;
-      if (!all) {  // a key that does not pack: the table turns wide, twice the slot memory
+      packed = hash_pack_keys_for(simd_level())(keys, n, h.data(), p.data());
+      if (!packed) {  // a key that does not pack: the table turns wide, twice the slot memory
         const std::size_t before = t.bytes();
         t.widen();
         ts.bytes += t.bytes() - before;
       }
+    } else {
+      hash_keys_for(simd_level())(keys, n, h.data());
     }
     // A table that fits in L2 (most columns: a few thousand distinct values) gains nothing from prefetch.
     constexpr std::size_t kCachedBytes = std::size_t{256} << 10;

@@ -1,0 +1,46 @@
+#include "prep/ops/key_kernels.h"
+
+#include "prep/ops/flat_map.h"
+
+namespace bluewhale::prep_ops {
+
+void hash_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h) {
+  for (std::size_t j = 0; j < n; ++j) h[j] = mix64(static_cast<uint64_t>(keys[j]));
+}
+
+bool hash_pack_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed) {
+  hash_keys_scalar(keys, n, h);
+  bool all = true;
+  for (std::size_t j = 0; j < n; ++j) {
+    uint32_t v = 0;
+    all &= pack_hex_key(keys[j], v) | (keys[j] == kEmptyKey);
+    packed[j] = v;
+  }
+  return all;
+}
+
+HashKeysFn hash_keys_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      return hash_keys_avx512;
+    case SimdLevel::kAvx2:
+      return hash_keys_avx2;
+    case SimdLevel::kScalar:
+      break;
+  }
+  return hash_keys_scalar;
+}
+
+HashPackKeysFn hash_pack_keys_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      return hash_pack_keys_avx512;
+    case SimdLevel::kAvx2:
+      return hash_pack_keys_avx2;
+    case SimdLevel::kScalar:
+      break;
+  }
+  return hash_pack_keys_scalar;
+}
+
+}  // namespace bluewhale::prep_ops

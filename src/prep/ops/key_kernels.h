@@ -1,0 +1,33 @@
+// The per-key arithmetic in front of the count and dictionary tables, one version per ISA level
+// (key_kernels.cpp: scalar, key_kernels_avx2.cpp, key_kernels_avx512.cpp), picked through simd_level()
+// (core/cpu.h). On Criteo a column's keys are hashed (and packed, see pack_hex_key) as one batch before
+// any table probe; one key at a time that took longer than the probes into the small tables (~3 ns per
+// key against ~1 ns).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "bluewhale/core/cpu.h"
+
+namespace bluewhale::prep_ops {
+
+// h[j] = mix64(keys[j]) for j < n.
+using HashKeysFn = void (*)(const int64_t* keys, std::size_t n, uint64_t* h);
+
+// h[j] = mix64(keys[j]), and packed[j] = the value pack_hex_key gives keys[j] when it packs, else 0,
+// for j < n. Returns whether every key packs or is kEmptyKey (the missing value).
+using HashPackKeysFn = bool (*)(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed);
+
+void hash_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h);
+void hash_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h);
+void hash_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h);
+bool hash_pack_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed);
+bool hash_pack_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed);
+bool hash_pack_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed);
+
+// The kernels for a level (scalar for kScalar).
+HashKeysFn hash_keys_for(SimdLevel level);
+HashPackKeysFn hash_pack_keys_for(SimdLevel level);
+
+}  // namespace bluewhale::prep_ops

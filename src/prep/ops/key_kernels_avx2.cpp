@@ -1,0 +1,67 @@
+// The key kernels for AVX2: four keys per step. AVX2 has no 64-bit multiply; mix64's multiplies by
+// constants are built from three 32 x 32 -> 64-bit ones.
+#include <immintrin.h>
+
+#include "prep/ops/flat_map.h"
+#include "prep/ops/key_kernels.h"
+
+namespace bluewhale::prep_ops {
+namespace {
+
+// x * c mod 2^64 per lane: lo(x) lo(c) + (hi(x) lo(c) + lo(x) hi(c)) << 32.
+__m256i mul64_by(__m256i x, uint64_t c) {
+  const __m256i lo = _mm256_set1_epi64x(static_cast<int64_t>(c & 0xFFFFFFFF));
+  const __m256i hi = _mm256_set1_epi64x(static_cast<int64_t>(c >> 32));
+  const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), lo), _mm256_mul_epu32(x, hi));
+  return _mm256_add_epi64(_mm256_mul_epu32(x, lo), _mm256_slli_epi64(cross, 32));
+}
+
+__m256i mix64x4(__m256i x) {
+  x = _mm256_add_epi64(x, _mm256_set1_epi64x(static_cast<int64_t>(0x9E3779B97F4A7C15ull)));
+  x = mul64_by(_mm256_xor_si256(x, _mm256_srli_epi64(x, 30)), 0xBF58476D1CE4E5B9ull);
+  x = mul64_by(_mm256_xor_si256(x, _mm256_srli_epi64(x, 27)), 0x94D049BB133111EBull);
+  return _mm256_xor_si256(x, _mm256_srli_epi64(x, 31));
+}
+
+// Bytes of t that are at most `max` (unsigned), as 0xFF bytes.
+__m256i at_most(__m256i t, char max) {
+  return _mm256_cmpeq_epi8(_mm256_min_epu8(t, _mm256_set1_epi8(max)), t);
+}
+
+}  // namespace
+
+void hash_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h) {
+  std::size_t j = 0;
+  for (; j + 4 <= n; j += 4)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + j),
+                        mix64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + j))));
+  hash_keys_scalar(keys + j, n - j, h + j);
+}
+
+bool hash_pack_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed) {
+  const __m256i ones = _mm256_set1_epi64x(-1);
+  const __m256i even_dwords = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  int failed = 0;
+  std::size_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + j));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + j), mix64x4(x));
+    // As in the AVX-512 version: digits are byte - '0' <= 9, letters a-f byte - 'a' <= 5 (unsigned).
+    const __m256i digit = at_most(_mm256_sub_epi8(x, _mm256_set1_epi8('0')), 9);
+    const __m256i alpha = at_most(_mm256_sub_epi8(x, _mm256_set1_epi8('a')), 5);
+    const __m256i hex = _mm256_cmpeq_epi64(_mm256_or_si256(digit, alpha), ones);
+    const __m256i empty = _mm256_cmpeq_epi64(x, _mm256_set1_epi64x(kEmptyKey));
+    failed |= ~_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_or_si256(hex, empty))) & 0xF;
+    const __m256i nib = _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
+    const __m256i v = _mm256_add_epi8(nib, _mm256_and_si256(alpha, _mm256_set1_epi8(9)));
+    const __m256i d16 = _mm256_maddubs_epi16(v, _mm256_set1_epi16(0x1001));
+    const __m256i d32 = _mm256_madd_epi16(d16, _mm256_set1_epi32(0x01000001));
+    const __m256i d64 = _mm256_or_si256(_mm256_and_si256(d32, _mm256_set1_epi64x(0xFFFF)),
+                                        _mm256_and_si256(_mm256_srli_epi64(d32, 16), _mm256_set1_epi64x(0xFFFF0000)));
+    const __m256i narrow = _mm256_permutevar8x32_epi32(_mm256_and_si256(d64, hex), even_dwords);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(packed + j), _mm256_castsi256_si128(narrow));
+  }
+  return hash_pack_keys_scalar(keys + j, n - j, h + j, packed + j) && failed == 0;
+}
+
+}  // namespace bluewhale::prep_ops

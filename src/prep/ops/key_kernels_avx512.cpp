@@ -1,0 +1,62 @@
+// The key kernels for AVX-512: eight keys per step. mix64's two 64-bit multiplies are vpmullq (DQ); the
+// hex test and packing work on the 64 key bytes at once (BW byte compares, then pairs of digits combined
+// by multiply-adds).
+#include <immintrin.h>
+
+// GCC 12's AVX-512 headers pass _mm512_undefined_*() as the merge source of masked builtins, which
+// -Wmaybe-uninitialized reports at every inlined use (GCC bug 105593); nothing here is uninitialised.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include "prep/ops/flat_map.h"
+#include "prep/ops/key_kernels.h"
+
+namespace bluewhale::prep_ops {
+namespace {
+
+__m512i mix64x8(__m512i x) {
+  x = _mm512_add_epi64(x, _mm512_set1_epi64(static_cast<int64_t>(0x9E3779B97F4A7C15ull)));
+  x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 30)),
+                         _mm512_set1_epi64(static_cast<int64_t>(0xBF58476D1CE4E5B9ull)));
+  x = _mm512_mullo_epi64(_mm512_xor_si512(x, _mm512_srli_epi64(x, 27)),
+                         _mm512_set1_epi64(static_cast<int64_t>(0x94D049BB133111EBull)));
+  return _mm512_xor_si512(x, _mm512_srli_epi64(x, 31));
+}
+
+}  // namespace
+
+void hash_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h) {
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8) _mm512_storeu_si512(h + j, mix64x8(_mm512_loadu_si512(keys + j)));
+  hash_keys_scalar(keys + j, n - j, h + j);
+}
+
+bool hash_pack_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed) {
+  const __m512i low_nibble = _mm512_set1_epi8(0x0F);
+  __mmask8 failed = 0;
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m512i x = _mm512_loadu_si512(keys + j);
+    _mm512_storeu_si512(h + j, mix64x8(x));
+    // A byte is a digit when byte - '0' < 10 and a letter a-f when byte - 'a' < 6 (unsigned).
+    const __mmask64 digit = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('0')), _mm512_set1_epi8(10));
+    const __mmask64 alpha = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(x, _mm512_set1_epi8('a')), _mm512_set1_epi8(6));
+    // Lanes whose eight bytes are all hex digits.
+    const __mmask8 hex = _mm512_cmpeq_epi64_mask(_mm512_movm_epi8(digit | alpha), _mm512_set1_epi64(-1));
+    failed |= static_cast<__mmask8>(~(hex | _mm512_cmpeq_epi64_mask(x, _mm512_set1_epi64(kEmptyKey))));
+    // Digit values (a letter's low nibble is 1-6: + 9), then 16 * high + low per byte pair, 256 * high + low
+    // per pair of those; the key is big-endian, so the lower byte of each pair is the less significant digit.
+    const __m512i nib = _mm512_and_si512(x, low_nibble);
+    const __m512i v = _mm512_mask_add_epi8(nib, alpha, nib, _mm512_set1_epi8(9));
+    const __m512i d16 = _mm512_maddubs_epi16(v, _mm512_set1_epi16(0x1001));
+    const __m512i d32 = _mm512_madd_epi16(d16, _mm512_set1_epi32(0x01000001));
+    const __m512i d64 = _mm512_or_si512(_mm512_and_si512(d32, _mm512_set1_epi64(0xFFFF)),
+                                        _mm512_and_si512(_mm512_srli_epi64(d32, 16), _mm512_set1_epi64(0xFFFF0000)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(packed + j),
+                        _mm512_cvtepi64_epi32(_mm512_maskz_mov_epi64(hex, d64)));
+  }
+  return hash_pack_keys_scalar(keys + j, n - j, h + j, packed + j) && failed == 0;
+}
+
+}  // namespace bluewhale::prep_ops

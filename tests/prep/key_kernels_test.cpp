@@ -1,0 +1,121 @@
+#include "prep/ops/key_kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bluewhale/core/hash.h"
+#include "prep/ops/flat_map.h"
+
+namespace bluewhale::prep_ops {
+namespace {
+
+std::vector<SimdLevel> levels() {
+  std::vector<SimdLevel> v = {SimdLevel::kScalar};
+  if (detected_simd_level() >= SimdLevel::kAvx2) v.push_back(SimdLevel::kAvx2);
+  if (detected_simd_level() >= SimdLevel::kAvx512) v.push_back(SimdLevel::kAvx512);
+  return v;
+}
+
+int64_t key_of(const std::string& text) {
+  return categorical_key(text);
+}
+
+// Runs both kernels of every level over keys[offset, offset + n) and checks them against the one-key
+// definitions: mix64, pack_hex_key (0 when the key does not pack), and "all pack or are missing".
+void check_all_levels(const std::vector<int64_t>& keys, std::size_t offset, std::size_t n, const std::string& what) {
+  std::vector<uint64_t> want_h(n);
+  std::vector<uint32_t> want_p(n);
+  bool want_all = true;
+  for (std::size_t j = 0; j < n; ++j) {
+    const int64_t k = keys[offset + j];
+    want_h[j] = mix64(static_cast<uint64_t>(k));
+    uint32_t p = 0;
+    const bool packs = pack_hex_key(k, p);
+    want_p[j] = packs ? p : 0;
+    want_all = want_all && (packs || k == kEmptyKey);
+  }
+  for (SimdLevel level : levels()) {
+    SCOPED_TRACE(what + " n=" + std::to_string(n) + " offset=" + std::to_string(offset) + " at level " +
+                 std::string(simd_level_name(level)));
+    // One entry more on each side, as markers that must stay untouched.
+    std::vector<uint64_t> h(n + 2, 0xABABABABABABABABull);
+    std::vector<uint32_t> p(n + 2, 0xCDCDCDCD);
+    hash_keys_for(level)(keys.data() + offset, n, h.data() + 1);
+    EXPECT_EQ(std::vector<uint64_t>(h.begin() + 1, h.end() - 1), want_h);
+    std::fill(h.begin(), h.end(), 0xABABABABABABABABull);
+    const bool all = hash_pack_keys_for(level)(keys.data() + offset, n, h.data() + 1, p.data() + 1);
+    EXPECT_EQ(all, want_all);
+    EXPECT_EQ(std::vector<uint64_t>(h.begin() + 1, h.end() - 1), want_h);
+    EXPECT_EQ(std::vector<uint32_t>(p.begin() + 1, p.end() - 1), want_p);
+    EXPECT_EQ(h.front(), 0xABABABABABABABABull);
+    EXPECT_EQ(h.back(), 0xABABABABABABABABull);
+    EXPECT_EQ(p.front(), 0xCDCDCDCDu);
+    EXPECT_EQ(p.back(), 0xCDCDCDCDu);
+  }
+}
+
+std::string random_hex(std::mt19937_64& rng) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string s(8, '0');
+  for (char& c : s) c = kHex[rng() % 16];
+  return s;
+}
+
+TEST(KeyKernels, HexKeysEveryLengthAndOffset) {
+  std::mt19937_64 rng(3);
+  std::vector<int64_t> keys;
+  for (int i = 0; i < 80; ++i) keys.push_back(key_of(random_hex(rng)));
+  keys.push_back(key_of("00000000"));
+  keys.push_back(key_of("ffffffff"));
+  keys.push_back(key_of("09af09af"));
+  // Vector bodies and scalar tails of every size, from aligned and unaligned starts.
+  for (std::size_t n = 0; n <= 40; ++n)
+    for (std::size_t offset : {0, 1, 3, 5}) check_all_levels(keys, offset, n, "hex");
+  check_all_levels(keys, 0, keys.size(), "hex");
+}
+
+TEST(KeyKernels, MissingKeysPackToZeroAndCountAsPacking) {
+  std::mt19937_64 rng(5);
+  std::vector<int64_t> keys;
+  for (int i = 0; i < 37; ++i) keys.push_back(i % 3 == 0 ? kEmptyKey : key_of(random_hex(rng)));
+  check_all_levels(keys, 0, keys.size(), "with missing");
+  check_all_levels(std::vector<int64_t>(19, kEmptyKey), 0, 19, "all missing");
+}
+
+TEST(KeyKernels, EveryByteValueAtEveryPositionOfAKey) {
+  // A key that fails to pack by one byte, at each of the 8 positions and with each of the 256 byte
+  // values, placed in a vector body (index 4 of 24 keys) and in the scalar tail (index 22): neighbours of
+  // the boundary values ('/', ':', '`', 'g', 'A'-'F', high bytes) must not pack, 0-9 and a-f must.
+  std::mt19937_64 rng(11);
+  for (int pos = 0; pos < 8; ++pos)
+    for (int b = 0; b < 256; ++b) {
+      std::string text = random_hex(rng);
+      text[pos] = static_cast<char>(b);
+      for (std::size_t at : {4, 22}) {
+        std::vector<int64_t> keys;
+        for (int i = 0; i < 24; ++i) keys.push_back(key_of(random_hex(rng)));
+        keys[at] = categorical_key8(text.data());
+        check_all_levels(keys, 0, keys.size(), "byte " + std::to_string(b) + " at " + std::to_string(pos));
+      }
+    }
+}
+
+TEST(KeyKernels, KeysThatAreNotEightByteValues) {
+  // Hashed keys (other lengths), negative and small integers: hashed like any key, never packed.
+  std::mt19937_64 rng(13);
+  std::vector<int64_t> keys;
+  for (int i = 0; i < 33; ++i) keys.push_back(static_cast<int64_t>(rng()));
+  keys.push_back(0);
+  keys.push_back(-1);
+  keys.push_back(key_of("abc"));
+  keys.push_back(key_of("0123456789"));
+  keys.push_back(std::numeric_limits<int64_t>::max());
+  check_all_levels(keys, 0, keys.size(), "not hex");
+}
+
+}  // namespace
+}  // namespace bluewhale::prep_ops
