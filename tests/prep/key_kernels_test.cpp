@@ -25,17 +25,17 @@ int64_t key_of(const std::string& text) {
 }
 
 // Runs both kernels of every level over keys[offset, offset + n) and checks them against the one-key
-// definitions: mix64, pack_hex_key (0 when the key does not pack), and "all pack or are missing".
+// definitions: mix64, pack_hex_key (kUnpacked when the key does not pack), and "all pack or are missing".
 void check_all_levels(const std::vector<int64_t>& keys, std::size_t offset, std::size_t n, const std::string& what) {
   std::vector<uint64_t> want_h(n);
-  std::vector<uint32_t> want_p(n);
+  std::vector<uint64_t> want_p(n);
   bool want_all = true;
   for (std::size_t j = 0; j < n; ++j) {
     const int64_t k = keys[offset + j];
     want_h[j] = mix64(static_cast<uint64_t>(k));
     uint32_t p = 0;
     const bool packs = pack_hex_key(k, p);
-    want_p[j] = packs ? p : 0;
+    want_p[j] = packs ? p : kUnpacked;
     want_all = want_all && (packs || k == kEmptyKey);
   }
   for (SimdLevel level : levels()) {
@@ -43,18 +43,18 @@ void check_all_levels(const std::vector<int64_t>& keys, std::size_t offset, std:
                  std::string(simd_level_name(level)));
     // One entry more on each side, as markers that must stay untouched.
     std::vector<uint64_t> h(n + 2, 0xABABABABABABABABull);
-    std::vector<uint32_t> p(n + 2, 0xCDCDCDCD);
+    std::vector<uint64_t> p(n + 2, 0xCDCDCDCDCDCDCDCDull);
     hash_keys_for(level)(keys.data() + offset, n, h.data() + 1);
     EXPECT_EQ(std::vector<uint64_t>(h.begin() + 1, h.end() - 1), want_h);
     std::fill(h.begin(), h.end(), 0xABABABABABABABABull);
     const bool all = hash_pack_keys_for(level)(keys.data() + offset, n, h.data() + 1, p.data() + 1);
     EXPECT_EQ(all, want_all);
     EXPECT_EQ(std::vector<uint64_t>(h.begin() + 1, h.end() - 1), want_h);
-    EXPECT_EQ(std::vector<uint32_t>(p.begin() + 1, p.end() - 1), want_p);
+    EXPECT_EQ(std::vector<uint64_t>(p.begin() + 1, p.end() - 1), want_p);
     EXPECT_EQ(h.front(), 0xABABABABABABABABull);
     EXPECT_EQ(h.back(), 0xABABABABABABABABull);
-    EXPECT_EQ(p.front(), 0xCDCDCDCDu);
-    EXPECT_EQ(p.back(), 0xCDCDCDCDu);
+    EXPECT_EQ(p.front(), 0xCDCDCDCDCDCDCDCDull);
+    EXPECT_EQ(p.back(), 0xCDCDCDCDCDCDCDCDull);
   }
 }
 
@@ -78,7 +78,7 @@ TEST(KeyKernels, HexKeysEveryLengthAndOffset) {
   check_all_levels(keys, 0, keys.size(), "hex");
 }
 
-TEST(KeyKernels, MissingKeysPackToZeroAndCountAsPacking) {
+TEST(KeyKernels, MissingKeysAreUnpackedButCountAsPacking) {
   std::mt19937_64 rng(5);
   std::vector<int64_t> keys;
   for (int i = 0; i < 37; ++i) keys.push_back(i % 3 == 0 ? kEmptyKey : key_of(random_hex(rng)));

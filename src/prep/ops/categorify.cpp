@@ -296,6 +296,7 @@ class CategorifyOp : public ColumnsOp {
     d.index.reserve(d.keys.size());
     for (std::size_t j = 0; j < d.keys.size(); ++j)
       if (!d.index.get_or_add(d.keys[j], kFirstKeptId + static_cast<int64_t>(j)).second) return false;
+    d.index.compact();  // Criteo's 8-hex-digit values: one word per slot, shorter probes (flat_map.h)
     return true;
   }
   int64_t cardinality(std::size_t ci) const { return kFirstKeptId + static_cast<int64_t>(dicts_[ci].keys.size()); }

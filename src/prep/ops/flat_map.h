@@ -35,138 +35,6 @@ inline std::size_t pow2_at_least(std::size_t n) {
   return c;
 }
 
-// key -> int64 value; built once (fit or load), then read concurrently by const lookups.
-class KeyIndex {
- public:
-  KeyIndex() { rehash(kMinCapacity); }
-
-  // Sizes the table for n keys without rehashing later.
-  void reserve(std::size_t n) {
-    std::size_t cap = pow2_at_least(std::max(kMinCapacity, n + n / 2 + 1));
-    if (cap > slots_.size()) rehash(cap);
-  }
-
-  // Returns the value stored for key, inserting value_if_new first when absent; second = inserted.
-  std::pair<int64_t*, bool> get_or_add(int64_t key, int64_t value_if_new) {
-    if (key == kEmptyKey) {
-      bool inserted = !has_empty_key_;
-      if (inserted) empty_key_value_ = value_if_new;
-      has_empty_key_ = true;
-      return {&empty_key_value_, inserted};
-    }
-    if ((size_ + 1) * 4 > slots_.size() * 3) rehash(slots_.size() * 2);  // load <= 3/4
-    const int64_t sk = stored_key(key);
-    std::size_t i = mix64(static_cast<uint64_t>(key)) & mask_;
-    for (;;) {
-      Slot& s = slots_[i];
-      if (s.key == sk) return {&s.value, false};
-      if (s.key == 0) {
-        s.key = sk;
-        s.value = value_if_new;
-        ++size_;
-        return {&s.value, true};
-      }
-      i = (i + 1) & mask_;
-    }
-  }
-
-  int64_t find(int64_t key, int64_t not_found) const {
-    if (key == kEmptyKey) return has_empty_key_ ? empty_key_value_ : not_found;
-    return probe(key, mix64(static_cast<uint64_t>(key)), not_found);
-  }
-
-  // out[j] = find(keys[j], not_found) for j < n; out may alias keys. Keys are hashed a block at a time
-  // (key_kernels.h). Large tables miss the cache on almost every lookup, so the slot of key j + kAhead is
-  // prefetched while key j is probed: the misses then overlap instead of being paid one after the other.
-  // A table that fits in L1/L2 skips that.
-  void find_batch(const int64_t* keys, std::size_t n, int64_t* out, int64_t not_found) const {
-    constexpr std::size_t kAhead = 32;
-    constexpr std::size_t kBlock = 256;
-    const HashKeysFn hash = hash_keys_for(simd_level());
-    const bool ahead = slots_.size() * sizeof(Slot) > kCachedBytes;
-    // Hashes of the current block and of the next one (computed before the current block's results
-    // overwrite anything: out may alias keys), so prefetches run ahead across block boundaries.
-    uint64_t buf[2][kBlock];
-    uint64_t* cur = buf[0];
-    uint64_t* next = buf[1];
-    if (n > 0) hash(keys, std::min(n, kBlock), cur);
-    if (ahead)
-      for (std::size_t j = 0; j < std::min({n, kAhead, kBlock}); ++j) __builtin_prefetch(&slots_[cur[j] & mask_]);
-    for (std::size_t b = 0; b < n; b += kBlock) {
-      const std::size_t m = std::min(kBlock, n - b);
-      const std::size_t m_next = b + m < n ? std::min(kBlock, n - b - m) : 0;
-      if (m_next > 0) hash(keys + b + m, m_next, next);
-      if (ahead) {
-        for (std::size_t j = 0; j < m; ++j) {
-          const std::size_t a = j + kAhead;
-          if (a < m) __builtin_prefetch(&slots_[cur[a] & mask_]);
-          else if (a - m < m_next) __builtin_prefetch(&slots_[next[a - m] & mask_]);
-          out[b + j] = probe(keys[b + j], cur[j], not_found);
-        }
-      } else {
-        for (std::size_t j = 0; j < m; ++j) out[b + j] = probe(keys[b + j], cur[j], not_found);
-      }
-      std::swap(cur, next);
-    }
-  }
-
-  std::size_t size() const { return size_ + (has_empty_key_ ? 1 : 0); }
-  std::size_t bytes() const { return slots_.size() * sizeof(Slot); }
-
-  // Visits every (key, value) in slot order (not a meaningful order: callers sort when it matters).
-  template <class F>
-  void for_each(F&& f) const {
-    if (has_empty_key_) f(kEmptyKey, empty_key_value_);
-    for (const Slot& s : slots_)
-      if (s.key != 0) f(stored_key(s.key), s.value);
-  }
-
- private:
-  static constexpr std::size_t kMinCapacity = 16;
-  static constexpr std::size_t kCachedBytes = std::size_t{64} << 10;
-  struct Slot {
-    int64_t key;  // stored_key(key); 0: empty
-    int64_t value;
-  };
-
-  int64_t probe(int64_t key, uint64_t h, int64_t not_found) const {
-    if (key == kEmptyKey) [[unlikely]]
-      return has_empty_key_ ? empty_key_value_ : not_found;
-    const int64_t sk = stored_key(key);
-    std::size_t i = h & mask_;
-    for (;;) {
-      const Slot& s = slots_[i];
-      if (s.key == sk) return s.value;
-      if (s.key == 0) return not_found;
-      i = (i + 1) & mask_;
-    }
-  }
-
-  void rehash(std::size_t capacity) {
-    ZeroBuffer<Slot> old = std::move(slots_);
-    slots_ = ZeroBuffer<Slot>(capacity);
-    mask_ = capacity - 1;
-    for (const Slot& s : old) {
-      if (s.key == 0) continue;
-      std::size_t i = mix64(static_cast<uint64_t>(stored_key(s.key))) & mask_;
-      while (slots_[i].key != 0) i = (i + 1) & mask_;
-      slots_[i] = s;
-    }
-  }
-
-  ZeroBuffer<Slot> slots_;
-  std::size_t mask_ = 0, size_ = 0;
-  bool has_empty_key_ = false;
-  int64_t empty_key_value_ = 0;
-};
-
-// One distinct key seen during a fit: how often, and the smallest global row it appeared in.
-struct KeyCount {
-  int64_t key;
-  int64_t count;
-  int64_t first;
-};
-
 // Criteo-style ids: categorical_key (core/hash.h) of an 8-character value of lowercase hex digits holds
 // 32 bits of information, its hex value; tables store such keys in 4 bytes instead of 8.
 // pack_hex_key: false unless every byte of the big-endian key is 0-9 or a-f; else packed = the value.
@@ -195,6 +63,228 @@ inline int64_t unpack_hex_key(uint32_t p) {
   const uint64_t alpha = ((v + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;  // digit >= 10
   return static_cast<int64_t>(v + 0x3030303030303030ULL + alpha * ('a' - '0' - 10));
 }
+
+// key -> int64 value; built once (fit or load), then read concurrently by const lookups.
+//
+// Two layouts. Wide: a slot is (stored_key(key), value). Compact (compact(), once built, when every key
+// packs, see pack_hex_key, and every value is in [0, 2^32 - 2]): a slot is one word, (value + 1) << 32 |
+// packed key, 0 when empty, with twice the slots per key in the same bytes. The lower load matters more
+// than the bytes: a lookup whose probe runs past its first slot is a mispredicted branch, and at the
+// wide layout's load (up to 2/3) that was most of the time a lookup took on small tables.
+class KeyIndex {
+ public:
+  KeyIndex() { rehash(kMinCapacity); }
+
+  // Sizes the table for n keys without rehashing later (wide layout).
+  void reserve(std::size_t n) {
+    BW_ASSERT(!compact_, "KeyIndex::reserve on a compact index");
+    std::size_t cap = pow2_at_least(std::max(kMinCapacity, n + n / 2 + 1));
+    if (cap > slots_.size()) rehash(cap);
+  }
+
+  // Returns the value stored for key, inserting value_if_new first when absent; second = inserted.
+  // Wide layout only: build the index, then compact() it.
+  std::pair<int64_t*, bool> get_or_add(int64_t key, int64_t value_if_new) {
+    BW_ASSERT(!compact_, "KeyIndex::get_or_add on a compact index");
+    if (key == kEmptyKey) {
+      bool inserted = !has_empty_key_;
+      if (inserted) empty_key_value_ = value_if_new;
+      has_empty_key_ = true;
+      return {&empty_key_value_, inserted};
+    }
+    if ((size_ + 1) * 4 > slots_.size() * 3) rehash(slots_.size() * 2);  // load <= 3/4
+    const int64_t sk = stored_key(key);
+    std::size_t i = mix64(static_cast<uint64_t>(key)) & mask_;
+    for (;;) {
+      Slot& s = slots_[i];
+      if (s.key == sk) return {&s.value, false};
+      if (s.key == 0) {
+        s.key = sk;
+        s.value = value_if_new;
+        ++size_;
+        return {&s.value, true};
+      }
+      i = (i + 1) & mask_;
+    }
+  }
+
+  // Turns the index compact when every key and value allows it (see the class comment); returns
+  // whether it is compact. Lookups give the same results either way.
+  bool compact() {
+    if (compact_) return true;
+    for (const Slot& s : slots_) {
+      uint32_t p = 0;
+      if (s.key != 0 && (!pack_hex_key(stored_key(s.key), p) || s.value < 0 || s.value > kMaxCompactValue))
+        return false;
+    }
+    const std::size_t cap = pow2_at_least(std::max(kMinCapacity, 3 * size_ + 1));  // load <= 1/3
+    ZeroBuffer<uint64_t> words(cap);
+    const std::size_t mask = cap - 1;
+    for (const Slot& s : slots_) {
+      if (s.key == 0) continue;
+      const int64_t key = stored_key(s.key);
+      uint32_t p = 0;
+      pack_hex_key(key, p);
+      std::size_t i = mix64(static_cast<uint64_t>(key)) & mask;
+      while (words[i] != 0) i = (i + 1) & mask;
+      words[i] = (static_cast<uint64_t>(s.value) + 1) << 32 | p;
+    }
+    words_ = std::move(words);
+    slots_ = ZeroBuffer<Slot>();
+    mask_ = mask;
+    compact_ = true;
+    return true;
+  }
+  bool is_compact() const { return compact_; }
+
+  int64_t find(int64_t key, int64_t not_found) const {
+    if (key == kEmptyKey) return has_empty_key_ ? empty_key_value_ : not_found;
+    const uint64_t h = mix64(static_cast<uint64_t>(key));
+    if (!compact_) return probe(key, h, not_found);
+    uint32_t p = 0;
+    return pack_hex_key(key, p) ? probe_compact(p, h, not_found) : not_found;
+  }
+
+  // out[j] = find(keys[j], not_found) for j < n; out may alias keys. Keys are hashed (and packed, for a
+  // compact index) a block at a time (key_kernels.h). Large tables miss the cache on almost every lookup,
+  // so the slot of key j + kAhead is prefetched while key j is probed: the misses then overlap instead of
+  // being paid one after the other. A table that fits in L1/L2 skips that.
+  void find_batch(const int64_t* keys, std::size_t n, int64_t* out, int64_t not_found) const {
+    if (compact_)
+      find_batch_impl<true>(keys, n, out, not_found);
+    else
+      find_batch_impl<false>(keys, n, out, not_found);
+  }
+
+  std::size_t size() const { return size_ + (has_empty_key_ ? 1 : 0); }
+  std::size_t bytes() const { return compact_ ? words_.size() * sizeof(uint64_t) : slots_.size() * sizeof(Slot); }
+
+  // Visits every (key, value) in slot order (not a meaningful order: callers sort when it matters).
+  template <class F>
+  void for_each(F&& f) const {
+    if (has_empty_key_) f(kEmptyKey, empty_key_value_);
+    if (compact_) {
+      for (const uint64_t w : words_)
+        if (w != 0) f(unpack_hex_key(static_cast<uint32_t>(w)), static_cast<int64_t>(w >> 32) - 1);
+      return;
+    }
+    for (const Slot& s : slots_)
+      if (s.key != 0) f(stored_key(s.key), s.value);
+  }
+
+ private:
+  static constexpr std::size_t kMinCapacity = 16;
+  static constexpr std::size_t kCachedBytes = std::size_t{64} << 10;
+  static constexpr int64_t kMaxCompactValue = (int64_t{1} << 32) - 2;
+  struct Slot {
+    int64_t key;  // stored_key(key); 0: empty
+    int64_t value;
+  };
+
+  template <bool kCompact>
+  void find_batch_impl(const int64_t* keys, std::size_t n, int64_t* out, int64_t not_found) const {
+    constexpr std::size_t kAhead = 32;
+    constexpr std::size_t kBlock = 256;
+    const HashKeysFn hash = hash_keys_for(simd_level());
+    const HashPackKeysFn hash_pack = hash_pack_keys_for(simd_level());
+    const bool ahead = bytes() > kCachedBytes;
+    // Hashes (and packed keys) of the current block and of the next one, computed before the current
+    // block's results overwrite anything (out may alias keys), so prefetches run ahead across blocks.
+    uint64_t hb[2][kBlock];
+    uint64_t qb[kCompact ? 2 : 1][kCompact ? kBlock : 1];
+    auto prepare = [&](std::size_t begin, std::size_t m, int buf) {
+      if constexpr (kCompact)
+        hash_pack(keys + begin, m, hb[buf], qb[buf]);
+      else
+        hash(keys + begin, m, hb[buf]);
+    };
+    auto prefetch = [&](uint64_t h) {
+      if constexpr (kCompact)
+        __builtin_prefetch(&words_[h & mask_]);
+      else
+        __builtin_prefetch(&slots_[h & mask_]);
+    };
+    auto look = [&](int64_t key, int buf, std::size_t j) {
+      if constexpr (kCompact) {
+        if (key == kEmptyKey) [[unlikely]]
+          return has_empty_key_ ? empty_key_value_ : not_found;
+        return probe_compact(qb[buf][j], hb[buf][j], not_found);
+      } else {
+        return probe(key, hb[buf][j], not_found);
+      }
+    };
+    int cur = 0;
+    if (n > 0) prepare(0, std::min(n, kBlock), cur);
+    if (ahead)
+      for (std::size_t j = 0; j < std::min({n, kAhead, kBlock}); ++j) prefetch(hb[cur][j]);
+    for (std::size_t b = 0; b < n; b += kBlock) {
+      const std::size_t m = std::min(kBlock, n - b);
+      const std::size_t m_next = b + m < n ? std::min(kBlock, n - b - m) : 0;
+      if (m_next > 0) prepare(b + m, m_next, 1 - cur);
+      if (ahead) {
+        for (std::size_t j = 0; j < m; ++j) {
+          const std::size_t a = j + kAhead;
+          if (a < m)
+            prefetch(hb[cur][a]);
+          else if (a - m < m_next)
+            prefetch(hb[1 - cur][a - m]);
+          out[b + j] = look(keys[b + j], cur, j);
+        }
+      } else {
+        for (std::size_t j = 0; j < m; ++j) out[b + j] = look(keys[b + j], cur, j);
+      }
+      cur = 1 - cur;
+    }
+  }
+
+  int64_t probe(int64_t key, uint64_t h, int64_t not_found) const {
+    if (key == kEmptyKey) [[unlikely]]
+      return has_empty_key_ ? empty_key_value_ : not_found;
+    const int64_t sk = stored_key(key);
+    std::size_t i = h & mask_;
+    for (;;) {
+      const Slot& s = slots_[i];
+      if (s.key == sk) return s.value;
+      if (s.key == 0) return not_found;
+      i = (i + 1) & mask_;
+    }
+  }
+
+  // q: the packed key, or kUnpacked (matches no slot) for a key that does not pack.
+  int64_t probe_compact(uint64_t q, uint64_t h, int64_t not_found) const {
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const uint64_t w = words_[i];
+      if (w == 0) return not_found;
+      if ((w & 0xFFFFFFFF) == q) return static_cast<int64_t>(w >> 32) - 1;
+    }
+  }
+
+  void rehash(std::size_t capacity) {
+    ZeroBuffer<Slot> old = std::move(slots_);
+    slots_ = ZeroBuffer<Slot>(capacity);
+    mask_ = capacity - 1;
+    for (const Slot& s : old) {
+      if (s.key == 0) continue;
+      std::size_t i = mix64(static_cast<uint64_t>(stored_key(s.key))) & mask_;
+      while (slots_[i].key != 0) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+  }
+
+  ZeroBuffer<Slot> slots_;
+  ZeroBuffer<uint64_t> words_;  // the compact layout's slots (slots_ is then empty)
+  std::size_t mask_ = 0, size_ = 0;
+  bool compact_ = false;
+  bool has_empty_key_ = false;
+  int64_t empty_key_value_ = 0;
+};
+
+// One distinct key seen during a fit: how often, and the smallest global row it appeared in.
+struct KeyCount {
+  int64_t key;
+  int64_t count;
+  int64_t first;
+};
 
 // Occurrence counter for one column on one thread. The caller checks full() before add() and either
 // grows or spills (release_sorted) the table, which is how the memory budget is enforced.

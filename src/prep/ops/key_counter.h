@@ -86,7 +86,7 @@ class KeyCounter {
     std::vector<std::vector<RunFile>> runs;  // per column
     std::size_t bytes = 0;
     std::vector<uint64_t> hashes;  // add_many scratch
-    std::vector<uint32_t> packed;  // add_many scratch
+    std::vector<uint64_t> packed;  // add_many scratch
   };
 
   template <bool kTrackFirst>
@@ -101,7 +101,7 @@ class KeyCounter {
     if (h.size() < n) h.resize(n);
     bool packed = false;
     if (t.compact()) {
-      std::vector<uint32_t>& p = ts.packed;
+      std::vector<uint64_t>& p = ts.packed;
       if (p.size() < n) p.resize(n);
       packed = hash_pack_keys_for(simd_level())(keys, n, h.data(), p.data());
       if (!packed) {  // a key that does not pack: the table turns wide, twice the slot memory
@@ -125,7 +125,7 @@ class KeyCounter {
         if (ahead && j + kAhead < n) t.prefetch(h[j + kAhead]);
         // The table's layout is read again per key: a count past the compact limit turns it wide.
         if (packed && t.compact() && keys[j] != kEmptyKey)
-          t.add_packed(ts.packed[j], h[j]);
+          t.add_packed(static_cast<uint32_t>(ts.packed[j]), h[j]);
         else
           t.add_hashed<kTrackFirst>(keys[j], h[j], kTrackFirst ? rows[j] : 0);
       }

@@ -8,13 +8,14 @@ void hash_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h) {
   for (std::size_t j = 0; j < n; ++j) h[j] = mix64(static_cast<uint64_t>(keys[j]));
 }
 
-bool hash_pack_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed) {
+bool hash_pack_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h, uint64_t* packed) {
   hash_keys_scalar(keys, n, h);
   bool all = true;
   for (std::size_t j = 0; j < n; ++j) {
     uint32_t v = 0;
-    all &= pack_hex_key(keys[j], v) | (keys[j] == kEmptyKey);
-    packed[j] = v;
+    const bool packs = pack_hex_key(keys[j], v);
+    all &= packs | (keys[j] == kEmptyKey);
+    packed[j] = packs ? v : kUnpacked;
   }
   return all;
 }

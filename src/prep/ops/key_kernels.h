@@ -15,16 +15,19 @@ namespace bluewhale::prep_ops {
 // h[j] = mix64(keys[j]) for j < n.
 using HashKeysFn = void (*)(const int64_t* keys, std::size_t n, uint64_t* h);
 
-// h[j] = mix64(keys[j]), and packed[j] = the value pack_hex_key gives keys[j] when it packs, else 0,
-// for j < n. Returns whether every key packs or is kEmptyKey (the missing value).
-using HashPackKeysFn = bool (*)(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed);
+// Written for a key that does not pack: above every packed value, so it matches none.
+inline constexpr uint64_t kUnpacked = uint64_t{1} << 32;
+
+// h[j] = mix64(keys[j]), and packed[j] = the value pack_hex_key gives keys[j] when it packs, else
+// kUnpacked, for j < n. Returns whether every key packs or is kEmptyKey (the missing value).
+using HashPackKeysFn = bool (*)(const int64_t* keys, std::size_t n, uint64_t* h, uint64_t* packed);
 
 void hash_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h);
 void hash_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h);
 void hash_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h);
-bool hash_pack_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed);
-bool hash_pack_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed);
-bool hash_pack_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed);
+bool hash_pack_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h, uint64_t* packed);
+bool hash_pack_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h, uint64_t* packed);
+bool hash_pack_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h, uint64_t* packed);
 
 // The kernels for a level (scalar for kScalar).
 HashKeysFn hash_keys_for(SimdLevel level);

@@ -38,9 +38,9 @@ void hash_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h) {
   hash_keys_scalar(keys + j, n - j, h + j);
 }
 
-bool hash_pack_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed) {
+bool hash_pack_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h, uint64_t* packed) {
   const __m256i ones = _mm256_set1_epi64x(-1);
-  const __m256i even_dwords = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  const __m256i unpacked = _mm256_set1_epi64x(static_cast<int64_t>(kUnpacked));
   int failed = 0;
   std::size_t j = 0;
   for (; j + 4 <= n; j += 4) {
@@ -58,8 +58,7 @@ bool hash_pack_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h, uint32
     const __m256i d32 = _mm256_madd_epi16(d16, _mm256_set1_epi32(0x01000001));
     const __m256i d64 = _mm256_or_si256(_mm256_and_si256(d32, _mm256_set1_epi64x(0xFFFF)),
                                         _mm256_and_si256(_mm256_srli_epi64(d32, 16), _mm256_set1_epi64x(0xFFFF0000)));
-    const __m256i narrow = _mm256_permutevar8x32_epi32(_mm256_and_si256(d64, hex), even_dwords);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(packed + j), _mm256_castsi256_si128(narrow));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(packed + j), _mm256_blendv_epi8(unpacked, d64, hex));
   }
   return hash_pack_keys_scalar(keys + j, n - j, h + j, packed + j) && failed == 0;
 }

@@ -32,7 +32,7 @@ void hash_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h) {
   hash_keys_scalar(keys + j, n - j, h + j);
 }
 
-bool hash_pack_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h, uint32_t* packed) {
+bool hash_pack_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h, uint64_t* packed) {
   const __m512i low_nibble = _mm512_set1_epi8(0x0F);
   __mmask8 failed = 0;
   std::size_t j = 0;
@@ -53,8 +53,7 @@ bool hash_pack_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h, uint
     const __m512i d32 = _mm512_madd_epi16(d16, _mm512_set1_epi32(0x01000001));
     const __m512i d64 = _mm512_or_si512(_mm512_and_si512(d32, _mm512_set1_epi64(0xFFFF)),
                                         _mm512_and_si512(_mm512_srli_epi64(d32, 16), _mm512_set1_epi64(0xFFFF0000)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(packed + j),
-                        _mm512_cvtepi64_epi32(_mm512_maskz_mov_epi64(hex, d64)));
+    _mm512_storeu_si512(packed + j, _mm512_mask_mov_epi64(_mm512_set1_epi64(static_cast<int64_t>(kUnpacked)), hex, d64));
   }
   return hash_pack_keys_scalar(keys + j, n - j, h + j, packed + j) && failed == 0;
 }
