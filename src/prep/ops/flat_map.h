@@ -5,7 +5,7 @@
 // per key and chases a pointer per lookup, several times slower at 10M keys. Slots hold a key as
 // stored_key(key) = key ^ INT64_MIN, so an empty slot is all zero bytes: the slot arrays are ZeroBuffers
 // (fresh zero pages, huge pages when large), with no pass that writes an empty marker into every slot.
-// CountTable also has a compact layout for keys of 8 hex digits (see pack_hex_key), half the memory.
+// Both also have a compact layout for keys of 8 hex digits (see pack_hex_key): one word per slot.
 #pragma once
 
 #include <algorithm>
