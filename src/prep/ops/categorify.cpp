@@ -244,7 +244,10 @@ class CategorifyOp : public ColumnsOp {
       if (c.kind == ColumnKind::kInt) {
         int64_t* ids = c.i.data();
         const uint8_t* valid = c.valid.data();
-        for (std::size_t r = 0, n = c.valid.size(); r < n; ++r) ids[r] = valid[r] ? ids[r] : kMissingId;
+        // Without a branch: missing values are common and unpredictable in many columns (40 % in some of
+        // Criteo's), and a branch per row mispredicted often enough to cost as much as the lookups' share.
+        static_assert(kMissingId == 0, "the mask below writes 0 for missing values");
+        for (std::size_t r = 0, n = c.valid.size(); r < n; ++r) ids[r] &= -static_cast<int64_t>(valid[r] != 0);
         c.role = Role::kCategorical;
       }
       c.cardinality = cardinality(ci);
