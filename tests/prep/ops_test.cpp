@@ -14,6 +14,7 @@
 #include <mutex>
 #include <numeric>
 #include <random>
+#include <set>
 #include <tuple>
 
 #include "bluewhale/core/cpu.h"
@@ -1148,63 +1149,69 @@ TEST(FlatMap, CompactCountTablesCountExactlyAndWidenWhenNeeded) {
   }
 }
 
-// The compact dictionary layout (KeyIndex::compact) against the wide one it was built as: the same
+// The compact dictionary layout (KeyIndex::assign of 8-hex-digit keys) against the wide one: the same
 // answers from find and find_batch (every SIMD level) for present keys, absent hex keys, keys that do
 // not pack (0, the parse's missing value, other integers) and INT64_MIN; the same (key, value) pairs
-// from for_each; and no compaction when a key does not pack or a value does not fit.
+// from for_each, values at both ends of the compact range included; the wide layout when a key does
+// not pack or a value does not fit; repeated keys refused in both layouts.
 TEST(FlatMap, CompactKeyIndexAnswersAsTheWideOne) {
   std::mt19937_64 rng(21);
-  for (std::size_t n : {0, 1, 5, 700, 30000}) {
-    prep_ops::KeyIndex wide, compact;
-    std::map<int64_t, int64_t> want;
-    for (std::size_t j = 0; j < n; ++j) {
-      const int64_t key = hex_key(rng());
-      const int64_t value = j == 0 ? 0 : j == 1 ? (int64_t{1} << 32) - 2 : static_cast<int64_t>(j) + 2;
-      if (!wide.get_or_add(key, value).second) continue;
-      compact.get_or_add(key, value);
-      want[key] = value;
-    }
-    if (n > 3) {  // INT64_MIN lives in the side slot in both layouts
-      wide.get_or_add(prep_ops::kEmptyKey, 9);
-      compact.get_or_add(prep_ops::kEmptyKey, 9);
-      want[prep_ops::kEmptyKey] = 9;
-    }
-    ASSERT_TRUE(compact.compact());
-    EXPECT_TRUE(compact.is_compact());
-    EXPECT_EQ(compact.size(), wide.size());
-    std::map<int64_t, int64_t> seen;
-    compact.for_each([&](int64_t k, int64_t v) { EXPECT_TRUE(seen.emplace(k, v).second); });
-    EXPECT_EQ(seen, want);
+  for (std::size_t n : {0, 1, 5, 700, 30000})
+    for (int64_t first : {int64_t{0}, (int64_t{1} << 32) - 1 - static_cast<int64_t>(n)}) {
+      std::vector<int64_t> keys;
+      std::set<int64_t> distinct;
+      while (keys.size() < n) {
+        const int64_t k = keys.size() == 2 && n > 3 ? prep_ops::kEmptyKey : hex_key(rng());
+        if (distinct.insert(k).second) keys.push_back(k);
+      }
+      prep_ops::KeyIndex wide, compact;
+      std::map<int64_t, int64_t> want;
+      for (std::size_t j = 0; j < n; ++j) {
+        ASSERT_TRUE(wide.get_or_add(keys[j], first + static_cast<int64_t>(j)).second);
+        want[keys[j]] = first + static_cast<int64_t>(j);
+      }
+      ASSERT_TRUE(compact.assign(keys.data(), n, first));
+      EXPECT_TRUE(compact.is_compact());
+      EXPECT_FALSE(wide.is_compact());
+      EXPECT_EQ(compact.size(), n);
+      std::map<int64_t, int64_t> seen;
+      compact.for_each([&](int64_t k, int64_t v) { EXPECT_TRUE(seen.emplace(k, v).second); });
+      EXPECT_EQ(seen, want);
 
-    std::vector<int64_t> q;
-    for (const auto& [k, v] : want) q.push_back(k);
-    for (int j = 0; j < 500; ++j) q.push_back(hex_key(rng()));  // mostly absent
-    for (int64_t k :
-         {int64_t{0}, int64_t{-1}, int64_t{12345}, std::numeric_limits<int64_t>::max(), categorical_key("abc")})
-      q.push_back(k);
-    if (n <= 3) q.push_back(prep_ops::kEmptyKey);  // absent there
-    std::shuffle(q.begin(), q.end(), rng);
-    for (int64_t k : q) ASSERT_EQ(compact.find(k, -7), wide.find(k, -7)) << k;
-    for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
-      if (level > detected_simd_level()) continue;
-      set_simd_level(level);
-      std::vector<int64_t> got(q.size()), expect(q.size());
-      compact.find_batch(q.data(), q.size(), got.data(), -7);
-      wide.find_batch(q.data(), q.size(), expect.data(), -7);
-      EXPECT_EQ(got, expect) << n << " keys, " << simd_level_name(level);
+      std::vector<int64_t> q = keys;
+      for (int j = 0; j < 500; ++j) q.push_back(hex_key(rng()));  // mostly absent
+      for (int64_t k : {int64_t{0}, int64_t{-1}, int64_t{12345}, std::numeric_limits<int64_t>::max(),
+                        categorical_key("abc"), prep_ops::kEmptyKey})
+        q.push_back(k);
+      std::shuffle(q.begin(), q.end(), rng);
+      for (int64_t k : q) ASSERT_EQ(compact.find(k, -7), wide.find(k, -7)) << k;
+      for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+        if (level > detected_simd_level()) continue;
+        set_simd_level(level);
+        std::vector<int64_t> got(q.size()), expect(q.size());
+        compact.find_batch(q.data(), q.size(), got.data(), -7);
+        wide.find_batch(q.data(), q.size(), expect.data(), -7);
+        EXPECT_EQ(got, expect) << n << " keys from " << first << ", " << simd_level_name(level);
+      }
+      set_simd_level(detected_simd_level());
     }
-    set_simd_level(detected_simd_level());
+  // Wide instead: a key that does not pack, a negative value, a value past 2^32 - 2.
+  const std::vector<int64_t> mixed = {hex_key(1), categorical_key("abc"), hex_key(2)};
+  const std::vector<int64_t> hex = {hex_key(1), hex_key(2), hex_key(3)};
+  for (const auto& [keys, first] :
+       std::vector<std::pair<std::vector<int64_t>, int64_t>>{{mixed, 2}, {hex, -1}, {hex, (int64_t{1} << 32) - 3}}) {
+    prep_ops::KeyIndex idx;
+    ASSERT_TRUE(idx.assign(keys.data(), keys.size(), first));
+    EXPECT_FALSE(idx.is_compact()) << first;
+    for (std::size_t j = 0; j < keys.size(); ++j) EXPECT_EQ(idx.find(keys[j], 0), first + static_cast<int64_t>(j));
   }
-  prep_ops::KeyIndex not_hex;
-  not_hex.get_or_add(hex_key(1), 2);
-  not_hex.get_or_add(categorical_key("abc"), 3);
-  EXPECT_FALSE(not_hex.compact());
-  EXPECT_EQ(not_hex.find(categorical_key("abc"), -1), 3);
-  for (int64_t value : {int64_t{-1}, (int64_t{1} << 32) - 1}) {
-    prep_ops::KeyIndex big;
-    big.get_or_add(hex_key(5), value);
-    EXPECT_FALSE(big.compact()) << value;
-    EXPECT_EQ(big.find(hex_key(5), 0), value);
+  // A repeated key, in either layout (and INT64_MIN twice).
+  for (const std::vector<int64_t>& keys :
+       {std::vector<int64_t>{hex_key(7), hex_key(8), hex_key(7)},
+        std::vector<int64_t>{hex_key(7), categorical_key("abc"), hex_key(7)},
+        std::vector<int64_t>{prep_ops::kEmptyKey, hex_key(1), prep_ops::kEmptyKey}}) {
+    prep_ops::KeyIndex idx;
+    EXPECT_FALSE(idx.assign(keys.data(), keys.size(), 2));
   }
 }
 

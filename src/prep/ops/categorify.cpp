@@ -295,12 +295,8 @@ class CategorifyOp : public ColumnsOp {
 
   static bool build(Dictionary& d, std::vector<int64_t> keys) {
     d.keys = std::move(keys);
-    d.index = KeyIndex();
-    d.index.reserve(d.keys.size());
-    for (std::size_t j = 0; j < d.keys.size(); ++j)
-      if (!d.index.get_or_add(d.keys[j], kFirstKeptId + static_cast<int64_t>(j)).second) return false;
-    d.index.compact();  // Criteo's 8-hex-digit values: one word per slot, shorter probes (flat_map.h)
-    return true;
+    // Criteo's 8-hex-digit values get the compact layout: one word per slot, shorter probes (flat_map.h).
+    return d.index.assign(d.keys.data(), d.keys.size(), kFirstKeptId);
   }
   int64_t cardinality(std::size_t ci) const { return kFirstKeptId + static_cast<int64_t>(dicts_[ci].keys.size()); }
 

@@ -66,9 +66,9 @@ inline int64_t unpack_hex_key(uint32_t p) {
 
 // key -> int64 value; built once (fit or load), then read concurrently by const lookups.
 //
-// Two layouts. Wide: a slot is (stored_key(key), value). Compact (compact(), once built, when every key
-// packs, see pack_hex_key, and every value is in [0, 2^32 - 2]): a slot is one word, (value + 1) << 32 |
-// packed key, 0 when empty, with twice the slots per key in the same bytes. The lower load matters more
+// Two layouts. Wide: a slot is (stored_key(key), value). Compact (made by assign() when every key packs,
+// see pack_hex_key, and every value is in [0, 2^32 - 2]): a slot is one word, (value + 1) << 32 | packed
+// key, 0 when empty, with twice the slots per key in the same bytes. The lower load matters more
 // than the bytes: a lookup whose probe runs past its first slot is a mispredicted branch, and at the
 // wide layout's load (up to 2/3) that was most of the time a lookup took on small tables.
 class KeyIndex {
@@ -83,7 +83,7 @@ class KeyIndex {
   }
 
   // Returns the value stored for key, inserting value_if_new first when absent; second = inserted.
-  // Wide layout only: build the index, then compact() it.
+  // Wide layout only.
   std::pair<int64_t*, bool> get_or_add(int64_t key, int64_t value_if_new) {
     BW_ASSERT(!compact_, "KeyIndex::get_or_add on a compact index");
     if (key == kEmptyKey) {
@@ -108,31 +108,44 @@ class KeyIndex {
     }
   }
 
-  // Turns the index compact when every key and value allows it (see the class comment); returns
-  // whether it is compact. Lookups give the same results either way.
-  bool compact() {
-    if (compact_) return true;
-    for (const Slot& s : slots_) {
+  // Replaces the contents with keys[j] -> first_value + j for j < n: compact (see the class comment) when
+  // every key but INT64_MIN packs and every value is in [0, 2^32 - 2], wide otherwise. Returns false
+  // when a key repeats (the contents are then unspecified). The compact layout is filled directly: no
+  // wide table is built first (fresh memory, costly on virtual machines).
+  bool assign(const int64_t* keys, std::size_t n, int64_t first_value) {
+    bool packs = first_value >= 0 && static_cast<int64_t>(n) <= kMaxCompactValue - first_value + 1;
+    for (std::size_t j = 0; packs && j < n; ++j) {
       uint32_t p = 0;
-      if (s.key != 0 && (!pack_hex_key(stored_key(s.key), p) || s.value < 0 || s.value > kMaxCompactValue))
-        return false;
+      packs = keys[j] == kEmptyKey || pack_hex_key(keys[j], p);
     }
-    const std::size_t cap = pow2_at_least(std::max(kMinCapacity, 3 * size_ + 1));  // load <= 1/3
-    ZeroBuffer<uint64_t> words(cap);
-    const std::size_t mask = cap - 1;
-    for (const Slot& s : slots_) {
-      if (s.key == 0) continue;
-      const int64_t key = stored_key(s.key);
-      uint32_t p = 0;
-      pack_hex_key(key, p);
-      std::size_t i = mix64(static_cast<uint64_t>(key)) & mask;
-      while (words[i] != 0) i = (i + 1) & mask;
-      words[i] = (static_cast<uint64_t>(s.value) + 1) << 32 | p;
+    *this = KeyIndex();
+    if (!packs) {
+      reserve(n);
+      for (std::size_t j = 0; j < n; ++j)
+        if (!get_or_add(keys[j], first_value + static_cast<int64_t>(j)).second) return false;
+      return true;
     }
-    words_ = std::move(words);
+    const std::size_t cap = pow2_at_least(std::max(kMinCapacity, 3 * n + 1));  // load <= 1/3
+    words_ = ZeroBuffer<uint64_t>(cap);
     slots_ = ZeroBuffer<Slot>();
-    mask_ = mask;
+    mask_ = cap - 1;
     compact_ = true;
+    for (std::size_t j = 0; j < n; ++j) {
+      const int64_t value = first_value + static_cast<int64_t>(j);
+      if (keys[j] == kEmptyKey) {
+        if (has_empty_key_) return false;
+        has_empty_key_ = true;
+        empty_key_value_ = value;
+        continue;
+      }
+      uint32_t p = 0;
+      pack_hex_key(keys[j], p);
+      std::size_t i = mix64(static_cast<uint64_t>(keys[j])) & mask_;
+      for (; words_[i] != 0; i = (i + 1) & mask_)
+        if (static_cast<uint32_t>(words_[i]) == p) return false;
+      words_[i] = (static_cast<uint64_t>(value) + 1) << 32 | p;
+      ++size_;
+    }
     return true;
   }
   bool is_compact() const { return compact_; }
