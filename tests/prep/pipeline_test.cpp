@@ -243,6 +243,38 @@ TEST_F(PrepPipeline, FitPassRowCountsLetTheWriterStreamShards) {
   }
 }
 
+TEST_F(PrepPipeline, MissingRatesEqualAnIndependentCount) {
+  // Categorical and dense values missing at several rates (runs of missing rows included), row counts that
+  // are not multiples of 8 (the missing counter reads eight validity bytes at a time), one and two threads.
+  for (int rows : {1, 7, 1003, 30011}) {
+    std::mt19937_64 rng(static_cast<uint64_t>(rows));
+    std::string text;
+    int64_t missing_c = 0, missing_x = 0;
+    for (int i = 0; i < rows; ++i) {
+      const bool no_c = (i / 50) % 3 == 0 ? rng() % 10 != 0 : rng() % 7 == 0;
+      const bool no_x = rng() % 5 == 0;
+      missing_c += no_c;
+      missing_x += no_x;
+      text += "1\t" + (no_x ? std::string() : std::to_string(rng() % 100)) + "\t" +
+              (no_c ? std::string() : "v" + std::to_string(rng() % 40)) + "\t1\n";
+    }
+    write_text(dir / "m.tsv", text);
+    Recipe r = parse_recipe(std::string(kSchema) + "ops:\n  - {op: categorify, columns: c, min_count: 1}\n", "m.yaml");
+    for (int threads : {1, 2}) {
+      const std::string out = "m" + std::to_string(rows) + "_" + std::to_string(threads);
+      PrepReport rep = run_prep(r, options(dir, {(dir / "m.tsv").string()}, out, threads));
+      for (const auto& c : rep.columns) {
+        if (c.name == "c") {
+          EXPECT_EQ(c.missing_rate, static_cast<double>(missing_c) / rows) << rows << " rows";
+        }
+        if (c.name == "x") {
+          EXPECT_EQ(c.missing_rate, static_cast<double>(missing_x) / rows) << rows << " rows";
+        }
+      }
+    }
+  }
+}
+
 TEST_F(PrepPipeline, FitPassSkipsUnreadColumnsWithoutChangingResultsOrErrors) {
   // Under on_bad_rows: error the fit pass leaves x and y unparsed (categorify reads only c; the time split
   // reads day); under skip it parses everything. Same dataset, same missing rates (x's are counted in
