@@ -740,11 +740,25 @@ TEST(OpState, CorruptedOrForeignStateIsFormatError) {
     w.write_vector(std::vector<int64_t>{4, 8, 4});
     w.close();
   }
-  try {
-    load(*make_op("{op: categorify, columns: [C1]}"), dir / "dup.state");
-    FAIL() << "expected FormatError";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("appears twice"), std::string::npos) << e.what();
+  {
+    // The same with Criteo-style values, whose dictionary takes the compact layout (KeyIndex::assign).
+    BinaryWriter w(dir / "dup_hex.state", "op-state", 1);
+    w.write_string("categorify");
+    w.write<uint32_t>(1);
+    w.write<uint64_t>(1);
+    w.write_string("C1");
+    w.write<int64_t>(10);
+    w.write_vector(std::vector<int64_t>{categorical_key("0000abcd"), categorical_key("68fd1e64"),
+                                        categorical_key("0000abcd")});
+    w.close();
+  }
+  for (const char* file : {"dup.state", "dup_hex.state"}) {
+    try {
+      load(*make_op("{op: categorify, columns: [C1]}"), dir / file);
+      FAIL() << "expected FormatError from " << file;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("appears twice"), std::string::npos) << e.what();
+    }
   }
 }
 

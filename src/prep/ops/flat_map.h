@@ -148,6 +148,7 @@ class KeyIndex {
     }
     return true;
   }
+  // Whether assign() chose the compact layout (for tests).
   bool is_compact() const { return compact_; }
 
   int64_t find(int64_t key, int64_t not_found) const {
