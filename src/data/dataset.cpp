@@ -22,6 +22,7 @@
 #include "bluewhale/core/version.h"
 #include "core/zero_buffer.h"
 #include "data/direct_file.h"
+#include "data/id_kernels.h"
 
 namespace bluewhale {
 
@@ -520,30 +521,14 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
         int64_t present = 0;
         if (!rows) {
           // Contiguous rows (every chunk of an unsplit or single-split run): the same result as the
-          // plain loop below, without a branch per value. Sums are exact integers either way.
-          int64_t isum = 0, ipresent = 0;
-          uint64_t bad = 0;
+          // plain loop below (sums are exact integers either way), through the ISA-level kernel
+          // (data/id_kernels.h). The seen marks, random stores, follow once the range is checked.
           const int64_t* src = col.i.data() + first;
           const uint8_t* valid = col.valid.empty() ? nullptr : col.valid.data() + first;
-          uint64_t* seen = st.seen.empty() ? nullptr : st.seen.data();
-          uint8_t* seen_bytes = st.seen_bytes.empty() ? nullptr : st.seen_bytes.data();
-          for (int64_t k = 0; k < n; ++k) {
-            const int64_t m = valid ? (valid[k] != 0) : 1;  // 1: present
-            const int64_t v = src[k] & -m;                  // missing rows store 0
-            const uint64_t out = static_cast<uint64_t>(v) >= static_cast<uint64_t>(card);
-            bad |= out;
-            dst[k] = static_cast<int32_t>(v);
-            isum += v;
-            ipresent += m;
-            lo = std::min(lo, m ? v : std::numeric_limits<int64_t>::max());
-            hi = std::max(hi, m ? v : std::numeric_limits<int64_t>::min());
-            if (seen_bytes) {
-              seen_bytes[m & !out ? v : card] = 1;  // missing or out of range: the spare byte past the ids
-            } else if (seen) {
-              const int64_t at = out ? 0 : v;  // never index out of the bitmap
-              seen[at >> 6] |= static_cast<uint64_t>(m & !out) << (at & 63);
-            }
-          }
+          const IdStretch got = store_ids_for(simd_level())(src, valid, n, static_cast<uint64_t>(card), dst);
+          const bool bad = got.out_of_range;
+          lo = got.lo;
+          hi = got.hi;
           if (bad) {
             for (int64_t k = 0; k < n; ++k) {
               const int64_t v = src[k];
@@ -552,9 +537,26 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
                        chunk.global_row(first + k), " (input file #", chunk.file_index, ")");
             }
           }
-          st.missing += n - ipresent;
-          sum = static_cast<double>(isum);
-          present = ipresent;
+          // Every stored id is in [0, card) now.
+          if (!st.seen_bytes.empty()) {
+            uint8_t* seen_bytes = st.seen_bytes.data();
+            if (valid) {
+              // Missing rows (stored as 0) mark the spare byte past the ids: index 0 + card, without a branch.
+              for (int64_t k = 0; k < n; ++k) seen_bytes[dst[k] + (card & -static_cast<int64_t>(valid[k] == 0))] = 1;
+            } else {
+              for (int64_t k = 0; k < n; ++k) seen_bytes[dst[k]] = 1;
+            }
+          } else if (!st.seen.empty()) {
+            uint64_t* seen = st.seen.data();
+            for (int64_t k = 0; k < n; ++k) {
+              const uint32_t v = static_cast<uint32_t>(dst[k]);
+              const uint64_t m = valid ? (valid[k] != 0) : 1;
+              seen[v >> 6] |= m << (v & 63);
+            }
+          }
+          st.missing += n - got.present;
+          sum = static_cast<double>(got.sum);
+          present = got.present;
         }
         for (int64_t k = 0; rows && k < n; ++k) {
           int64_t r = row_at(k);

@@ -163,6 +163,7 @@ class CategorifyOp : public ColumnsOp {
 
   void begin_fit(const OpContext& ctx) override {
     threads_ = ctx.threads;
+    scratch_.assign(static_cast<std::size_t>(ctx.threads), FitScratch{});
     int64_t budget = p_.memory_mb > 0 ? p_.memory_mb << 20 : ctx.memory_budget;
     counter_.begin(columns_.size(), ctx.threads, budget, ctx.temp_dir, by_first_);
   }
@@ -172,7 +173,11 @@ class CategorifyOp : public ColumnsOp {
     const bool by_first = by_first_;
     const bool all_train = chunk.split.empty();
     const std::size_t rows_n = static_cast<std::size_t>(chunk.rows);
-    std::vector<int64_t> keys, rows, kept_rows;
+    // Per-thread buffers, kept between chunks: allocated and zeroed per chunk they cost ~1.5 % of a run.
+    FitScratch& scratch = scratch_[static_cast<std::size_t>(thread_id)];
+    std::vector<int64_t>& keys = scratch.keys;
+    std::vector<int64_t>& rows = scratch.rows;
+    std::vector<int64_t>& kept_rows = scratch.kept_rows;
     if (by_first) {
       rows.resize(rows_n);
       for (std::size_t r = 0; r < rows_n; ++r) rows[r] = chunk.global_row(static_cast<int64_t>(r));
@@ -300,8 +305,13 @@ class CategorifyOp : public ColumnsOp {
   }
   int64_t cardinality(std::size_t ci) const { return kFirstKeptId + static_cast<int64_t>(dicts_[ci].keys.size()); }
 
+  struct FitScratch {
+    std::vector<int64_t> keys, rows, kept_rows;
+  };
+
   Params p_;
   KeyCounter counter_;
+  std::vector<FitScratch> scratch_;  // per fit thread
   int threads_ = 1;
   bool by_first_ = false;
   std::vector<Dictionary> dicts_;
