@@ -22,6 +22,7 @@
 #include "bluewhale/core/io.h"
 #include "bluewhale/core/parallel.h"
 #include "bluewhale/data/binary_io.h"
+#include "prep/ops/fast_math.h"
 #include "prep/ops/flat_map.h"
 #include "prep/ops/key_counter.h"
 #include "test_util.h"
@@ -280,6 +281,53 @@ TEST(Log1p, NegativeModesMissingAndError) {
     EXPECT_NE(std::string(e.what()).find("row 41"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("-2"), std::string::npos) << e.what();
   }
+}
+
+// The column kernels (math_kernels.h) leave negative values to the operator: each mode must see them at
+// every SIMD level, in vector bodies and in the scalar tail.
+TEST(Log1p, NegativeModesAtEverySimdLevel) {
+  Chunk ch;
+  ch.rows = 37;
+  ch.first_row = 100;
+  Column c = make_column("I1", Role::kDense, ColumnKind::kFloat);
+  for (int64_t r = 0; r < ch.rows; ++r) c.f.push_back(r % 4 == 1 ? static_cast<float>(r) * 0.5f : static_cast<float>(r));
+  c.f[3] = -7.0f;
+  c.f[17] = -0.25f;
+  c.f[35] = -3000.0f;
+  c.f[9] = kMissingFloat;
+  ch.columns.push_back(c);
+  const prep_ops::Log1pTable& t = prep_ops::Log1pTable::instance();
+  const SimdLevel before = simd_level();
+  std::vector<SimdLevel> lv = {SimdLevel::kScalar};
+  if (detected_simd_level() >= SimdLevel::kAvx2) lv.push_back(SimdLevel::kAvx2);
+  if (detected_simd_level() >= SimdLevel::kAvx512) lv.push_back(SimdLevel::kAvx512);
+  for (SimdLevel level : lv) {
+    set_simd_level(level);
+    const std::string at = std::string(simd_level_name(level));
+    Chunk a = ch, b = ch, e = ch;
+    make_op("{op: log1p, columns: [I1]}")->transform(a, false);
+    make_op("{op: log1p, columns: [I1], negative: missing}")->transform(b, false);
+    for (int64_t r = 0; r < ch.rows; ++r) {
+      const float x = ch.columns[0].f[r];
+      if (std::isnan(x)) {
+        EXPECT_TRUE(std::isnan(a.columns[0].f[r]) && std::isnan(b.columns[0].f[r])) << at << " row " << r;
+      } else if (x < 0) {
+        EXPECT_EQ(a.columns[0].f[r], -t(-x)) << at << " row " << r;
+        EXPECT_TRUE(std::isnan(b.columns[0].f[r])) << at << " row " << r;
+      } else {
+        EXPECT_EQ(a.columns[0].f[r], t(x)) << at << " row " << r;
+        EXPECT_EQ(b.columns[0].f[r], t(x)) << at << " row " << r;
+      }
+    }
+    try {
+      make_op("{op: log1p, columns: [I1], negative: error}")->transform(e, false);
+      ADD_FAILURE() << "negative value accepted at " << at;
+    } catch (const InputError& err) {
+      EXPECT_NE(std::string(err.what()).find("row 103"), std::string::npos) << err.what();
+      EXPECT_NE(std::string(err.what()).find("-7"), std::string::npos) << err.what();
+    }
+  }
+  set_simd_level(before);
 }
 
 TEST(Bucketize, FixedBoundariesMatchLinearScan) {

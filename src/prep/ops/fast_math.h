@@ -51,6 +51,7 @@ class Log1pTable {
     static const Log1pTable t;
     return t;
   }
+  const float* data() const { return table_; }
 
  private:
   float table_[kSize];

@@ -5,6 +5,7 @@
 #include "bluewhale/core/hash.h"
 #include "bluewhale/data/binary_io.h"
 #include "prep/ops/fast_math.h"
+#include "prep/ops/math_kernels.h"
 #include "prep/ops/op_common.h"
 
 namespace bluewhale::prep_ops {
@@ -120,10 +121,13 @@ class Log1pOp : public ColumnsOp {
     for (const auto& name : columns_) {
       Column& c = chunk_column(chunk, name, {ColumnKind::kFloat}, where());
       const Log1pTable& log1p = Log1pTable::instance();
+      // Values >= 0 through the column kernel (math_kernels.h; NaN stays NaN); negative ones, which it
+      // leaves alone and reports, here.
+      if (!log1p_column_for(simd_level())(c.f.data(), c.f.size())) continue;
       for (int64_t r = 0; r < static_cast<int64_t>(c.f.size()); ++r) {
         float& x = c.f[r];
-        if (!(x < 0)) {  // NaN stays NaN
-          x = std::isnan(x) ? x : log1p(x);
+        if (!(x < 0)) {
+          continue;
         } else if (p_.negative == "symmetric") {
           x = -log1p(-x);
         } else if (p_.negative == "missing") {

@@ -1,0 +1,28 @@
+// Elementwise math of the prep operators over a whole column, one version per ISA level
+// (math_kernels.cpp: scalar, math_kernels_avx2.cpp, math_kernels_avx512.cpp), picked through simd_level()
+// (core/cpu.h). Every level gives the scalar functions' results bit for bit (fast_math.h): the vector
+// code does the same double-precision operations in the same order, and the build never contracts a
+// multiply and an add into an FMA (ISO C++ mode: -ffp-contract=off).
+#pragma once
+
+#include <cstddef>
+
+#include "bluewhale/core/cpu.h"
+
+namespace bluewhale::prep_ops {
+
+// x[k] = Log1pTable's log1p (log1p_nonneg, but +0 for -0) for every x[k] >= 0; NaN and negative values
+// are left as they are. Returns whether any value was negative.
+using Log1pColumnFn = bool (*)(float* x, std::size_t n);
+
+bool log1p_column_scalar(float* x, std::size_t n);
+bool log1p_column_avx2(float* x, std::size_t n);
+bool log1p_column_avx512(float* x, std::size_t n);
+
+// The kernel for a level (scalar for kScalar).
+Log1pColumnFn log1p_column_for(SimdLevel level);
+
+// The table of Log1pTable (log1p_nonneg of 0 .. Log1pTable::kSize - 1), for the vector kernels' gathers.
+const float* log1p_small_table();
+
+}  // namespace bluewhale::prep_ops
