@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
@@ -115,6 +116,39 @@ TEST(KeyKernels, KeysThatAreNotEightByteValues) {
   keys.push_back(key_of("0123456789"));
   keys.push_back(std::numeric_limits<int64_t>::max());
   check_all_levels(keys, 0, keys.size(), "not hex");
+}
+
+// compact_keys at every level against the definition (the kept rows' keys, in order), over every length
+// up to 40 from four offsets, with and without validity and split bytes (any nonzero valid byte keeps a
+// row; any nonzero split drops it), and nothing written past the n + 8 keys the caller provides.
+TEST(KeyKernels, CompactKeysKeepsTheCountedRowsInOrder) {
+  std::mt19937_64 rng(17);
+  std::vector<int64_t> keys(48);
+  std::vector<uint8_t> valid(48), split(48);
+  for (std::size_t r = 0; r < keys.size(); ++r) {
+    keys[r] = static_cast<int64_t>(rng());
+    valid[r] = static_cast<uint8_t>(rng() % 3 == 0 ? 0 : 1 + rng() % 255);
+    split[r] = static_cast<uint8_t>(rng() % 4 == 0 ? 1 + rng() % 2 : 0);
+  }
+  const int64_t guard = 0x5A5A5A5A5A5A5A5ALL;
+  for (std::size_t n = 0; n <= 40; ++n)
+    for (std::size_t offset = 0; offset < 4; ++offset)
+      for (int mode = 0; mode < 4; ++mode) {
+        const uint8_t* v = mode & 1 ? valid.data() + offset : nullptr;
+        const uint8_t* sp = mode & 2 ? split.data() + offset : nullptr;
+        std::vector<int64_t> want;
+        for (std::size_t r = 0; r < n; ++r)
+          if ((!v || v[r] != 0) && (!sp || sp[r] == 0)) want.push_back(keys[offset + r]);
+        for (SimdLevel level : levels()) {
+          std::vector<int64_t> out(n + kCompactKeysSlack + 4, guard);
+          const std::size_t m = compact_keys_for(level)(keys.data() + offset, v, sp, n, out.data());
+          const std::string at = std::string(simd_level_name(level)) + ", n " + std::to_string(n) + ", offset " +
+                                 std::to_string(offset) + ", mode " + std::to_string(mode);
+          ASSERT_EQ(m, want.size()) << at;
+          EXPECT_TRUE(std::equal(want.begin(), want.end(), out.begin())) << at;
+          for (std::size_t k = n + kCompactKeysSlack; k < out.size(); ++k) EXPECT_EQ(out[k], guard) << at << " at " << k;
+        }
+      }
 }
 
 }  // namespace

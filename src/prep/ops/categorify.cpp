@@ -189,18 +189,21 @@ class CategorifyOp : public ColumnsOp {
           counter_.add_many(ci, thread_id, c.i.data(), by_first ? rows.data() : nullptr, rows_n);
           continue;
         }
-        // Branch-free compaction of the counted rows (missing values and held-out rows are common and
-        // unpredictable, a branch per row mispredicts often).
-        if (keys.size() < rows_n) keys.resize(rows_n);
-        if (by_first && kept_rows.size() < rows_n) kept_rows.resize(rows_n);
+        // The counted rows' keys, without a branch per row (missing values and held-out rows are common
+        // and unpredictable): the key kernel (key_kernels.h), or with first rows a plain loop.
+        if (keys.size() < rows_n + kCompactKeysSlack) keys.resize(rows_n + kCompactKeysSlack);
         const uint8_t* split = all_train ? nullptr : chunk.split.data();
         const uint8_t* valid = c.valid.empty() ? nullptr : c.valid.data();
         std::size_t n = 0;
-        for (std::size_t r = 0; r < rows_n; ++r) {
-          keys[n] = c.i[r];
-          if (by_first) kept_rows[n] = rows[r];
-          bool t = (!split || split[r] == 0) && (!valid || valid[r] != 0);
-          n += t ? 1 : 0;
+        if (!by_first) {
+          n = compact_keys_for(simd_level())(c.i.data(), valid, split, rows_n, keys.data());
+        } else {
+          if (kept_rows.size() < rows_n) kept_rows.resize(rows_n);
+          for (std::size_t r = 0; r < rows_n; ++r) {
+            keys[n] = c.i[r];
+            kept_rows[n] = rows[r];
+            n += ((!split || split[r] == 0) && (!valid || valid[r] != 0)) ? 1 : 0;
+          }
         }
         counter_.add_many(ci, thread_id, keys.data(), by_first ? kept_rows.data() : nullptr, n);
       } else {

@@ -32,6 +32,23 @@ HashKeysFn hash_keys_for(SimdLevel level) {
   return hash_keys_scalar;
 }
 
+std::size_t compact_keys_scalar(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t n,
+                                int64_t* out) {
+  return compact_keys_tail(keys, valid, split, 0, n, out, 0);
+}
+
+CompactKeysFn compact_keys_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      return compact_keys_avx512;
+    case SimdLevel::kAvx2:
+      return compact_keys_avx2;
+    case SimdLevel::kScalar:
+      break;
+  }
+  return compact_keys_scalar;
+}
+
 HashPackKeysFn hash_pack_keys_for(SimdLevel level) {
   switch (level) {
     case SimdLevel::kAvx512:

@@ -29,8 +29,34 @@ bool hash_pack_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h, uint
 bool hash_pack_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h, uint64_t* packed);
 bool hash_pack_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h, uint64_t* packed);
 
+// The keys a fit counts: out[0 .. m) = keys[r] for the rows r < n, in order, whose valid[r] != 0 (valid
+// null: all) and split[r] == 0 (split null: all); returns m. out must have room for n + 8 keys (vector
+// kernels store whole vectors past the last key kept) and must not overlap keys.
+using CompactKeysFn = std::size_t (*)(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t n,
+                                      int64_t* out);
+inline constexpr std::size_t kCompactKeysSlack = 8;
+
+std::size_t compact_keys_scalar(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t n,
+                                int64_t* out);
+std::size_t compact_keys_avx2(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t n,
+                              int64_t* out);
+std::size_t compact_keys_avx512(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t n,
+                                int64_t* out);
+
 // The kernels for a level (scalar for kScalar).
 HashKeysFn hash_keys_for(SimdLevel level);
 HashPackKeysFn hash_pack_keys_for(SimdLevel level);
+CompactKeysFn compact_keys_for(SimdLevel level);
+
+// compact_keys over rows [begin, n), appending at out[m]: the vector kernels' tails. Returns the new m.
+inline std::size_t compact_keys_tail(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t begin,
+                                     std::size_t n, int64_t* out, std::size_t m) {
+  // Branch-free: missing values and held-out rows are common and unpredictable.
+  for (std::size_t r = begin; r < n; ++r) {
+    out[m] = keys[r];
+    m += ((!split || split[r] == 0) && (!valid || valid[r] != 0)) ? 1 : 0;
+  }
+  return m;
+}
 
 }  // namespace bluewhale::prep_ops

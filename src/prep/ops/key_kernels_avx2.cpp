@@ -2,6 +2,8 @@
 // constants are built from three 32 x 32 -> 64-bit ones.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "prep/ops/flat_map.h"
 #include "prep/ops/key_kernels.h"
 
@@ -61,6 +63,48 @@ bool hash_pack_keys_avx2(const int64_t* keys, std::size_t n, uint64_t* h, uint64
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(packed + j), _mm256_blendv_epi8(unpacked, d64, hex));
   }
   return hash_pack_keys_scalar(keys + j, n - j, h + j, packed + j) && failed == 0;
+}
+
+// Four rows per step: the kept lanes are moved to the front by a permutation of 32-bit halves looked up
+// by the lane mask, and the whole vector is stored; the output advances by their number.
+std::size_t compact_keys_avx2(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t n,
+                              int64_t* out) {
+  static const struct Table {
+    alignas(32) int32_t idx[16][8];
+    Table() {
+      for (int mask = 0; mask < 16; ++mask) {
+        int k = 0;
+        for (int lane = 0; lane < 4; ++lane)
+          if (mask & (1 << lane)) {
+            idx[mask][2 * k] = 2 * lane;
+            idx[mask][2 * k + 1] = 2 * lane + 1;
+            ++k;
+          }
+        for (; k < 4; ++k) idx[mask][2 * k] = idx[mask][2 * k + 1] = 0;
+      }
+    }
+  } table;
+  std::size_t m = 0, r = 0;
+  for (; r + 4 <= n; r += 4) {
+    int keep = 0xF;
+    if (valid) {
+      int32_t bytes;
+      std::memcpy(&bytes, valid + r, 4);
+      const __m128i b = _mm_cvtsi32_si128(bytes);
+      keep &= ~_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_setzero_si128())) & 0xF;
+    }
+    if (split) {
+      int32_t bytes;
+      std::memcpy(&bytes, split + r, 4);
+      const __m128i b = _mm_cvtsi32_si128(bytes);
+      keep &= _mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_setzero_si128())) & 0xF;
+    }
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + r));
+    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(table.idx[keep]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + m), _mm256_permutevar8x32_epi32(v, perm));
+    m += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(keep)));
+  }
+  return compact_keys_tail(keys, valid, split, r, n, out, m);
 }
 
 }  // namespace bluewhale::prep_ops

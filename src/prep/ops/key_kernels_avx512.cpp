@@ -3,6 +3,8 @@
 // by multiply-adds).
 #include <immintrin.h>
 
+#include <cstring>
+
 // GCC 12's AVX-512 headers pass _mm512_undefined_*() as the merge source of masked builtins, which
 // -Wmaybe-uninitialized reports at every inlined use (GCC bug 105593); nothing here is uninitialised.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -56,6 +58,32 @@ bool hash_pack_keys_avx512(const int64_t* keys, std::size_t n, uint64_t* h, uint
     _mm512_storeu_si512(packed + j, _mm512_mask_mov_epi64(_mm512_set1_epi64(static_cast<int64_t>(kUnpacked)), hex, d64));
   }
   return hash_pack_keys_scalar(keys + j, n - j, h + j, packed + j) && failed == 0;
+}
+
+// Eight rows per step: the kept lanes are compressed in a register and the whole vector is stored (a
+// compressing store to memory is microcoded and far slower on AMD's AVX-512 cores), then the output
+// advances by their number.
+std::size_t compact_keys_avx512(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t n,
+                                int64_t* out) {
+  std::size_t m = 0, r = 0;
+  for (; r + 8 <= n; r += 8) {
+    __mmask8 keep = 0xFF;
+    if (valid) {
+      uint64_t bytes;
+      std::memcpy(&bytes, valid + r, 8);
+      const __m128i b = _mm_cvtsi64_si128(static_cast<int64_t>(bytes));
+      keep = static_cast<__mmask8>(keep & _mm_test_epi8_mask(b, b));
+    }
+    if (split) {
+      uint64_t bytes;
+      std::memcpy(&bytes, split + r, 8);
+      const __m128i b = _mm_cvtsi64_si128(static_cast<int64_t>(bytes));
+      keep = static_cast<__mmask8>(keep & _mm_testn_epi8_mask(b, b));  // split 0: training row
+    }
+    _mm512_storeu_si512(out + m, _mm512_maskz_compress_epi64(keep, _mm512_loadu_si512(keys + r)));
+    m += static_cast<std::size_t>(__builtin_popcount(keep));
+  }
+  return compact_keys_tail(keys, valid, split, r, n, out, m);
 }
 
 }  // namespace bluewhale::prep_ops
