@@ -25,6 +25,7 @@
 #include "bluewhale/prep/ops.h"
 #include "bluewhale/prep/reader.h"
 #include "prep/decompress.h"
+#include "prep/ops/math_kernels.h"
 #include "prep/packed_chunk.h"
 
 namespace bluewhale {
@@ -276,7 +277,7 @@ struct MissingCounter {
       // One tight loop per kind (not is_missing per row): this runs over every parsed value.
       switch (col.kind) {
         case ColumnKind::kFloat:
-          for (float x : col.f) n += std::isnan(x);
+          n = prep_ops::count_nan_for(simd_level())(col.f.data(), col.f.size());
           break;
         case ColumnKind::kInt:
           n = count_zero_bytes(col.valid.data(), col.valid.size());

@@ -250,6 +250,28 @@ TEST(Clip, BoundsValuesAndKeepsMissing) {
     }
 }
 
+// Float bounds clip through the column kernel, others in double: a bound between two floats must keep
+// the values on its side (0.1 is not a float: 0.1f is above it, so 0.1f stays and 0.09999999f becomes
+// the float nearest 0.1).
+TEST(Clip, BoundsThatAreNotFloatsClipInDouble) {
+  Chunk ch;
+  ch.rows = 40;
+  Column c = make_column("I1", Role::kDense, ColumnKind::kFloat);
+  for (int64_t r = 0; r < ch.rows; ++r) c.f.push_back(r % 2 ? 0.1f : std::nextafter(0.1f, 0.0f));
+  c.f[7] = kMissingFloat;
+  c.f[8] = 5.0f;
+  ch.columns.push_back(c);
+  make_op("{op: clip, columns: [I1], min: 0.1, max: 4.5}")->transform(ch, false);
+  for (int64_t r = 0; r < ch.rows; ++r) {
+    const float x = c.f[r], y = ch.columns[0].f[r];
+    if (std::isnan(x)) EXPECT_TRUE(std::isnan(y));
+    else if (x > 4.5f) EXPECT_EQ(y, 4.5f);
+    else if (static_cast<double>(x) < 0.1) EXPECT_EQ(y, 0.1f) << r;
+    else EXPECT_EQ(y, x) << r;
+  }
+  EXPECT_EQ(ch.columns[0].f[1], 0.1f);  // 0.1f > 0.1: unchanged
+}
+
 TEST(Log1p, SymmetricForNegativesByDefault) {
   auto chunks = make_chunks(3, 6, 300, 50);
   auto op = make_op("{op: log1p, columns: [I1]}");

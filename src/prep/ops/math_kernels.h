@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "bluewhale/core/cpu.h"
 
@@ -15,12 +16,32 @@ namespace bluewhale::prep_ops {
 // are left as they are. Returns whether any value was negative.
 using Log1pColumnFn = bool (*)(float* x, std::size_t n);
 
-bool log1p_column_scalar(float* x, std::size_t n);
 bool log1p_column_avx2(float* x, std::size_t n);
 bool log1p_column_avx512(float* x, std::size_t n);
 
-// The kernel for a level (scalar for kScalar).
+// x[k] = v where x[k] is NaN (fill_missing).
+using FillNanFn = void (*)(float* x, std::size_t n, float v);
+// x[k] = min(hi, max(lo, x[k])), NaN staying NaN (clip with bounds that are floats).
+using ClipFn = void (*)(float* x, std::size_t n, float lo, float hi);
+// The number of NaN values among x[0, n) (missing-value counts).
+using CountNanFn = int64_t (*)(const float* x, std::size_t n);
+
+bool log1p_column_scalar(float* x, std::size_t n);
+void fill_nan_scalar(float* x, std::size_t n, float v);
+void fill_nan_avx2(float* x, std::size_t n, float v);
+void fill_nan_avx512(float* x, std::size_t n, float v);
+void clip_scalar(float* x, std::size_t n, float lo, float hi);
+void clip_avx2(float* x, std::size_t n, float lo, float hi);
+void clip_avx512(float* x, std::size_t n, float lo, float hi);
+int64_t count_nan_scalar(const float* x, std::size_t n);
+int64_t count_nan_avx2(const float* x, std::size_t n);
+int64_t count_nan_avx512(const float* x, std::size_t n);
+
+// The kernels for a level (scalar for kScalar).
 Log1pColumnFn log1p_column_for(SimdLevel level);
+FillNanFn fill_nan_for(SimdLevel level);
+ClipFn clip_for(SimdLevel level);
+CountNanFn count_nan_for(SimdLevel level);
 
 // The table of Log1pTable (log1p_nonneg of 0 .. Log1pTable::kSize - 1), for the vector kernels' gathers.
 const float* log1p_small_table();

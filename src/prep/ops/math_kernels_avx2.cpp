@@ -68,4 +68,33 @@ bool log1p_column_avx2(float* x, std::size_t n) {
   return any;
 }
 
+// max(lo, x) and min(hi, x) return their second operand when either is NaN, and x on a tie: the
+// comparisons of clip_scalar, NaN passing through.
+void clip_avx2(float* x, std::size_t n, float lo, float hi) {
+  const __m256 l = _mm256_set1_ps(lo), h = _mm256_set1_ps(hi);
+  std::size_t k = 0;
+  for (; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_min_ps(h, _mm256_max_ps(l, _mm256_loadu_ps(x + k))));
+  clip_scalar(x + k, n - k, lo, hi);
+}
+
+void fill_nan_avx2(float* x, std::size_t n, float v) {
+  const __m256 fill = _mm256_set1_ps(v);
+  std::size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    const __m256 a = _mm256_loadu_ps(x + k);
+    _mm256_storeu_ps(x + k, _mm256_blendv_ps(a, fill, _mm256_cmp_ps(a, a, _CMP_UNORD_Q)));
+  }
+  fill_nan_scalar(x + k, n - k, v);
+}
+
+int64_t count_nan_avx2(const float* x, std::size_t n) {
+  int64_t c = 0;
+  std::size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    const __m256 a = _mm256_loadu_ps(x + k);
+    c += __builtin_popcount(static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q))));
+  }
+  return c + count_nan_scalar(x + k, n - k);
+}
+
 }  // namespace bluewhale::prep_ops

@@ -73,4 +73,33 @@ bool log1p_column_avx512(float* x, std::size_t n) {
   return any;
 }
 
+// max(lo, x) and min(hi, x) return their second operand when either is NaN, and x on a tie: the
+// comparisons of clip_scalar, NaN passing through.
+void clip_avx512(float* x, std::size_t n, float lo, float hi) {
+  const __m512 l = _mm512_set1_ps(lo), h = _mm512_set1_ps(hi);
+  std::size_t k = 0;
+  for (; k + 16 <= n; k += 16) _mm512_storeu_ps(x + k, _mm512_min_ps(h, _mm512_max_ps(l, _mm512_loadu_ps(x + k))));
+  clip_scalar(x + k, n - k, lo, hi);
+}
+
+void fill_nan_avx512(float* x, std::size_t n, float v) {
+  const __m512 fill = _mm512_set1_ps(v);
+  std::size_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    const __m512 a = _mm512_loadu_ps(x + k);
+    _mm512_storeu_ps(x + k, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a, fill));
+  }
+  fill_nan_scalar(x + k, n - k, v);
+}
+
+int64_t count_nan_avx512(const float* x, std::size_t n) {
+  int64_t c = 0;
+  std::size_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    const __m512 a = _mm512_loadu_ps(x + k);
+    c += __builtin_popcount(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q));
+  }
+  return c + count_nan_scalar(x + k, n - k);
+}
+
 }  // namespace bluewhale::prep_ops

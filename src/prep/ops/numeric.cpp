@@ -39,9 +39,7 @@ class FillMissingOp : public ColumnsOp {
     const float v = static_cast<float>(p_.value);
     for (const auto& name : columns_) {
       Column& c = chunk_column(chunk, name, {ColumnKind::kFloat}, where());
-      // A select and an unconditional store, not `if (isnan) x = v`: the compiler may not add stores a
-      // branch skips, so only this form vectorises.
-      for (float& x : c.f) x = std::isnan(x) ? v : x;
+      fill_nan_for(simd_level())(c.f.data(), c.f.size(), v);
     }
   }
 
@@ -74,10 +72,16 @@ class ClipOp : public ColumnsOp {
     for (const auto& c : columns_) require_kind(state.get(c, where()), {ColumnKind::kFloat}, where(), kFloatExpected);
   }
   void transform(Chunk& chunk, bool) const override {
-    // Bounds are applied in double so that a bound that is not a float still clips the right way.
+    // Bounds that are floats (0, whole numbers, infinities: most) clip through the column kernel; others
+    // are applied in double, so that a bound that is not a float still clips the right way.
+    const float lo = static_cast<float>(p_.min), hi = static_cast<float>(p_.max);
+    const bool float_bounds = static_cast<double>(lo) == p_.min && static_cast<double>(hi) == p_.max;
     for (const auto& name : columns_) {
       Column& c = chunk_column(chunk, name, {ColumnKind::kFloat}, where());
-      const float lo = static_cast<float>(p_.min), hi = static_cast<float>(p_.max);
+      if (float_bounds) {
+        clip_for(simd_level())(c.f.data(), c.f.size(), lo, hi);
+        continue;
+      }
       for (float& x : c.f) {
         // Branch-free (vectorises); NaN compares false both times and stays NaN.
         const double d = x;
