@@ -14,8 +14,9 @@
 namespace bluewhale {
 
 // What store_ids learns of a stretch: over its present values (valid[k] != 0, or all when valid is
-// null) the sum, the count, the smallest and largest (INT64_MAX / INT64_MIN when none is present); and
-// whether any stored value (missing ones store 0) is >= card as an unsigned number.
+// null) the sum (modulo 2^64: exact whenever no value is out of range), the count, the smallest and
+// largest (INT64_MAX / INT64_MIN when none is present); and whether any stored value (missing ones
+// store 0) is >= card as an unsigned number.
 struct IdStretch {
   int64_t sum = 0, present = 0;
   int64_t lo = INT64_MAX, hi = INT64_MIN;
@@ -32,6 +33,11 @@ IdStretch store_ids_avx512(const int64_t* src, const uint8_t* valid, int64_t n, 
 // The kernel for a level (scalar for kScalar).
 StoreIdsFn store_ids_for(SimdLevel level);
 
+// a + b modulo 2^64 (no signed overflow, whatever the values).
+inline int64_t wrapping_add(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+
 // The scalar loop over [begin, n), continuing `acc`: the vector kernels' tails.
 inline void store_ids_tail(const int64_t* src, const uint8_t* valid, int64_t begin, int64_t n, uint64_t card,
                            int32_t* dst, IdStretch& acc) {
@@ -40,7 +46,7 @@ inline void store_ids_tail(const int64_t* src, const uint8_t* valid, int64_t beg
     const int64_t v = src[k] & -m;
     acc.out_of_range |= static_cast<uint64_t>(v) >= card;
     dst[k] = static_cast<int32_t>(v);
-    acc.sum += v;
+    acc.sum = wrapping_add(acc.sum, v);
     acc.present += m;
     acc.lo = m && v < acc.lo ? v : acc.lo;
     acc.hi = m && v > acc.hi ? v : acc.hi;

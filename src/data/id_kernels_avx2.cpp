@@ -45,7 +45,7 @@ IdStretch store_ids_avx2(const int64_t* src, const uint8_t* valid, int64_t n, ui
   _mm256_store_si256(reinterpret_cast<__m256i*>(b), bad);
   IdStretch acc;
   for (int j = 0; j < 4; ++j) {
-    acc.sum += s[j];
+    acc.sum = wrapping_add(acc.sum, s[j]);
     acc.present += p[j];
     acc.lo = l[j] < acc.lo ? l[j] : acc.lo;
     acc.hi = h[j] > acc.hi ? h[j] : acc.hi;

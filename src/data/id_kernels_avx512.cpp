@@ -44,7 +44,7 @@ IdStretch store_ids_avx512(const int64_t* src, const uint8_t* valid, int64_t n, 
   _mm512_store_si512(h, hi);
   IdStretch acc;
   for (int j = 0; j < 8; ++j) {
-    acc.sum += s[j];
+    acc.sum = wrapping_add(acc.sum, s[j]);
     acc.lo = l[j] < acc.lo ? l[j] : acc.lo;
     acc.hi = h[j] > acc.hi ? h[j] : acc.hi;
   }

@@ -33,7 +33,7 @@ IdStretch reference(const int64_t* src, const uint8_t* valid, int64_t n, uint64_
     dst[k] = static_cast<int32_t>(v);
     if (static_cast<uint64_t>(v) >= card) r.out_of_range = true;
     if (!present) continue;
-    r.sum += v;
+    r.sum = static_cast<int64_t>(static_cast<uint64_t>(r.sum) + static_cast<uint64_t>(v));  // modulo 2^64
     ++r.present;
     if (v < r.lo) r.lo = v;
     if (v > r.hi) r.hi = v;
