@@ -51,7 +51,7 @@ class Log1pTable {
     static const Log1pTable t;
     return t;
   }
-  const float* data() const { return table_; }
+  const float* data() const { return table_; }  // kSize values, for the vector kernels' gathers
 
  private:
   float table_[kSize];

@@ -130,9 +130,8 @@ class Log1pOp : public ColumnsOp {
       if (!log1p_column_for(simd_level())(c.f.data(), c.f.size())) continue;
       for (int64_t r = 0; r < static_cast<int64_t>(c.f.size()); ++r) {
         float& x = c.f[r];
-        if (!(x < 0)) {
-          continue;
-        } else if (p_.negative == "symmetric") {
+        if (!(x < 0)) continue;
+        if (p_.negative == "symmetric") {
           x = -log1p(-x);
         } else if (p_.negative == "missing") {
           x = kMissingFloat;
