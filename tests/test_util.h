@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "bluewhale/core/cpu.h"
 
@@ -28,6 +29,15 @@ struct SimdLevelName {
     return std::string(simd_level_name(info.param));
   }
 };
+
+// The levels this CPU runs, scalar first, for kernel tests that compare every level's function pointer
+// (kernel_for(level)) in one test instead of switching the process-wide level.
+inline std::vector<SimdLevel> supported_simd_levels() {
+  std::vector<SimdLevel> v = {SimdLevel::kScalar};
+  if (detected_simd_level() >= SimdLevel::kAvx2) v.push_back(SimdLevel::kAvx2);
+  if (detected_simd_level() >= SimdLevel::kAvx512) v.push_back(SimdLevel::kAvx512);
+  return v;
+}
 
 // A fresh empty directory under the system temp dir, removed when the object dies.
 class TempDir {

@@ -9,15 +9,7 @@ IdStretch store_ids_scalar(const int64_t* src, const uint8_t* valid, int64_t n, 
 }
 
 StoreIdsFn store_ids_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      return store_ids_avx512;
-    case SimdLevel::kAvx2:
-      return store_ids_avx2;
-    case SimdLevel::kScalar:
-      break;
-  }
-  return store_ids_scalar;
+  return simd_pick(level, store_ids_scalar, store_ids_avx2, store_ids_avx512);
 }
 
 }  // namespace bluewhale

@@ -59,21 +59,11 @@ ScanResult scan_separators_baseline(const char* s, std::size_t n, std::size_t be
 LineScan scan_lines_baseline(const char* s, std::size_t n) { return scan_impl::scan_lines<Baseline>(s, n); }
 
 ScanLinesFn scan_lines_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512: return scan_lines_avx512;
-    case SimdLevel::kAvx2: return scan_lines_avx2;
-    case SimdLevel::kScalar: break;
-  }
-  return scan_lines_baseline;
+  return simd_pick(level, scan_lines_baseline, scan_lines_avx2, scan_lines_avx512);
 }
 
 ScanSeparatorsFn scan_separators_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512: return scan_separators_avx512;
-    case SimdLevel::kAvx2: return scan_separators_avx2;
-    case SimdLevel::kScalar: break;
-  }
-  return scan_separators_baseline;
+  return simd_pick(level, scan_separators_baseline, scan_separators_avx2, scan_separators_avx512);
 }
 
 }  // namespace bluewhale::text

@@ -17,12 +17,7 @@ namespace {
 
 using testing::TempDir;
 
-std::vector<SimdLevel> levels() {
-  std::vector<SimdLevel> v = {SimdLevel::kScalar};
-  if (detected_simd_level() >= SimdLevel::kAvx2) v.push_back(SimdLevel::kAvx2);
-  if (detected_simd_level() >= SimdLevel::kAvx512) v.push_back(SimdLevel::kAvx512);
-  return v;
-}
+std::vector<SimdLevel> levels() { return testing::supported_simd_levels(); }
 
 // The definition, one value at a time with branches.
 IdStretch reference(const int64_t* src, const uint8_t* valid, int64_t n, uint64_t card, int32_t* dst) {

@@ -10,16 +10,12 @@
 
 #include "bluewhale/core/hash.h"
 #include "prep/ops/flat_map.h"
+#include "test_util.h"
 
 namespace bluewhale::prep_ops {
 namespace {
 
-std::vector<SimdLevel> levels() {
-  std::vector<SimdLevel> v = {SimdLevel::kScalar};
-  if (detected_simd_level() >= SimdLevel::kAvx2) v.push_back(SimdLevel::kAvx2);
-  if (detected_simd_level() >= SimdLevel::kAvx512) v.push_back(SimdLevel::kAvx512);
-  return v;
-}
+std::vector<SimdLevel> levels() { return testing::supported_simd_levels(); }
 
 int64_t key_of(const std::string& text) {
   return categorical_key(text);

@@ -10,16 +10,12 @@
 #include <vector>
 
 #include "prep/ops/fast_math.h"
+#include "test_util.h"
 
 namespace bluewhale::prep_ops {
 namespace {
 
-std::vector<SimdLevel> levels() {
-  std::vector<SimdLevel> v = {SimdLevel::kScalar};
-  if (detected_simd_level() >= SimdLevel::kAvx2) v.push_back(SimdLevel::kAvx2);
-  if (detected_simd_level() >= SimdLevel::kAvx512) v.push_back(SimdLevel::kAvx512);
-  return v;
-}
+std::vector<SimdLevel> levels() { return testing::supported_simd_levels(); }
 
 uint32_t bits_of(float f) {
   uint32_t b;

@@ -320,10 +320,7 @@ TEST(Log1p, NegativeModesAtEverySimdLevel) {
   ch.columns.push_back(c);
   const prep_ops::Log1pTable& t = prep_ops::Log1pTable::instance();
   const SimdLevel before = simd_level();
-  std::vector<SimdLevel> lv = {SimdLevel::kScalar};
-  if (detected_simd_level() >= SimdLevel::kAvx2) lv.push_back(SimdLevel::kAvx2);
-  if (detected_simd_level() >= SimdLevel::kAvx512) lv.push_back(SimdLevel::kAvx512);
-  for (SimdLevel level : lv) {
+  for (SimdLevel level : testing::supported_simd_levels()) {
     set_simd_level(level);
     const std::string at = std::string(simd_level_name(level));
     Chunk a = ch, b = ch, e = ch;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "test_util.h"
+
 namespace bluewhale::text {
 namespace {
 
@@ -26,12 +28,7 @@ Expected reference(const std::string& s, std::size_t begin, std::size_t end, cha
   return e;
 }
 
-std::vector<SimdLevel> levels() {
-  std::vector<SimdLevel> v = {SimdLevel::kScalar};
-  if (detected_simd_level() >= SimdLevel::kAvx2) v.push_back(SimdLevel::kAvx2);
-  if (detected_simd_level() >= SimdLevel::kAvx512) v.push_back(SimdLevel::kAvx512);
-  return v;
-}
+std::vector<SimdLevel> levels() { return testing::supported_simd_levels(); }
 
 void check_all_levels(const std::string& s, std::size_t begin, std::size_t end, char delim, int quote,
                       const std::string& what) {

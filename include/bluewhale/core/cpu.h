@@ -23,4 +23,19 @@ SimdLevel set_simd_level(SimdLevel level);
 
 std::string_view simd_level_name(SimdLevel level);
 
+// The version of a kernel for a level, from its scalar, AVX2 and AVX-512 versions: the one dispatch
+// switch of the `X_for(SimdLevel)` functions.
+template <class Fn>
+Fn simd_pick(SimdLevel level, Fn scalar, Fn avx2, Fn avx512) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      return avx512;
+    case SimdLevel::kAvx2:
+      return avx2;
+    case SimdLevel::kScalar:
+      break;
+  }
+  return scalar;
+}
+
 }  // namespace bluewhale

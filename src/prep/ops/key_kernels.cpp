@@ -21,15 +21,7 @@ bool hash_pack_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h, uint
 }
 
 HashKeysFn hash_keys_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      return hash_keys_avx512;
-    case SimdLevel::kAvx2:
-      return hash_keys_avx2;
-    case SimdLevel::kScalar:
-      break;
-  }
-  return hash_keys_scalar;
+  return simd_pick(level, hash_keys_scalar, hash_keys_avx2, hash_keys_avx512);
 }
 
 std::size_t compact_keys_scalar(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t n,
@@ -38,27 +30,11 @@ std::size_t compact_keys_scalar(const int64_t* keys, const uint8_t* valid, const
 }
 
 CompactKeysFn compact_keys_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      return compact_keys_avx512;
-    case SimdLevel::kAvx2:
-      return compact_keys_avx2;
-    case SimdLevel::kScalar:
-      break;
-  }
-  return compact_keys_scalar;
+  return simd_pick(level, compact_keys_scalar, compact_keys_avx2, compact_keys_avx512);
 }
 
 HashPackKeysFn hash_pack_keys_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      return hash_pack_keys_avx512;
-    case SimdLevel::kAvx2:
-      return hash_pack_keys_avx2;
-    case SimdLevel::kScalar:
-      break;
-  }
-  return hash_pack_keys_scalar;
+  return simd_pick(level, hash_pack_keys_scalar, hash_pack_keys_avx2, hash_pack_keys_avx512);
 }
 
 }  // namespace bluewhale::prep_ops

@@ -33,54 +33,24 @@ int64_t count_nan_scalar(const float* x, std::size_t n) {
   return c;
 }
 
-const float* log1p_small_table() { return Log1pTable::instance().data(); }
+const float* log1p_small_table() {
+  return Log1pTable::instance().data();
+}
 
 Log1pColumnFn log1p_column_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      return log1p_column_avx512;
-    case SimdLevel::kAvx2:
-      return log1p_column_avx2;
-    case SimdLevel::kScalar:
-      break;
-  }
-  return log1p_column_scalar;
+  return simd_pick(level, log1p_column_scalar, log1p_column_avx2, log1p_column_avx512);
 }
 
 FillNanFn fill_nan_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      return fill_nan_avx512;
-    case SimdLevel::kAvx2:
-      return fill_nan_avx2;
-    case SimdLevel::kScalar:
-      break;
-  }
-  return fill_nan_scalar;
+  return simd_pick(level, fill_nan_scalar, fill_nan_avx2, fill_nan_avx512);
 }
 
 ClipFn clip_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      return clip_avx512;
-    case SimdLevel::kAvx2:
-      return clip_avx2;
-    case SimdLevel::kScalar:
-      break;
-  }
-  return clip_scalar;
+  return simd_pick(level, clip_scalar, clip_avx2, clip_avx512);
 }
 
 CountNanFn count_nan_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      return count_nan_avx512;
-    case SimdLevel::kAvx2:
-      return count_nan_avx2;
-    case SimdLevel::kScalar:
-      break;
-  }
-  return count_nan_scalar;
+  return simd_pick(level, count_nan_scalar, count_nan_avx2, count_nan_avx512);
 }
 
 }  // namespace bluewhale::prep_ops
