@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 
+#include "bluewhale/core/cpu.h"
 #include "bluewhale/core/error.h"
 #include "test_util.h"
 
@@ -212,65 +213,93 @@ TEST(Dataset, StatsCoverAllSplits) {
 // counts either way, missing rows and out-of-range values under a missing flag marking nothing (id 0
 // never occurs as a present value here, so a mark left by a missing row would show).
 TEST(Dataset, DistinctIdsCountTheSameInByteMapAndBitmap) {
-  TempDir tmp;
-  const int64_t big = (int64_t{1} << 20) + 7;
-  DatasetWriter w(tmp / "ds", {col("small", Role::kCategorical, 5000), col("large", Role::kCategorical, big)}, {});
-  std::vector<bool> seen(5000, false);
-  for (int64_t first = 0; first < 30000; first += 7000) {
-    Chunk ch;
-    ch.rows = std::min<int64_t>(7000, 30000 - first);
-    ch.first_row = first;
-    for (const char* name : {"small", "large"}) {
-      Column& c = ch.add_column(name, Role::kCategorical, ColumnKind::kInt);
-      for (int64_t r = 0; r < ch.rows; ++r) {
-        const int64_t g = first + r;
-        const bool missing = g % 7 == 0;
-        c.i[r] = missing ? (g % 2 ? 0 : 999999999) : (g * g) % 4999 + (g % 13 == 5 ? 0 : 1);
-        c.valid[r] = !missing;
-        if (!missing && name[0] == 's') seen[static_cast<std::size_t>(c.i[r])] = true;
+  // At every SIMD level: contiguous rows go through that level's id kernel (data/id_kernels.h), which must
+  // ignore what missing rows hold (0 or out of range here) in the range check, sum, min and max too.
+  const SimdLevel before = simd_level();
+  for (SimdLevel level : testing::supported_simd_levels()) {
+    set_simd_level(level);
+    const std::string at(simd_level_name(level));
+    TempDir tmp;
+    const int64_t big = (int64_t{1} << 20) + 7;
+    DatasetWriter w(tmp / "ds", {col("small", Role::kCategorical, 5000), col("large", Role::kCategorical, big)}, {});
+    std::vector<bool> seen(5000, false);
+    int64_t present = 0, lo = INT64_MAX, hi = INT64_MIN;
+    double sum = 0;
+    for (int64_t first = 0; first < 30000; first += 7000) {
+      Chunk ch;
+      ch.rows = std::min<int64_t>(7000, 30000 - first);
+      ch.first_row = first;
+      for (const char* name : {"small", "large"}) {
+        Column& c = ch.add_column(name, Role::kCategorical, ColumnKind::kInt);
+        for (int64_t r = 0; r < ch.rows; ++r) {
+          const int64_t g = first + r;
+          const bool missing = g % 7 == 0;
+          c.i[r] = missing ? (g % 2 ? 0 : 999999999) : (g * g) % 4999 + (g % 13 == 5 ? 0 : 1);
+          c.valid[r] = !missing;
+          if (missing || name[0] != 's') continue;
+          seen[static_cast<std::size_t>(c.i[r])] = true;
+          ++present;
+          sum += static_cast<double>(c.i[r]);
+          lo = std::min(lo, c.i[r]);
+          hi = std::max(hi, c.i[r]);
+        }
       }
+      w.append(ch);
     }
-    w.append(ch);
+    w.commit();
+    Dataset ds = Dataset::open(tmp / "ds");
+    const int64_t want = std::count(seen.begin(), seen.end(), true);
+    EXPECT_GT(want, 1000);
+    for (int k = 0; k < 2; ++k) {
+      const ColumnStats& st = ds.columns()[k].stats;
+      EXPECT_EQ(st.distinct, want) << at << " column " << k;
+      EXPECT_EQ(st.missing, 30000 - present) << at << " column " << k;
+      EXPECT_EQ(st.min, static_cast<double>(lo)) << at << " column " << k;
+      EXPECT_EQ(st.max, static_cast<double>(hi)) << at << " column " << k;
+      EXPECT_DOUBLE_EQ(st.mean, sum / static_cast<double>(present)) << at << " column " << k;
+    }
   }
-  w.commit();
-  Dataset ds = Dataset::open(tmp / "ds");
-  const int64_t want = std::count(seen.begin(), seen.end(), true);
-  EXPECT_GT(want, 1000);
-  EXPECT_EQ(ds.columns()[0].stats.distinct, want);
-  EXPECT_EQ(ds.columns()[1].stats.distinct, want);
-  EXPECT_EQ(ds.columns()[0].stats.missing, ds.columns()[1].stats.missing);
+  set_simd_level(before);
 }
 
+// Contiguous rows go through the id kernel of the SIMD level in force (data/id_kernels.h), routed rows
+// through the plain loop: at every level both give the same stats, and the known ones for c0.
 TEST(Dataset, StatsOfRoutedRowsEqualStatsOfContiguousRows) {
   TempDir tmp;
   const int64_t n = 1000;
-  write_dataset(tmp / "contiguous", n, 128, {}, nullptr);
   write_dataset(tmp / "routed", n, 128, {}, split_train_valid);
-  Dataset a = Dataset::open(tmp / "contiguous");
   Dataset b = Dataset::open(tmp / "routed");
-  ASSERT_EQ(a.columns().size(), b.columns().size());
-  for (std::size_t k = 0; k < a.columns().size(); ++k) {
-    const ColumnStats& x = a.columns()[k].stats;
-    const ColumnStats& y = b.columns()[k].stats;
-    EXPECT_EQ(x.rows, y.rows) << k;
-    EXPECT_EQ(x.missing, y.missing) << k;
-    EXPECT_EQ(x.distinct, y.distinct) << k;
-    EXPECT_EQ(x.min, y.min) << k;
-    EXPECT_EQ(x.max, y.max) << k;
-    EXPECT_DOUBLE_EQ(x.mean, y.mean) << k;  // float sums may run in another order
-  }
-  const ColumnStats& c = a.columns()[2].stats;  // categorical c0: ids g % 10, missing when g % 11 == 4
   int64_t cmiss = 0;
   double csum = 0;
   for (int64_t g = 0; g < n; ++g) {
     cmiss += cat_missing(g);
     csum += cat_missing(g) ? 0 : cat_of(g);
   }
-  EXPECT_EQ(c.missing, cmiss);
-  EXPECT_EQ(c.distinct, 10);
-  EXPECT_EQ(c.min, 0);
-  EXPECT_EQ(c.max, 9);
-  EXPECT_DOUBLE_EQ(c.mean, csum / static_cast<double>(n - cmiss));
+  const SimdLevel before = simd_level();
+  for (SimdLevel level : testing::supported_simd_levels()) {
+    set_simd_level(level);
+    const std::string at(simd_level_name(level));
+    write_dataset(tmp / ("contiguous-" + at), n, 128, {}, nullptr);
+    Dataset a = Dataset::open(tmp / ("contiguous-" + at));
+    ASSERT_EQ(a.columns().size(), b.columns().size());
+    for (std::size_t k = 0; k < a.columns().size(); ++k) {
+      const ColumnStats& x = a.columns()[k].stats;
+      const ColumnStats& y = b.columns()[k].stats;
+      EXPECT_EQ(x.rows, y.rows) << at << " column " << k;
+      EXPECT_EQ(x.missing, y.missing) << at << " column " << k;
+      EXPECT_EQ(x.distinct, y.distinct) << at << " column " << k;
+      EXPECT_EQ(x.min, y.min) << at << " column " << k;
+      EXPECT_EQ(x.max, y.max) << at << " column " << k;
+      EXPECT_DOUBLE_EQ(x.mean, y.mean) << at << " column " << k;  // float sums may run in another order
+    }
+    const ColumnStats& c = a.columns()[2].stats;  // categorical c0: ids g % 10, missing when g % 11 == 4
+    EXPECT_EQ(c.missing, cmiss) << at;
+    EXPECT_EQ(c.distinct, 10) << at;
+    EXPECT_EQ(c.min, 0) << at;
+    EXPECT_EQ(c.max, 9) << at;
+    EXPECT_DOUBLE_EQ(c.mean, csum / static_cast<double>(n - cmiss)) << at;
+  }
+  set_simd_level(before);
 }
 
 TEST(Dataset, ShardRolloverAtShardRows) {

@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -785,40 +786,26 @@ TEST(OpState, CorruptedOrForeignStateIsFormatError) {
   EXPECT_THROW(load(*make_op("{op: categorify, columns: [C2]}"), dir / "ok.state"), FormatError);
   EXPECT_THROW(load(*make_op("{op: count_encode, columns: [C1]}"), dir / "ok.state"), FormatError);
 
-  // Well-checksummed nonsense: an absurd vector length, then a duplicated dictionary entry.
-  {
-    BinaryWriter w(dir / "len.state", "op-state", 1);
+  // Well-checksummed nonsense: an absurd vector length, then a duplicated dictionary entry. Each file is
+  // a categorify state for C1 (10 distinct values) whose dictionary is written by `keys`.
+  auto write_c1_state = [&](const char* file, const std::function<void(BinaryWriter&)>& keys) {
+    BinaryWriter w(dir / file, "op-state", 1);
     w.write_string("categorify");
     w.write<uint32_t>(1);
     w.write<uint64_t>(1);
     w.write_string("C1");
     w.write<int64_t>(10);
-    w.write<uint64_t>(uint64_t{1} << 60);
+    keys(w);
     w.close();
-  }
+  };
+  write_c1_state("len.state", [](BinaryWriter& w) { w.write<uint64_t>(uint64_t{1} << 60); });
   EXPECT_THROW(load(*make_op("{op: categorify, columns: [C1]}"), dir / "len.state"), FormatError);
-  {
-    BinaryWriter w(dir / "dup.state", "op-state", 1);
-    w.write_string("categorify");
-    w.write<uint32_t>(1);
-    w.write<uint64_t>(1);
-    w.write_string("C1");
-    w.write<int64_t>(10);
-    w.write_vector(std::vector<int64_t>{4, 8, 4});
-    w.close();
-  }
-  {
-    // The same with Criteo-style values, whose dictionary takes the compact layout (KeyIndex::assign).
-    BinaryWriter w(dir / "dup_hex.state", "op-state", 1);
-    w.write_string("categorify");
-    w.write<uint32_t>(1);
-    w.write<uint64_t>(1);
-    w.write_string("C1");
-    w.write<int64_t>(10);
+  write_c1_state("dup.state", [](BinaryWriter& w) { w.write_vector(std::vector<int64_t>{4, 8, 4}); });
+  // The same with Criteo-style values, whose dictionary takes the compact layout (KeyIndex::assign).
+  write_c1_state("dup_hex.state", [](BinaryWriter& w) {
     w.write_vector(std::vector<int64_t>{categorical_key("0000abcd"), categorical_key("68fd1e64"),
                                         categorical_key("0000abcd")});
-    w.close();
-  }
+  });
   for (const char* file : {"dup.state", "dup_hex.state"}) {
     try {
       load(*make_op("{op: categorify, columns: [C1]}"), dir / file);
