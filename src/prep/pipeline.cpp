@@ -549,6 +549,24 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     bool transforms_in_pass = write;
     for (std::size_t i = 0; i < ops.size(); ++i) transforms_in_pass = transforms_in_pass || (need[i] && avail[i] <= pass);
 
+    // Fits split into parts (Op::fit_parts) are spread over the threads by part: each part has one owner
+    // thread, which counts that part of every chunk, whoever parsed it. Parts go to owners in turn,
+    // the op's parts in order.
+    std::vector<std::vector<int>> part_owner(ops.size());
+    bool by_parts = false;
+    if (!write && threads > 1) {
+      int next_owner = 0;
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (avail[i] != pass + 1) continue;
+        const int parts = ops[i]->fit_parts();
+        for (int p = 0; p < parts; ++p) {
+          part_owner[i].push_back(next_owner);
+          next_owner = (next_owner + 1) % threads;
+        }
+        by_parts = by_parts || parts > 0;
+      }
+    }
+
     // Workers pull chunks one at a time (no barrier between batches): the next chunk of text from the
     // reader, or the next cached chunk once everything is cached.
     std::mutex source_mu;
@@ -603,7 +621,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         } else if (avail[i] <= pass) {
           if (need[i]) ops[i]->transform(c, true);
         } else if (avail[i] == pass + 1) {
-          ops[i]->fit_chunk(c, tid);
+          if (!by_parts || ops[i]->fit_parts() == 0) ops[i]->fit_chunk(c, tid);
         }
       }
       if (write) {
@@ -619,8 +637,102 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       if (fill_cache && !*slot) cache_missed_any = true;
       progress.add(rows, raw_bytes);
     };
+    // By parts: parsed chunks wait in a ring until every thread counted its parts of them. A thread
+    // first counts its parts of the chunks others published, then parses the next chunk when a ring slot
+    // is free, else waits; so a thread whose parts cost more parses fewer chunks.
+    std::mutex ring_mu;
+    std::condition_variable ring_cv;
+    std::vector<std::unique_ptr<Chunk>> ring_store;
+    std::vector<Chunk*> ring_free;
+    std::deque<Chunk*> published;          // by publication order, from published_base on
+    std::deque<int> unfinished;            // threads yet to count their parts of each published chunk
+    std::size_t published_base = 0;
+    std::vector<std::size_t> counted(threads, 0);  // chunks each thread counted its parts of
+    int parsing = 0;
+    bool reading_done = false, ring_failed = false;
+    auto fit_own_parts = [&](const Chunk& c, int tid) {
+      for (std::size_t i = 0; i < ops.size(); ++i)
+        for (std::size_t p = 0; p < part_owner[i].size(); ++p)
+          if (part_owner[i][p] == tid) ops[i]->fit_chunk_part(c, static_cast<int>(p), tid);
+    };
+    auto parts_worker = [&](int tid) {
+      TextChunk text;
+      std::size_t at = 0;
+      std::unique_lock<std::mutex> lk(ring_mu);
+      for (;;) {
+        if (ring_failed) return;
+        if (counted[tid] < published_base + published.size()) {
+          const std::size_t seq = counted[tid]++;
+          Chunk* c = published[seq - published_base];
+          lk.unlock();
+          fit_own_parts(*c, tid);
+          lk.lock();
+          // Chunks before this one may have left the deque meanwhile: index it again.
+          if (--unfinished[seq - published_base] == 0) {
+            ring_free.push_back(c);
+            ring_cv.notify_all();
+          }
+          while (!unfinished.empty() && unfinished.front() == 0) {
+            unfinished.pop_front();
+            published.pop_front();
+            ++published_base;
+          }
+          continue;
+        }
+        if (reading_done) {
+          if (parsing == 0) return;
+          ring_cv.wait(lk);
+          continue;
+        }
+        if (ring_free.empty()) {
+          ring_cv.wait(lk);
+          continue;
+        }
+        Chunk* c = ring_free.back();
+        ring_free.pop_back();
+        ++parsing;
+        lk.unlock();
+        bool got = false;
+        try {
+          got = next_work(text, at);
+          if (got) process(text, at, *c, tid);
+        } catch (...) {
+          lk.lock();
+          ring_failed = true;
+          ring_cv.notify_all();
+          throw;
+        }
+        lk.lock();
+        --parsing;
+        if (got) {
+          published.push_back(c);
+          unfinished.push_back(threads);
+        } else {
+          reading_done = true;
+          ring_free.push_back(c);
+        }
+        ring_cv.notify_all();
+      }
+    };
+    if (by_parts) {
+      for (int k = 0; k < 2 * threads + 2; ++k) {
+        ring_store.push_back(std::make_unique<Chunk>());
+        ring_free.push_back(ring_store.back().get());
+      }
+    }
     try {
       parallel_for(threads, threads, [&](int64_t, int64_t, int tid) {
+        if (by_parts) {
+          try {
+            parts_worker(tid);
+          } catch (...) {
+            std::lock_guard<std::mutex> lk(ring_mu);
+            ring_failed = true;
+            ring_cv.notify_all();
+            throw;
+          }
+          return;
+        }
         TextChunk text;
         std::size_t at = 0;
         Chunk scratch;  // a fit pass keeps nothing of its chunks: one buffer per worker, reused

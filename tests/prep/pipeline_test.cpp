@@ -201,6 +201,98 @@ TEST_F(PrepPipeline, SameDatasetForAnyThreadCountChunkSizeAndCacheBudget) {
   EXPECT_EQ(dataset_bytes(dir / "t7"), reference) << "mixed inputs";
 }
 
+// Six categorical columns of different sizes, some values missing, for the fit-by-parts tests.
+std::string make_wide_rows(int n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const uint64_t sizes[] = {3, 40, 700, 9000, 60000, 200000};
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    s += std::to_string(rng() % 4 == 0) + "\t" + std::to_string(rng() % 1000);
+    for (uint64_t size : sizes) {
+      s += '\t';
+      if (rng() % 9 == 0) continue;
+      const uint64_t v = std::min(rng() % size, rng() % size);
+      // Criteo-like 8-hex-digit values in some columns, short strings in others.
+      char buf[16];
+      std::snprintf(buf, sizeof buf, size % 2 ? "%08llx" : "k%llu", static_cast<unsigned long long>(v * 2654435761u % (1ull << 32)));
+      s += buf;
+    }
+    s += '\n';
+  }
+  return s;
+}
+
+const char* kWideSchema =
+    "schema: [{name: y, role: label}, {name: x, role: dense}, {names: c1..c6, role: categorical}]\n";
+
+TEST_F(PrepPipeline, FitByPartsGivesTheSameDatasetForAnyThreadCountAndBudget) {
+  // With two threads or more, categorify's columns are counted by parts: each column by one owner thread,
+  // whichever thread parsed the chunk. Two categorify operators (frequency and first-appearance order), a
+  // fit without parts in the same pass (bucketize) and a split; more threads than parts; a budget small
+  // enough to spill: every run gives the single-thread dataset.
+  write_text(dir / "a.tsv", make_wide_rows(90000, 3));
+  write_text(dir / "b.tsv", make_wide_rows(40000, 4));
+  auto recipe = [](int memory_mb) {
+    return parse_recipe(std::string(kWideSchema) + "input: {chunk_mb: 1}\n" +
+                            "ops:\n"
+                            "  - {op: bucketize, columns: x, num_buckets: 8}\n"
+                            "  - {op: categorify, columns: c1..c4, min_count: 2, memory_mb: " +
+                            std::to_string(memory_mb) +
+                            "}\n"
+                            "  - {op: categorify, columns: [c5, c6], min_count: 1, order: first, memory_mb: " +
+                            std::to_string(memory_mb) +
+                            "}\n"
+                            "split: {by: ratio, valid: 0.1, test: 0.1, seed: 9}\n"
+                            "output: {shard_rows: 16384}\n",
+                        "w.yaml");
+  };
+  std::vector<std::string> in = {(dir / "a.tsv").string(), (dir / "b.tsv").string()};
+  PrepReport ref = run_prep(recipe(0), options(dir, in, "t1", 1));
+  EXPECT_EQ(ref.rows, 130000);
+  const std::string reference = dataset_bytes(dir / "t1");
+  for (int threads : {2, 3, 8}) {
+    const std::string out = "t" + std::to_string(threads);
+    PrepReport rep = run_prep(recipe(0), options(dir, in, out, threads));
+    EXPECT_TRUE(dataset_bytes(dir / out) == reference) << threads << " threads";
+    ASSERT_EQ(rep.columns.size(), ref.columns.size());
+    for (std::size_t k = 0; k < rep.columns.size(); ++k)
+      EXPECT_EQ(rep.columns[k].cardinality, ref.columns[k].cardinality) << rep.columns[k].name << ", " << threads;
+  }
+  PrepReport spilled1 = run_prep(recipe(1), options(dir, in, "spilled1", 1));
+  EXPECT_TRUE(dataset_bytes(dir / "spilled1") == reference) << "1 MiB counting budget, 1 thread";
+  PrepReport spilled = run_prep(recipe(1), options(dir, in, "spilled", 3));
+  EXPECT_TRUE(dataset_bytes(dir / "spilled") == reference) << "1 MiB counting budget";
+  bool any_spill = false;
+  for (const std::string& s : spilled.op_summaries) any_spill = any_spill || s.find("spill runs") != std::string::npos;
+  EXPECT_TRUE(any_spill) << "the budget was meant to force spills";
+}
+
+TEST_F(PrepPipeline, FitByPartsStopsOnABadRowWithoutHanging) {
+  // A bad row in the fit pass stops every thread (some may be waiting for others to count their parts)
+  // and names its line; no dataset is left behind. Bad rows early, in the middle and in the last chunk.
+  const std::string good = make_wide_rows(60000, 5);
+  for (int line : {3, 30000, 59990}) {
+    std::string text = good;
+    std::size_t at = 0;
+    for (int l = 1; l < line; ++l) at = text.find('\n', at) + 1;
+    text.insert(text.find('\n', at), "\textra");
+    write_text(dir / "bad.tsv", text);
+    Recipe r = parse_recipe(std::string(kWideSchema) + "input: {chunk_mb: 1}\nops: [{op: categorify, columns: c1..c6}]\n",
+                            "b.yaml");
+    for (int threads : {2, 3}) {
+      try {
+        run_prep(r, options(dir, {(dir / "bad.tsv").string()}, "bad", threads));
+        ADD_FAILURE() << "a row with an extra field was accepted";
+      } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("bad.tsv:" + std::to_string(line) + ": expected 8 fields, got 9"),
+                  std::string::npos)
+            << e.what();
+      }
+      EXPECT_FALSE(fs::exists(dir / "bad"));
+    }
+  }
+}
+
 TEST_F(PrepPipeline, FitPassRowCountsLetTheWriterStreamShards) {
   // After a fit pass the driver promises each split's rows (DatasetWriter::expect_rows): shards are then
   // streamed, their blocks at 4096-byte offsets. A recipe that fits nothing writes in one pass and keeps

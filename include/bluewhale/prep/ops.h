@@ -105,6 +105,12 @@ class Op {
   virtual void begin_fit(const OpContext& /*ctx*/) {}
   // Only rows whose split is kTrain (chunk.split empty or == 0) are to be counted.
   virtual void fit_chunk(const Chunk& /*chunk*/, int /*thread_id*/) {}
+  // A fit whose state splits into independent parts (categorify: one per column) may report them here;
+  // the pipeline then gives part p of every chunk to one thread only, the part's owner for the whole
+  // pass, through fit_chunk_part instead of fit_chunk, so that each part's state is built by one thread
+  // (one counting table per column instead of one per column and thread). 0: fit_chunk only.
+  virtual int fit_parts() const { return 0; }
+  virtual void fit_chunk_part(const Chunk& /*chunk*/, int /*part*/, int /*thread_id*/) {}
   virtual void end_fit() {}
 
   // `fitted_rows` is true when transforming the very rows fit() saw (the prep run itself): operators

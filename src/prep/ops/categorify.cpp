@@ -169,6 +169,16 @@ class CategorifyOp : public ColumnsOp {
   }
 
   void fit_chunk(const Chunk& chunk, int thread_id) override {
+    for (std::size_t ci = 0; ci < columns_.size(); ++ci) fit_column(chunk, ci, thread_id);
+  }
+
+  int fit_parts() const override { return static_cast<int>(columns_.size()); }
+  void fit_chunk_part(const Chunk& chunk, int part, int thread_id) override {
+    fit_column(chunk, static_cast<std::size_t>(part), thread_id);
+  }
+
+  // Counts column ci's training keys of one chunk on thread thread_id.
+  void fit_column(const Chunk& chunk, std::size_t ci, int thread_id) {
     // Only order: first reads KeyCount::first; frequency order skips the row numbers altogether.
     const bool by_first = by_first_;
     const bool all_train = chunk.split.empty();
@@ -176,48 +186,41 @@ class CategorifyOp : public ColumnsOp {
     // Per-thread buffers, kept between chunks: allocated and zeroed per chunk they cost ~1.5 % of a run.
     FitScratch& scratch = scratch_[static_cast<std::size_t>(thread_id)];
     std::vector<int64_t>& keys = scratch.keys;
-    std::vector<int64_t>& rows = scratch.rows;
     std::vector<int64_t>& kept_rows = scratch.kept_rows;
-    if (by_first) {
-      rows.resize(rows_n);
-      for (std::size_t r = 0; r < rows_n; ++r) rows[r] = chunk.global_row(static_cast<int64_t>(r));
-    }
-    for (std::size_t ci = 0; ci < columns_.size(); ++ci) {
-      const Column& c = chunk_column(chunk, columns_[ci], {ColumnKind::kInt, ColumnKind::kList}, where());
-      if (c.kind == ColumnKind::kInt) {
-        if (all_train && c.valid.empty()) {  // every row counts: the column itself is the key array
-          counter_.add_many(ci, thread_id, c.i.data(), by_first ? rows.data() : nullptr, rows_n);
-          continue;
-        }
-        // The counted rows' keys, without a branch per row (missing values and held-out rows are common
-        // and unpredictable): the key kernel (key_kernels.h), or with first rows a plain loop.
-        if (keys.size() < rows_n + kCompactKeysSlack) keys.resize(rows_n + kCompactKeysSlack);
-        const uint8_t* split = all_train ? nullptr : chunk.split.data();
-        const uint8_t* valid = c.valid.empty() ? nullptr : c.valid.data();
-        std::size_t n = 0;
-        if (!by_first) {
-          n = compact_keys_for(simd_level())(c.i.data(), valid, split, rows_n, keys.data());
-        } else {
-          if (kept_rows.size() < rows_n) kept_rows.resize(rows_n);
-          for (std::size_t r = 0; r < rows_n; ++r) {
-            keys[n] = c.i[r];
-            kept_rows[n] = rows[r];
-            n += ((!split || split[r] == 0) && (!valid || valid[r] != 0)) ? 1 : 0;
-          }
-        }
-        counter_.add_many(ci, thread_id, keys.data(), by_first ? kept_rows.data() : nullptr, n);
-      } else {
-        keys.clear();
-        kept_rows.clear();
-        for (std::size_t r = 0; r < rows_n; ++r) {
-          if (!is_train_row(chunk, static_cast<int64_t>(r))) continue;
-          for (int64_t j = c.offsets[r]; j < c.offsets[r + 1]; ++j) {
-            keys.push_back(c.i[j]);
-            if (by_first) kept_rows.push_back(rows[r]);
-          }
-        }
-        counter_.add_many(ci, thread_id, keys.data(), by_first ? kept_rows.data() : nullptr, keys.size());
+    const Column& c = chunk_column(chunk, columns_[ci], {ColumnKind::kInt, ColumnKind::kList}, where());
+    if (c.kind == ColumnKind::kInt) {
+      if (all_train && c.valid.empty() && !by_first) {  // every row counts: the column itself is the key array
+        counter_.add_many(ci, thread_id, c.i.data(), nullptr, rows_n);
+        return;
       }
+      // The counted rows' keys, without a branch per row (missing values and held-out rows are common
+      // and unpredictable): the key kernel (key_kernels.h), or with first rows a plain loop.
+      if (keys.size() < rows_n + kCompactKeysSlack) keys.resize(rows_n + kCompactKeysSlack);
+      const uint8_t* split = all_train ? nullptr : chunk.split.data();
+      const uint8_t* valid = c.valid.empty() ? nullptr : c.valid.data();
+      std::size_t n = 0;
+      if (!by_first) {
+        n = compact_keys_for(simd_level())(c.i.data(), valid, split, rows_n, keys.data());
+      } else {
+        if (kept_rows.size() < rows_n) kept_rows.resize(rows_n);
+        for (std::size_t r = 0; r < rows_n; ++r) {
+          keys[n] = c.i[r];
+          kept_rows[n] = chunk.global_row(static_cast<int64_t>(r));
+          n += ((!split || split[r] == 0) && (!valid || valid[r] != 0)) ? 1 : 0;
+        }
+      }
+      counter_.add_many(ci, thread_id, keys.data(), by_first ? kept_rows.data() : nullptr, n);
+    } else {
+      keys.clear();
+      kept_rows.clear();
+      for (std::size_t r = 0; r < rows_n; ++r) {
+        if (!is_train_row(chunk, static_cast<int64_t>(r))) continue;
+        for (int64_t j = c.offsets[r]; j < c.offsets[r + 1]; ++j) {
+          keys.push_back(c.i[j]);
+          if (by_first) kept_rows.push_back(chunk.global_row(static_cast<int64_t>(r)));
+        }
+      }
+      counter_.add_many(ci, thread_id, keys.data(), by_first ? kept_rows.data() : nullptr, keys.size());
     }
   }
 
@@ -309,7 +312,7 @@ class CategorifyOp : public ColumnsOp {
   int64_t cardinality(std::size_t ci) const { return kFirstKeptId + static_cast<int64_t>(dicts_[ci].keys.size()); }
 
   struct FitScratch {
-    std::vector<int64_t> keys, rows, kept_rows;
+    std::vector<int64_t> keys, kept_rows;
   };
 
   Params p_;
