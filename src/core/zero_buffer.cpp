@@ -20,9 +20,12 @@ std::size_t piece_class(std::size_t bytes) {
   return k;  // kPieceClasses and up: not a piece
 }
 
+constexpr std::size_t kPage = 4096;
+
 struct RegionCache {
   std::mutex mu;
-  std::vector<std::pair<void*, std::size_t>> free;  // (start, length), lengths multiples of kHugePage
+  // (start, length) per kind (index: Pages); kHuge lengths are multiples of kHugePage, kSmall of kPage.
+  std::vector<std::pair<void*, std::size_t>> free[2];
   std::size_t bytes = 0;
   // Free pieces per class. Kept for the life of the process: they only ever number what was once in use
   // at the same time.
@@ -34,9 +37,17 @@ RegionCache& regions() {
   return *c;
 }
 
-std::size_t region_length(std::size_t bytes) { return (bytes + kHugePage - 1) & ~(kHugePage - 1); }
+std::size_t region_length(std::size_t bytes, Pages pages) {
+  const std::size_t unit = pages == Pages::kHuge ? kHugePage : kPage;
+  return (bytes + unit - 1) & ~(unit - 1);
+}
 
-void* map_zeroed(std::size_t len) {
+void* map_zeroed(std::size_t len, Pages pages) {
+  if (pages == Pages::kSmall) {
+    void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return p;
+  }
   // Over-map by one huge page so an aligned start can be cut out; the unaligned ends go back at once.
   void* raw = ::mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
@@ -55,20 +66,22 @@ void* map_zeroed(std::size_t len) {
 
 namespace {
 
-// A region of len bytes (a multiple of kHugePage) from the cache, cut from the smallest cached region
-// that is big enough (the rest stays cached: it is memory this process already touched), else nullptr.
-void* take_cached(RegionCache& c, std::size_t len) {
+// A region of len bytes (a multiple of the kind's unit) from the cache, cut from the smallest cached
+// region of that kind that is big enough (the rest stays cached: it is memory this process already
+// touched), else nullptr.
+void* take_cached(RegionCache& c, std::size_t len, Pages pages) {
   std::lock_guard<std::mutex> lk(c.mu);
-  std::size_t best = c.free.size();
-  for (std::size_t k = 0; k < c.free.size(); ++k)
-    if (c.free[k].second >= len && (best == c.free.size() || c.free[k].second < c.free[best].second)) best = k;
-  if (best == c.free.size()) return nullptr;
-  auto [p, have] = c.free[best];
+  auto& free = c.free[static_cast<int>(pages)];
+  std::size_t best = free.size();
+  for (std::size_t k = 0; k < free.size(); ++k)
+    if (free[k].second >= len && (best == free.size() || free[k].second < free[best].second)) best = k;
+  if (best == free.size()) return nullptr;
+  auto [p, have] = free[best];
   if (have > len) {
-    c.free[best] = {static_cast<char*>(p) + len, have - len};
+    free[best] = {static_cast<char*>(p) + len, have - len};
   } else {
-    c.free[best] = c.free.back();
-    c.free.pop_back();
+    free[best] = free.back();
+    free.pop_back();
   }
   c.bytes -= len;
   return p;
@@ -76,9 +89,9 @@ void* take_cached(RegionCache& c, std::size_t len) {
 
 }  // namespace
 
-void* alloc_zeroed_large(std::size_t bytes) {
+void* alloc_zeroed_large(std::size_t bytes, Pages pages) {
   RegionCache& c = regions();
-  if (const std::size_t k = piece_class(bytes); k < kPieceClasses) {
+  if (const std::size_t k = piece_class(bytes); pages == Pages::kHuge && k < kPieceClasses) {
     const std::size_t piece = kHugeThreshold << k;
     void* p = nullptr;
     {
@@ -91,9 +104,9 @@ void* alloc_zeroed_large(std::size_t bytes) {
     bool fresh = false;
     if (!p) {
       // Cut a huge page into pieces of this class: one is returned, the others wait in the free list.
-      p = take_cached(c, kHugePage);
+      p = take_cached(c, kHugePage, Pages::kHuge);
       if (!p) {
-        p = map_zeroed(kHugePage);
+        p = map_zeroed(kHugePage, Pages::kHuge);
         fresh = true;
       }
       std::lock_guard<std::mutex> lk(c.mu);
@@ -102,25 +115,25 @@ void* alloc_zeroed_large(std::size_t bytes) {
     if (!fresh) std::memset(p, 0, bytes);
     return p;
   }
-  const std::size_t len = region_length(bytes);
-  void* p = take_cached(c, len);
-  if (!p) return map_zeroed(len);
+  const std::size_t len = region_length(bytes, pages);
+  void* p = take_cached(c, len, pages);
+  if (!p) return map_zeroed(len, pages);
   std::memset(p, 0, bytes);
   return p;
 }
 
-void free_zeroed_large(void* p, std::size_t bytes) {
+void free_zeroed_large(void* p, std::size_t bytes, Pages pages) {
   RegionCache& c = regions();
-  if (const std::size_t k = piece_class(bytes); k < kPieceClasses) {
+  if (const std::size_t k = piece_class(bytes); pages == Pages::kHuge && k < kPieceClasses) {
     std::lock_guard<std::mutex> lk(c.mu);
     c.pieces[k].push_back(p);
     return;
   }
-  const std::size_t len = region_length(bytes);
+  const std::size_t len = region_length(bytes, pages);
   {
     std::lock_guard<std::mutex> lk(c.mu);
     if (c.bytes + len <= kRegionCacheBytes) {
-      c.free.emplace_back(p, len);
+      c.free[static_cast<int>(pages)].emplace_back(p, len);
       c.bytes += len;
       return;
     }

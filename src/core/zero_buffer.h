@@ -2,19 +2,25 @@
 // and parsed-chunk cache, the dataset writer's shard buffers).
 //
 // Why not std::vector: a vector value-initialises its elements by writing every byte, and on the
-// virtual machines prep runs on each first touch of a 4 KiB page is a fault that costs microseconds (a
-// third of a Criteo prep run's time went to page faults in count tables and cached chunks). Large
-// buffers here come straight from mmap, already zero, aligned to 2 MiB and advised as transparent huge
-// pages, so a 12 MiB table costs 6 faults instead of 3,000 and no fill pass. Small buffers use calloc.
-// From 256 KiB up a huge page is cheaper than 64+ page faults; buffers of 256 KiB to 1 MiB share huge
-// pages (power-of-two pieces of one, aligned to their size), since the kernel clears a whole 2 MiB page
-// on its first touch. Without huge page support the advice is ignored and the buffer still works with
-// ordinary pages.
+// virtual machines prep runs on each first touch of a page costs far more than the write (the hypervisor
+// backs the page then). Large buffers here come straight from mmap, already zero, with no fill pass.
+// Small buffers use calloc.
+//
+// Large buffers come in two kinds (Pages), by how they are used:
+//   kHuge   hash tables probed at random: aligned to 2 MiB and advised as transparent huge pages, so that
+//           probes do not miss the TLB (a 12 MiB table is 6 pages instead of 3,000). Buffers of 256 KiB to
+//           1 MiB share huge pages (power-of-two pieces of one, aligned to their size), since the kernel
+//           clears a whole 2 MiB page on its first touch.
+//   kSmall  buffers written and read in order (text, parsed columns, output blocks): ordinary pages.
+//           On those virtual machines a fresh huge page costs ~2.3 ms per MiB on first touch (the
+//           hypervisor backs all of it at once from memory it had taken back) and fresh ordinary pages
+//           ~0.7 ms per MiB, while in-order access gains nothing from fewer TLB entries.
+// Without huge page support the advice is ignored and the buffer still works with ordinary pages.
 //
 // Freed large buffers are not unmapped at once but kept (up to kRegionCacheBytes per process; pieces
-// always) for the next large allocation, which re-zeroes what it takes with memset: on those virtual machines memory a process
-// touched before costs ~16 GB/s to clear, fresh pages ~0.5 GB/s (prep's count tables, freed after the fit,
-// become the dataset writer's buffers). The bound keeps peak memory close to what it was without reuse.
+// always) for the next large allocation of their kind, which re-zeroes what it takes with memset: memory a
+// process touched before costs ~10 GB/s to clear, fresh pages 0.4-1.5 GB/s (prep's count tables, freed
+// after the fit, become its dictionaries). The bound keeps peak memory close to what it was without reuse.
 #pragma once
 
 #include <sys/mman.h>
@@ -33,35 +39,38 @@
 namespace bluewhale {
 
 // Raw zeroed memory: `bytes` of zeros at a 64-byte aligned address, released by free_zeroed with the
-// same size. Sizes of kHugeThreshold and above are mapped and advised for huge pages.
+// same size and kind. Sizes of kHugeThreshold and above are mapped (kHuge: aligned to and advised for
+// huge pages; kSmall: page aligned).
+enum class Pages { kSmall, kHuge };
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
 inline constexpr std::size_t kHugeThreshold = std::size_t{256} << 10;
 inline constexpr std::size_t kRegionCacheBytes = std::size_t{64} << 20;
 
-// Large sizes: a region freed earlier by free_zeroed (re-zeroed with memset), else a fresh mapping.
-void* alloc_zeroed_large(std::size_t bytes);
-void free_zeroed_large(void* p, std::size_t bytes);
+// Large sizes: a region of the same kind freed earlier by free_zeroed (re-zeroed with memset), else a
+// fresh mapping.
+void* alloc_zeroed_large(std::size_t bytes, Pages pages);
+void free_zeroed_large(void* p, std::size_t bytes, Pages pages);
 
-inline void* alloc_zeroed(std::size_t bytes) {
+inline void* alloc_zeroed(std::size_t bytes, Pages pages = Pages::kSmall) {
   if (bytes == 0) return nullptr;
   if (bytes < kHugeThreshold) {
     void* p = std::calloc(1, bytes);
     if (!p) throw std::bad_alloc();
     return p;
   }
-  return alloc_zeroed_large(bytes);
+  return alloc_zeroed_large(bytes, pages);
 }
 
-inline void free_zeroed(void* p, std::size_t bytes) {
+inline void free_zeroed(void* p, std::size_t bytes, Pages pages = Pages::kSmall) {
   if (!p) return;
   if (bytes < kHugeThreshold) {
     std::free(p);
     return;
   }
-  free_zeroed_large(p, bytes);
+  free_zeroed_large(p, bytes, pages);
 }
 
-// Bytes of freed large regions kept for reuse (process-wide), for tests.
+// Bytes of freed large regions kept for reuse (process-wide, both kinds), for tests.
 std::size_t zeroed_regions_cached();
 
 // Advises the 2 MiB-aligned huge pages inside [p, p + bytes) for transparent huge pages, for big buffers
@@ -85,17 +94,20 @@ class ZeroBuffer {
 
  public:
   ZeroBuffer() = default;
-  explicit ZeroBuffer(std::size_t n) : p_(static_cast<T*>(alloc_zeroed(n * sizeof(T)))), n_(n) {}
-  ZeroBuffer(const ZeroBuffer& o) : ZeroBuffer(o.n_) {
+  explicit ZeroBuffer(std::size_t n, Pages pages = Pages::kSmall)
+      : p_(static_cast<T*>(alloc_zeroed(n * sizeof(T), pages))), n_(n), pages_(pages) {}
+  ZeroBuffer(const ZeroBuffer& o) : ZeroBuffer(o.n_, o.pages_) {
     if (n_) std::memcpy(p_, o.p_, n_ * sizeof(T));
   }
-  ZeroBuffer(ZeroBuffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  ZeroBuffer(ZeroBuffer&& o) noexcept
+      : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)), pages_(o.pages_) {}
   ZeroBuffer& operator=(ZeroBuffer o) noexcept {
     std::swap(p_, o.p_);
     std::swap(n_, o.n_);
+    std::swap(pages_, o.pages_);
     return *this;
   }
-  ~ZeroBuffer() { free_zeroed(p_, n_ * sizeof(T)); }
+  ~ZeroBuffer() { free_zeroed(p_, n_ * sizeof(T), pages_); }
 
   T* data() { return p_; }
   const T* data() const { return p_; }
@@ -110,6 +122,7 @@ class ZeroBuffer {
  private:
   T* p_ = nullptr;
   std::size_t n_ = 0;
+  Pages pages_ = Pages::kSmall;
 };
 
 // A growable array over ZeroBuffer for buffers that are filled, used and cleared many times (capacity is

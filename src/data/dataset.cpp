@@ -211,9 +211,9 @@ DType dtype_for_role(Role role) {
 
 struct DatasetWriter::Impl {
   // Buffered rows of one column of one split; which buffer is used depends on the column's dtype.
-  // PageVectors (huge pages, capacity kept from shard to shard, no zero fill before the values are
-  // copied in): the buffers of a 262144-row shard are ~1 MiB per column, and on the machines prep runs
-  // on every fresh 4 KiB page is a costly fault.
+  // PageVectors (mapped, capacity kept from shard to shard, no zero fill before the values are copied
+  // in): the buffers of a 262144-row shard are ~1 MiB per column, and on the machines prep runs on every
+  // fresh page is a costly fault.
   struct ColBuf {
     ColBuf() { offsets.push_back(0); }
     PageVector<float> f;

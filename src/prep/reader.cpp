@@ -1189,8 +1189,9 @@ TextBytes::~TextBytes() { free_zeroed(p_, cap_); }
 
 void TextBytes::reserve(std::size_t cap) {
   if (cap <= cap_) return;
-  // Big buffers round up to whole huge pages (what their mapping takes anyway).
-  if (cap >= kHugeThreshold) cap = (cap + kHugePage - 1) & ~(kHugePage - 1);
+  // Big buffers round up to whole pages (what their mapping takes anyway).
+  constexpr std::size_t kPage = 4096;
+  if (cap >= kHugeThreshold) cap = (cap + kPage - 1) & ~(kPage - 1);
   char* p = static_cast<char*>(alloc_zeroed(cap));
   if (n_) std::memcpy(p, p_, n_);
   free_zeroed(p_, cap_);

@@ -1,4 +1,5 @@
-// ZeroBuffer and PageVector: zeroed memory from calloc or huge-page mappings, deep copies, growth.
+// ZeroBuffer and PageVector: zeroed memory from calloc or mappings of either page kind, deep copies,
+// growth, reuse of freed regions by kind.
 #include "core/zero_buffer.h"
 
 #include <gtest/gtest.h>
@@ -12,25 +13,33 @@ namespace bluewhale {
 namespace {
 
 TEST(ZeroBuffer, SmallAndHugePageSizesStartZeroAndCopyDeep) {
-  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{1000}, (kHugeThreshold / 8) - 1,
-                        kHugeThreshold / 8, std::size_t{3} << 20}) {
-    ZeroBuffer<int64_t> b(n);
-    ASSERT_EQ(b.size(), n);
-    if (n >= kHugeThreshold / 8) {
-      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.data()) % kHugePage, 0u) << n;
+  for (Pages pages : {Pages::kSmall, Pages::kHuge}) {
+    for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{1000}, (kHugeThreshold / 8) - 1,
+                          kHugeThreshold / 8, std::size_t{3} << 20}) {
+      ZeroBuffer<int64_t> b(n, pages);
+      ASSERT_EQ(b.size(), n);
+      if (n >= kHugeThreshold / 8) {
+        // Huge-page buffers start at their piece's or huge page's boundary, the others at a page's.
+        const std::size_t align = pages == Pages::kSmall ? 4096 : n * 8 >= kHugePage ? kHugePage : kHugeThreshold;
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(b.data()) % align, 0u) << n;
+      }
+      bool zero = true;
+      for (int64_t x : b) zero = zero && x == 0;
+      EXPECT_TRUE(zero) << n;
+      for (std::size_t j = 0; j < n; j += 97) b[j] = int64_t(j) + 1;
+      ZeroBuffer<int64_t> c = b;
+      for (std::size_t j = 0; j < n; j += 97) b[j] = 0;
+      bool same = true;
+      for (std::size_t j = 0; j < n; ++j) same = same && c[j] == (j % 97 == 0 ? int64_t(j) + 1 : 0);
+      EXPECT_TRUE(same) << n;
+      ZeroBuffer<int64_t> d = std::move(c);
+      EXPECT_EQ(d.size(), n);
+      EXPECT_EQ(c.size(), 0u);
+      // Assignment swaps the kinds with the memory: each region goes back to its own kind's cache.
+      ZeroBuffer<int64_t> e(n, pages == Pages::kSmall ? Pages::kHuge : Pages::kSmall);
+      e = std::move(d);
+      EXPECT_EQ(e.size(), n);
     }
-    bool zero = true;
-    for (int64_t x : b) zero = zero && x == 0;
-    EXPECT_TRUE(zero) << n;
-    for (std::size_t j = 0; j < n; j += 97) b[j] = int64_t(j) + 1;
-    ZeroBuffer<int64_t> c = b;
-    for (std::size_t j = 0; j < n; j += 97) b[j] = 0;
-    bool same = true;
-    for (std::size_t j = 0; j < n; ++j) same = same && c[j] == (j % 97 == 0 ? int64_t(j) + 1 : 0);
-    EXPECT_TRUE(same) << n;
-    ZeroBuffer<int64_t> d = std::move(c);
-    EXPECT_EQ(d.size(), n);
-    EXPECT_EQ(c.size(), 0u);
   }
 }
 
@@ -73,31 +82,44 @@ TEST(PageVector, MatchesStdVectorThroughGrowthAndReuse) {
 }
 
 
-TEST(ZeroBuffer, FreedLargeRegionsAreReusedZeroed) {
-  // A freed large buffer is kept for the next large allocation, which must still read all zeros, over
-  // its whole size, whatever the region held and whether it was cut from a bigger one.
+TEST(ZeroBuffer, FreedLargeRegionsAreReusedZeroedByTheirOwnKind) {
+  // A freed large buffer is kept for the next large allocation of its kind, which must still read all
+  // zeros, over its whole size, whatever the region held and whether it was cut from a bigger one; an
+  // allocation of the other kind never gets it (a huge-page table keeps its alignment).
   const std::size_t big = (std::size_t{6} << 20) + 123, small = (std::size_t{1} << 20) + 77;
-  {
-    ZeroBuffer<char> b(big);
-    std::memset(b.data(), 0x5a, big);
-    const std::size_t before = zeroed_regions_cached();
-    b = ZeroBuffer<char>();
-    if (before + (std::size_t{8} << 20) <= kRegionCacheBytes)  // earlier tests may have filled the cache
-      EXPECT_EQ(zeroed_regions_cached(), before + (std::size_t{8} << 20));  // kept whole: 4 huge pages
-    else
-      EXPECT_EQ(zeroed_regions_cached(), before);  // over the bound: unmapped
-  }
-  for (std::size_t n : {small, big}) {
-    ZeroBuffer<char> c(n);
-    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(c.data()) % kHugePage, 0u);
-    std::size_t nonzero = 0;
-    for (char x : c) nonzero += x != 0;
-    EXPECT_EQ(nonzero, 0u) << n;
-    std::memset(c.data(), 0x33, n);  // the whole size is writable
+  for (Pages pages : {Pages::kHuge, Pages::kSmall}) {
+    const std::size_t mapped = pages == Pages::kHuge ? std::size_t{8} << 20 : (big + 4095) / 4096 * 4096;
+    {
+      ZeroBuffer<char> b(big, pages);
+      std::memset(b.data(), 0x5a, big);
+      const std::size_t before = zeroed_regions_cached();
+      b = ZeroBuffer<char>();
+      if (before + mapped <= kRegionCacheBytes)  // earlier tests may have filled the cache
+        EXPECT_EQ(zeroed_regions_cached(), before + mapped);  // kept whole
+      else
+        EXPECT_EQ(zeroed_regions_cached(), before);  // over the bound: unmapped
+    }
+    {
+      ZeroBuffer<char> other(small + big, pages == Pages::kHuge ? Pages::kSmall : Pages::kHuge);
+      if (pages == Pages::kSmall) {
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(other.data()) % kHugePage, 0u);
+      }
+      std::size_t nonzero = 0;
+      for (char x : other) nonzero += x != 0;
+      EXPECT_EQ(nonzero, 0u);
+    }
+    for (std::size_t n : {small, big}) {
+      ZeroBuffer<char> c(n, pages);
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(c.data()) % (pages == Pages::kHuge ? kHugePage : 4096), 0u);
+      std::size_t nonzero = 0;
+      for (char x : c) nonzero += x != 0;
+      EXPECT_EQ(nonzero, 0u) << n;
+      std::memset(c.data(), 0x33, n);  // the whole size is writable
+    }
   }
   // Below the threshold nothing is cached (calloc/free).
   const std::size_t before = zeroed_regions_cached();
-  { ZeroBuffer<char> tiny(1000); }
+  { ZeroBuffer<char> tiny(1000, Pages::kHuge); }
   EXPECT_EQ(zeroed_regions_cached(), before);
 }
 
@@ -109,7 +131,7 @@ TEST(ZeroBuffer, SubHugePageBuffersArePiecesOfSharedHugePages) {
     const std::size_t n = piece == kHugeThreshold ? piece : piece / 2 + 1;
     std::vector<ZeroBuffer<uint8_t>> live;
     for (int k = 0; k < 12; ++k) {  // more than one huge page's worth
-      live.emplace_back(n);
+      live.emplace_back(n, Pages::kHuge);
       ASSERT_EQ(reinterpret_cast<std::uintptr_t>(live.back().data()) % piece, 0u) << piece;
       std::size_t nonzero = 0;
       for (uint8_t x : live.back()) nonzero += x != 0;
@@ -122,7 +144,7 @@ TEST(ZeroBuffer, SubHugePageBuffersArePiecesOfSharedHugePages) {
       EXPECT_EQ(wrong, 0u) << "piece " << k << " of size " << piece << " was overwritten";
     }
     live.clear();  // back to the free pieces, dirty
-    ZeroBuffer<uint8_t> again(n);
+    ZeroBuffer<uint8_t> again(n, Pages::kHuge);
     std::size_t nonzero = 0;
     for (uint8_t x : again) nonzero += x != 0;
     EXPECT_EQ(nonzero, 0u) << piece;

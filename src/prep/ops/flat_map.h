@@ -126,7 +126,7 @@ class KeyIndex {
       return true;
     }
     const std::size_t cap = pow2_at_least(std::max(kMinCapacity, 3 * n + 1));  // load <= 1/3
-    words_ = ZeroBuffer<uint64_t>(cap);
+    words_ = ZeroBuffer<uint64_t>(cap, Pages::kHuge);
     slots_ = ZeroBuffer<Slot>();
     mask_ = cap - 1;
     compact_ = true;
@@ -275,7 +275,7 @@ class KeyIndex {
 
   void rehash(std::size_t capacity) {
     ZeroBuffer<Slot> old = std::move(slots_);
-    slots_ = ZeroBuffer<Slot>(capacity);
+    slots_ = ZeroBuffer<Slot>(capacity, Pages::kHuge);
     mask_ = capacity - 1;
     for (const Slot& s : old) {
       if (s.key == 0) continue;
@@ -338,7 +338,7 @@ class CountTable {
           ++reused_;
           return out;
         }
-      return ZeroBuffer<uint64_t>(words);
+      return ZeroBuffer<uint64_t>(words, Pages::kHuge);
     }
     void give(ZeroBuffer<uint64_t>&& b) {
       if (b.size() * sizeof(uint64_t) < kPoolMinBytes) return;
@@ -536,7 +536,7 @@ class CountTable {
     cap_ = cap;
     mask_ = cap - 1;
     w_ = take_words(cap * (compact ? 1 : 2));
-    if (track_first_) first_ = ZeroBuffer<int64_t>(cap);
+    if (track_first_) first_ = ZeroBuffer<int64_t>(cap, Pages::kHuge);
     for (std::size_t j = 0; j < old_cap; ++j) {
       uint64_t a, b = 0;
       if (compact) {
@@ -585,8 +585,8 @@ class CountTable {
     compact_ = !track_first_;
     cap_ = capacity;
     mask_ = capacity - 1;
-    w_ = ZeroBuffer<uint64_t>(capacity * (compact_ ? 1 : 2));
-    first_ = track_first_ ? ZeroBuffer<int64_t>(capacity) : ZeroBuffer<int64_t>();
+    w_ = ZeroBuffer<uint64_t>(capacity * (compact_ ? 1 : 2), Pages::kHuge);
+    first_ = track_first_ ? ZeroBuffer<int64_t>(capacity, Pages::kHuge) : ZeroBuffer<int64_t>();
     size_ = 0;
     has_empty_key_ = false;
   }
@@ -596,7 +596,7 @@ class CountTable {
 
   const void* slot_word(std::size_t i) const { return w_.data() + (compact_ ? i : 2 * i); }
 
-  ZeroBuffer<uint64_t> take_words(std::size_t words) { return pool_ ? pool_->take(words) : ZeroBuffer<uint64_t>(words); }
+  ZeroBuffer<uint64_t> take_words(std::size_t words) { return pool_ ? pool_->take(words) : ZeroBuffer<uint64_t>(words, Pages::kHuge); }
 
   // Every entry but the empty key's, with its slot, in slot order (count 0 once taken).
   template <class F>
