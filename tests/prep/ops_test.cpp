@@ -562,6 +562,63 @@ TEST(Categorify, FrequencyOrderHoldsForSmallAndLargeCounts) {
   EXPECT_EQ(probe.columns[0].i, (std::vector<int64_t>{2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 1}));
 }
 
+// Criteo-like keys (8 hex digits) counted in one compact table take the packed end (the table's kept
+// entries sorted as words, no per-key stream); the same rows fitted on several threads take the union and
+// the Selector. Both must give the reference ids: counts on both sides of every byte of the sort words
+// (1 to 70000), ties broken by key, the empty key (INT64_MIN, counted apart) tied with packed keys and
+// alone, missing values, with min_count and max_size cutting through ties.
+TEST(Categorify, PackedCountsGiveTheSelectorOrder) {
+  std::mt19937_64 rng(21);
+  auto hex_key = [](uint32_t v) {
+    char buf[9];
+    std::snprintf(buf, sizeof buf, "%08x", v);
+    return categorical_key(std::string_view(buf, 8));
+  };
+  std::vector<std::pair<int64_t, int64_t>> counts;  // (key, occurrences)
+  for (int k = 0; k < 3000; ++k) {
+    const int64_t n = k % 5 == 0 ? 1 : k % 7 == 0 ? 2 : static_cast<int64_t>(1 + rng() % (k % 3 == 0 ? 300 : 20));
+    counts.emplace_back(hex_key(static_cast<uint32_t>(rng())), n);
+  }
+  counts.emplace_back(hex_key(0), 2);
+  counts.emplace_back(hex_key(0xFFFFFFFFu), 2);
+  counts.emplace_back(hex_key(0x10u), 70000);  // a count with three non-zero bytes
+  counts.emplace_back(hex_key(0x11u), 256);
+  for (int64_t empty_count : {int64_t{0}, int64_t{2}, int64_t{256}, int64_t{90000}}) {
+    SCOPED_TRACE("empty key seen " + std::to_string(empty_count) + " times");
+    std::vector<std::pair<int64_t, int64_t>> all = counts;
+    if (empty_count > 0) all.emplace_back(prep_ops::kEmptyKey, empty_count);
+    Column c = make_column("C1", Role::kCategorical, ColumnKind::kInt);
+    for (const auto& [key, n] : all) c.i.insert(c.i.end(), static_cast<std::size_t>(n), key);
+    std::shuffle(c.i.begin(), c.i.end(), rng);
+    for (std::size_t r = 0; r < c.i.size(); ++r) c.valid.push_back(r % 11 != 0);  // missing rows too
+    std::vector<Chunk> chunks;
+    for (std::size_t at = 0; at < c.i.size(); at += 50000) {
+      Chunk ch;
+      ch.first_row = static_cast<int64_t>(at);
+      const std::size_t n = std::min<std::size_t>(50000, c.i.size() - at);
+      ch.rows = static_cast<int64_t>(n);
+      Column part = make_column("C1", Role::kCategorical, ColumnKind::kInt);
+      part.i.assign(c.i.begin() + static_cast<std::ptrdiff_t>(at), c.i.begin() + static_cast<std::ptrdiff_t>(at + n));
+      part.valid.assign(c.valid.begin() + static_cast<std::ptrdiff_t>(at), c.valid.begin() + static_cast<std::ptrdiff_t>(at + n));
+      ch.columns.push_back(part);
+      chunks.push_back(ch);
+    }
+    for (const auto& tc : std::vector<CategorifyCase>{{"min_count: 1", 1, 0, false},
+                                                       {"min_count: 2", 2, 0, false},
+                                                       {"min_count: 3, max_size: 700", 3, 700, false},
+                                                       {"max_size: 1", 1, 1, false}}) {
+      SCOPED_TRACE(tc.params);
+      const auto want = reference_dictionary(chunks, "C1", tc.min_count, tc.max_size, false);
+      for (int threads : {1, 3}) {
+        auto op = make_op("{op: categorify, columns: [C1], " + tc.params + "}");
+        fit(*op, chunks, threads);
+        expect_categorified(chunks, transform_all(*op, chunks), "C1", want);
+        if (::testing::Test::HasFailure()) return;
+      }
+    }
+  }
+}
+
 TEST(Categorify, FitIsIdenticalAcrossThreadCountsAndChunkOrders) {
   auto chunks = make_chunks(11, 16, 500, 300);
   TempDir dir;

@@ -1,5 +1,8 @@
 // categorify: raw keys -> dense ids learned from the training rows (0 missing, 1 rare/unseen, 2.. kept).
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
 
 #include "bluewhale/core/parallel.h"
 #include "bluewhale/data/binary_io.h"
@@ -25,6 +28,10 @@ class Selector {
   void add(const KeyCount& kc) {
     ++distinct_;
     if (kc.count < min_count_) return;
+    if (reserve_ > 0) {
+      kept_.reserve(reserve_);
+      reserve_ = 0;
+    }
     if (max_size_ == 0) {
       kept_.push_back(kc);
     } else if (kept_.size() < max_size_) {
@@ -39,10 +46,11 @@ class Selector {
 
   // Room for n keys without regrowing (untouched pages of a fresh reservation cost no memory), up to
   // kMaxReserve: a spilled column's bound can be far above what is kept, and the reservation is address
-  // space all the same; beyond it the vector grows by doubling.
+  // space all the same; beyond it the vector grows by doubling. Taken at the first kept key: a column
+  // that goes the packed way (keys_by_frequency) reserves nothing.
   void reserve(std::size_t n) {
     constexpr std::size_t kMaxReserve = std::size_t{1} << 22;
-    kept_.reserve(std::min(max_size_ ? std::min(n, max_size_) : n, kMaxReserve));
+    reserve_ = std::min(max_size_ ? std::min(n, max_size_) : n, kMaxReserve);
   }
 
   // The kept keys in id order.
@@ -107,10 +115,68 @@ class Selector {
   std::size_t max_size_;
   bool by_first_;
   int64_t distinct_ = 0;
+  std::size_t reserve_ = 0;
   // Zeroed huge-page memory (core/zero_buffer.h): the big columns keep hundreds of thousands of keys,
   // which in a std::vector were thousands of page faults.
   PageVector<KeyCount> kept_;
 };
+
+// LSD radix sort of n words, 8 bits a pass, skipping the passes whose byte is the same in every word
+// (most of them for the sort keys below: counts are small). tmp: room for n words.
+void radix_sort(uint64_t* a, uint64_t* tmp, std::size_t n) {
+  std::vector<std::array<uint32_t, 256>> hist(8);
+  for (auto& h : hist) h.fill(0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (int d = 0; d < 8; ++d) ++hist[d][(a[i] >> (8 * d)) & 0xFF];
+  uint64_t* src = a;
+  uint64_t* dst = tmp;
+  for (int d = 0; d < 8; ++d) {
+    std::array<uint32_t, 256>& h = hist[d];
+    if (h[(src[0] >> (8 * d)) & 0xFF] == n) continue;
+    uint32_t at = 0;
+    for (uint32_t& c : h) at += std::exchange(c, at);
+    for (std::size_t i = 0; i < n; ++i) dst[h[(src[i] >> (8 * d)) & 0xFF]++] = src[i];
+    std::swap(src, dst);
+  }
+  if (src != a) std::memcpy(a, src, n * sizeof(uint64_t));
+}
+
+// The kept keys in id order (descending count, ties by ascending key, at most max_size of them) from a
+// column's packed counts (CountTable::release_packed, entries already at least min_count): the order
+// Selector gives for the same totals. A packed key orders as its key does (pack_hex_key keeps the order
+// of hex digits), so one sort of count-then-key words gives it; the empty key (the smallest int64)
+// comes first among keys of its count.
+std::vector<int64_t> keys_by_frequency(CountTable::Packed& counts, int64_t min_count, std::size_t max_size) {
+  const std::size_t n = counts.n;
+  uint64_t* w = counts.words.data();
+  // Ascending words: larger counts first, then smaller packed keys.
+  for (std::size_t i = 0; i < n; ++i) w[i] = (uint64_t{0xFFFFFFFF} - (w[i] >> 32)) << 32 | (w[i] & 0xFFFFFFFF);
+  if (n > 1) {
+    // The slots past n are free: they hold the sort's second buffer when there are enough of them.
+    ZeroBuffer<uint64_t> own;
+    uint64_t* tmp = w + n;
+    if (counts.words.size() < 2 * n) {
+      own = ZeroBuffer<uint64_t>(n);
+      tmp = own.data();
+    }
+    radix_sort(w, tmp, n);
+  }
+  const bool empty_kept = counts.has_empty_key && counts.empty_key.count >= min_count;
+  std::size_t total = n + (empty_kept ? 1 : 0);
+  if (max_size > 0) total = std::min(total, max_size);
+  std::vector<int64_t> keys;
+  keys.reserve(total);
+  std::size_t i = 0;
+  if (empty_kept) {
+    const uint64_t count = static_cast<uint64_t>(counts.empty_key.count);
+    // Keys with larger counts come before it (a count past 2^32 - 2 never stays in a compact table).
+    while (i < n && keys.size() < total && uint64_t{0xFFFFFFFF} - (w[i] >> 32) > count)
+      keys.push_back(unpack_hex_key(static_cast<uint32_t>(w[i++])));
+    if (keys.size() < total) keys.push_back(kEmptyKey);
+  }
+  for (; i < n && keys.size() < total; ++i) keys.push_back(unpack_hex_key(static_cast<uint32_t>(w[i])));
+  return keys;
+}
 
 class CategorifyOp : public ColumnsOp {
  public:
@@ -231,14 +297,28 @@ class CategorifyOp : public ColumnsOp {
       sel.emplace_back(p_.min_count, p_.max_size, p_.order == "first");
       sel.back().reserve(counter_.distinct_upper_bound(ci));
     }
-    counter_.finish(threads_, [&](std::size_t col, const KeyCount& kc) { sel[col].add(kc); });
     std::vector<Dictionary> dicts(columns_.size());
-    // Sorting the kept keys and building the lookup tables is per column: one column per task, the
-    // biggest first so that no large column starts last.
-    std::vector<std::size_t> order(columns_.size());
-    for (std::size_t ci = 0; ci < order.size(); ++ci) order[ci] = ci;
+    // Columns counted in one compact table (Criteo's, when counted by parts) skip the per-key stream: the
+    // table's kept entries are sorted in its own memory and the dictionary is built at once, inside the
+    // parallel finish, after the table is gone (its memory then serves the lookup table).
+    std::vector<char> built(columns_.size(), 0);
+    KeyCounter::PackedSink packed;
+    if (!by_first_)
+      packed = [&](std::size_t col, CountTable::Packed&& counts) {
+        dicts[col].distinct = counts.distinct;
+        std::vector<int64_t> keys = keys_by_frequency(counts, p_.min_count, static_cast<std::size_t>(p_.max_size));
+        counts = CountTable::Packed();
+        build(dicts[col], std::move(keys));
+        built[col] = 1;
+      };
+    counter_.finish(threads_, [&](std::size_t col, const KeyCount& kc) { sel[col].add(kc); }, p_.min_count, packed);
+    // Sorting the kept keys and building the lookup tables of the other columns is per column: one column
+    // per task, the biggest first so that no large column starts last.
+    std::vector<std::size_t> order;
+    for (std::size_t ci = 0; ci < columns_.size(); ++ci)
+      if (!built[ci]) order.push_back(ci);
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return sel[a].kept() > sel[b].kept(); });
-    parallel_for_dynamic(static_cast<int64_t>(columns_.size()), threads_, [&](int64_t i, int) {
+    parallel_for_dynamic(static_cast<int64_t>(order.size()), threads_, [&](int64_t i, int) {
       const std::size_t ci = order[static_cast<std::size_t>(i)];
       dicts[ci].distinct = sel[ci].distinct();
       build(dicts[ci], sel[ci].finish());

@@ -562,6 +562,40 @@ class CountTable {
     if (pool_) pool_->give(std::move(old));
   }
 
+  // The entries of a compact table without first rows with count >= min_count, handed over in the
+  // table's own slot array: words[0, n) hold count << 32 | packed key, in slot order (what lies past n
+  // is unspecified); distinct counts every entry, those under min_count too. The empty key's entry,
+  // which has no packed form, comes apart. The table is left empty (no slots; reset() before reuse).
+  struct Packed {
+    ZeroBuffer<uint64_t> words;
+    std::size_t n = 0;
+    int64_t distinct = 0;
+    bool has_empty_key = false;
+    KeyCount empty_key{kEmptyKey, 0, 0};
+  };
+  bool packable() const { return compact_ && !track_first_; }
+  Packed release_packed(int64_t min_count) {
+    BW_ASSERT(packable(), "CountTable::release_packed on a wide table or one with first rows");
+    Packed out;
+    out.distinct = static_cast<int64_t>(size());
+    out.has_empty_key = has_empty_key_;
+    out.empty_key = empty_key_;
+    // In place: the write position never passes the read position.
+    const uint64_t min = static_cast<uint64_t>(std::max<int64_t>(min_count, 1));
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < cap_; ++i) {
+      const uint64_t w = w_[i];
+      const uint64_t c = w >> 32;
+      w_[n] = w;
+      n += (c >= min && c != kTaken) ? 1 : 0;
+    }
+    out.n = n;
+    out.words = std::move(w_);
+    cap_ = mask_ = size_ = 0;
+    has_empty_key_ = false;
+    return out;
+  }
+
   // Returns the entries sorted by key and leaves the table empty with `new_capacity` slots (compact again
   // when it tracks no first rows: the next keys may all pack).
   std::vector<KeyCount> release_sorted(std::size_t new_capacity) {

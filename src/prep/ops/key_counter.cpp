@@ -221,7 +221,8 @@ std::size_t KeyCounter::distinct_upper_bound(std::size_t col) const {
   return n;
 }
 
-void KeyCounter::finish(int threads, const std::function<void(std::size_t, const KeyCount&)>& sink) {
+void KeyCounter::finish(int threads, const std::function<void(std::size_t, const KeyCount&)>& sink,
+                        int64_t packed_min_count, const PackedSink& packed) {
   // The arrays the tables grew out of are of no more use: freed now, their memory (kept by the process,
   // see core/zero_buffer.h) serves what the caller builds from the totals instead of fresh pages.
   for (auto& ts : threads_) ts->pool.release();
@@ -235,17 +236,24 @@ void KeyCounter::finish(int threads, const std::function<void(std::size_t, const
   }
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return keys[a] > keys[b]; });
   parallel_for_dynamic(static_cast<int64_t>(columns_), threads,
-                       [&](int64_t i, int) { finish_column(order[static_cast<std::size_t>(i)], sink); });
+                       [&](int64_t i, int) { finish_column(order[static_cast<std::size_t>(i)], sink, packed_min_count, packed); });
   threads_.clear();
 }
 
-void KeyCounter::finish_column(std::size_t col, const std::function<void(std::size_t, const KeyCount&)>& sink) {
+void KeyCounter::finish_column(std::size_t col, const std::function<void(std::size_t, const KeyCount&)>& sink,
+                               int64_t packed_min_count, const PackedSink& packed) {
   std::vector<RunFile> runs;
   std::vector<CountTable*> tables;
   for (auto& ts : threads_) {
     for (auto& r : ts->runs[col]) runs.push_back(std::move(r));
     ts->runs[col].clear();
     if (ts->tables[col].size() > 0) tables.push_back(&ts->tables[col]);
+  }
+  if (packed && runs.empty() && tables.size() == 1 && tables[0]->packable()) {
+    CountTable::Packed counts = tables[0]->release_packed(packed_min_count);
+    for (auto& ts : threads_) ts->tables[col] = CountTable();
+    packed(col, std::move(counts));
+    return;
   }
   // Nothing on disk: the totals come straight from the threads' tables (for_each_union; with more
   // threads, the other tables are hashed into the largest one), no sort needed (the sink sees the same

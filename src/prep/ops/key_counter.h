@@ -70,7 +70,14 @@ class KeyCounter {
   // Visits every distinct key of every column once with its totals; columns are processed in parallel
   // on up to `threads` threads, each column's calls come from one thread, in no particular key order.
   // Releases all counting memory and temporary files.
-  void finish(int threads, const std::function<void(std::size_t col, const KeyCount& kc)>& sink);
+  //
+  // With `packed`, a column whose counts are all in one compact table without first rows (nothing
+  // spilled; with fits by parts, every column of Criteo-like data) goes to packed instead, once, as the
+  // table's entries with count >= packed_min_count (CountTable::release_packed): no per-key calls, and
+  // the caller builds from the table's own memory.
+  using PackedSink = std::function<void(std::size_t col, CountTable::Packed&& counts)>;
+  void finish(int threads, const std::function<void(std::size_t col, const KeyCount& kc)>& sink,
+              int64_t packed_min_count = 1, const PackedSink& packed = {});
 
   // At least the number of distinct keys finish() will visit in column col (no more than the keys
   // counted so far, merged runs included), for sizing what the visits fill.
@@ -135,7 +142,8 @@ class KeyCounter {
 
   void make_room(ThreadState& ts, std::size_t col);
   RunFile write_run(const std::vector<KeyCount>& sorted);
-  void finish_column(std::size_t col, const std::function<void(std::size_t, const KeyCount&)>& sink);
+  void finish_column(std::size_t col, const std::function<void(std::size_t, const KeyCount&)>& sink,
+                     int64_t packed_min_count, const PackedSink& packed);
 
   std::size_t columns_ = 0;
   std::string label_;
