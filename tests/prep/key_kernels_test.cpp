@@ -147,5 +147,29 @@ TEST(KeyKernels, CompactKeysKeepsTheCountedRowsInOrder) {
       }
 }
 
+// zero_missing at every level against the definition (ids of rows whose validity byte is 0 become 0,
+// any nonzero byte keeps the id), over every length up to 40 from four offsets, with runs of missing and
+// present rows; nothing before or after the n ids changes.
+TEST(KeyKernels, ZeroMissingZeroesExactlyTheMissingRows) {
+  std::mt19937_64 rng(29);
+  std::vector<int64_t> ids(48);
+  std::vector<uint8_t> valid(48);
+  for (std::size_t r = 0; r < ids.size(); ++r) {
+    ids[r] = static_cast<int64_t>(rng()) | 1;  // never 0 already
+    valid[r] = static_cast<uint8_t>((r / 5) % 3 == 0 ? 0 : rng() % 3 == 0 ? 0 : 1 + rng() % 255);
+  }
+  for (std::size_t n = 0; n <= 40; ++n)
+    for (std::size_t offset = 0; offset < 4; ++offset) {
+      std::vector<int64_t> want = ids;
+      for (std::size_t r = 0; r < n; ++r)
+        if (valid[offset + r] == 0) want[offset + r] = 0;
+      for (SimdLevel level : levels()) {
+        std::vector<int64_t> got = ids;
+        zero_missing_for(level)(got.data() + offset, valid.data() + offset, n);
+        EXPECT_EQ(got, want) << simd_level_name(level) << ", n " << n << ", offset " << offset;
+      }
+    }
+}
+
 }  // namespace
 }  // namespace bluewhale::prep_ops

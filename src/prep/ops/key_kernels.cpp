@@ -33,6 +33,15 @@ CompactKeysFn compact_keys_for(SimdLevel level) {
   return simd_pick(level, compact_keys_scalar, compact_keys_avx2, compact_keys_avx512);
 }
 
+void zero_missing_scalar(int64_t* ids, const uint8_t* valid, std::size_t n) {
+  // Branch-free: missing values are common and unpredictable (40 % in some of Criteo's columns).
+  for (std::size_t r = 0; r < n; ++r) ids[r] &= -static_cast<int64_t>(valid[r] != 0);
+}
+
+ZeroMissingFn zero_missing_for(SimdLevel level) {
+  return simd_pick(level, zero_missing_scalar, zero_missing_avx2, zero_missing_avx512);
+}
+
 HashPackKeysFn hash_pack_keys_for(SimdLevel level) {
   return simd_pick(level, hash_pack_keys_scalar, hash_pack_keys_avx2, hash_pack_keys_avx512);
 }

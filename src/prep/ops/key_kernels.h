@@ -43,10 +43,19 @@ std::size_t compact_keys_avx2(const int64_t* keys, const uint8_t* valid, const u
 std::size_t compact_keys_avx512(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t n,
                                 int64_t* out);
 
+// ids[r] = 0 for the rows r < n whose valid[r] == 0 (missing values), the others unchanged:
+// categorify's last step, over every row of every column.
+using ZeroMissingFn = void (*)(int64_t* ids, const uint8_t* valid, std::size_t n);
+
+void zero_missing_scalar(int64_t* ids, const uint8_t* valid, std::size_t n);
+void zero_missing_avx2(int64_t* ids, const uint8_t* valid, std::size_t n);
+void zero_missing_avx512(int64_t* ids, const uint8_t* valid, std::size_t n);
+
 // The kernels for a level (scalar for kScalar).
 HashKeysFn hash_keys_for(SimdLevel level);
 HashPackKeysFn hash_pack_keys_for(SimdLevel level);
 CompactKeysFn compact_keys_for(SimdLevel level);
+ZeroMissingFn zero_missing_for(SimdLevel level);
 
 // compact_keys over rows [begin, n), appending at out[m]: the vector kernels' tails. Returns the new m.
 inline std::size_t compact_keys_tail(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t begin,

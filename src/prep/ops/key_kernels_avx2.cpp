@@ -107,4 +107,18 @@ std::size_t compact_keys_avx2(const int64_t* keys, const uint8_t* valid, const u
   return compact_keys_tail(keys, valid, split, r, n, out, m);
 }
 
+// Four rows per step: four validity bytes widened to 64-bit lanes, all ones where the byte is not 0.
+void zero_missing_avx2(int64_t* ids, const uint8_t* valid, std::size_t n) {
+  std::size_t r = 0;
+  for (; r + 4 <= n; r += 4) {
+    int32_t bytes;
+    std::memcpy(&bytes, valid + r, 4);
+    const __m256i present = _mm256_xor_si256(
+        _mm256_cmpeq_epi64(_mm256_cvtepu8_epi64(_mm_cvtsi32_si128(bytes)), _mm256_setzero_si256()), _mm256_set1_epi64x(-1));
+    __m256i* at = reinterpret_cast<__m256i*>(ids + r);
+    _mm256_storeu_si256(at, _mm256_and_si256(_mm256_loadu_si256(at), present));
+  }
+  zero_missing_scalar(ids + r, valid + r, n - r);
+}
+
 }  // namespace bluewhale::prep_ops

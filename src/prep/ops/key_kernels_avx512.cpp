@@ -86,4 +86,17 @@ std::size_t compact_keys_avx512(const int64_t* keys, const uint8_t* valid, const
   return compact_keys_tail(keys, valid, split, r, n, out, m);
 }
 
+// Eight rows per step: the lanes whose validity byte is 0 are zeroed by a masked move.
+void zero_missing_avx512(int64_t* ids, const uint8_t* valid, std::size_t n) {
+  std::size_t r = 0;
+  for (; r + 8 <= n; r += 8) {
+    uint64_t bytes;
+    std::memcpy(&bytes, valid + r, 8);
+    const __m128i b = _mm_cvtsi64_si128(static_cast<int64_t>(bytes));
+    const __mmask8 present = _mm_test_epi8_mask(b, b);
+    _mm512_storeu_si512(ids + r, _mm512_maskz_mov_epi64(present, _mm512_loadu_si512(ids + r)));
+  }
+  zero_missing_scalar(ids + r, valid + r, n - r);
+}
+
 }  // namespace bluewhale::prep_ops
