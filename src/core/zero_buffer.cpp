@@ -89,37 +89,62 @@ void* take_cached(RegionCache& c, std::size_t len, Pages pages) {
 
 }  // namespace
 
-void* alloc_zeroed_large(std::size_t bytes, Pages pages) {
+namespace {
+
+// Puts the pieces of class k of the huge page at p, but the first, in the free list.
+void cut_pieces(RegionCache& c, void* p, std::size_t k) {
+  const std::size_t piece = kHugeThreshold << k;
+  std::lock_guard<std::mutex> lk(c.mu);
+  for (std::size_t off = kHugePage - piece; off > 0; off -= piece) c.pieces[k].push_back(static_cast<char*>(p) + off);
+}
+
+// Memory of the huge kind for `bytes` that this process already touched: a free piece of its class (cut
+// from a cached huge page if need be) or a cached region; nullptr when there is none. Maps nothing.
+void* take_huge_cached(RegionCache& c, std::size_t bytes) {
+  const std::size_t k = piece_class(bytes);
+  if (k >= kPieceClasses) return take_cached(c, region_length(bytes, Pages::kHuge), Pages::kHuge);
+  {
+    std::lock_guard<std::mutex> lk(c.mu);
+    if (!c.pieces[k].empty()) {
+      void* p = c.pieces[k].back();
+      c.pieces[k].pop_back();
+      return p;
+    }
+  }
+  void* p = take_cached(c, kHugePage, Pages::kHuge);
+  if (p) cut_pieces(c, p, k);
+  return p;
+}
+
+}  // namespace
+
+void* alloc_zeroed_large(std::size_t bytes, Pages& pages) {
   RegionCache& c = regions();
-  if (const std::size_t k = piece_class(bytes); pages == Pages::kHuge && k < kPieceClasses) {
-    const std::size_t piece = kHugeThreshold << k;
-    void* p = nullptr;
-    {
-      std::lock_guard<std::mutex> lk(c.mu);
-      if (!c.pieces[k].empty()) {
-        p = c.pieces[k].back();
-        c.pieces[k].pop_back();
-      }
-    }
-    bool fresh = false;
+  if (pages == Pages::kSmall) {
+    const std::size_t len = region_length(bytes, Pages::kSmall);
+    void* p = take_cached(c, len, Pages::kSmall);
     if (!p) {
-      // Cut a huge page into pieces of this class: one is returned, the others wait in the free list.
-      p = take_cached(c, kHugePage, Pages::kHuge);
-      if (!p) {
-        p = map_zeroed(kHugePage, Pages::kHuge);
-        fresh = true;
-      }
-      std::lock_guard<std::mutex> lk(c.mu);
-      for (std::size_t off = kHugePage - piece; off > 0; off -= piece) c.pieces[k].push_back(static_cast<char*>(p) + off);
+      // Touched huge-page memory serves in-order buffers as well, far cheaper than fresh pages (prep's
+      // count tables, freed after the fit, become the dataset writer's buffers); it is freed as what it is.
+      p = take_huge_cached(c, bytes);
+      if (p) pages = Pages::kHuge;
     }
-    if (!fresh) std::memset(p, 0, bytes);
+    if (!p) return map_zeroed(len, Pages::kSmall);
+    std::memset(p, 0, bytes);
     return p;
   }
-  const std::size_t len = region_length(bytes, pages);
-  void* p = take_cached(c, len, pages);
-  if (!p) return map_zeroed(len, pages);
-  std::memset(p, 0, bytes);
-  return p;
+  void* p = take_huge_cached(c, bytes);
+  if (p) {
+    std::memset(p, 0, bytes);
+    return p;
+  }
+  if (const std::size_t k = piece_class(bytes); k < kPieceClasses) {
+    // A fresh huge page cut into pieces of this class: one is returned, the others wait in the free list.
+    p = map_zeroed(kHugePage, Pages::kHuge);
+    cut_pieces(c, p, k);
+    return p;
+  }
+  return map_zeroed(region_length(bytes, Pages::kHuge), Pages::kHuge);
 }
 
 void free_zeroed_large(void* p, std::size_t bytes, Pages pages) {
@@ -139,6 +164,16 @@ void free_zeroed_large(void* p, std::size_t bytes, Pages pages) {
     }
   }
   ::munmap(p, len);
+}
+
+void release_zeroed_regions() {
+  RegionCache& c = regions();
+  std::lock_guard<std::mutex> lk(c.mu);
+  for (auto& list : c.free) {
+    for (const auto& [p, len] : list) ::munmap(p, len);
+    list.clear();
+  }
+  c.bytes = 0;
 }
 
 std::size_t zeroed_regions_cached() {

@@ -39,19 +39,20 @@
 namespace bluewhale {
 
 // Raw zeroed memory: `bytes` of zeros at a 64-byte aligned address, released by free_zeroed with the
-// same size and kind. Sizes of kHugeThreshold and above are mapped (kHuge: aligned to and advised for
-// huge pages; kSmall: page aligned).
+// same size and the kind alloc_zeroed left in `pages`. Sizes of kHugeThreshold and above are mapped
+// (kHuge: aligned to and advised for huge pages; kSmall: page aligned).
 enum class Pages { kSmall, kHuge };
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
 inline constexpr std::size_t kHugeThreshold = std::size_t{256} << 10;
 inline constexpr std::size_t kRegionCacheBytes = std::size_t{64} << 20;
 
 // Large sizes: a region of the same kind freed earlier by free_zeroed (re-zeroed with memset), else a
-// fresh mapping.
-void* alloc_zeroed_large(std::size_t bytes, Pages pages);
+// fresh mapping. A kSmall request may get freed memory of the huge kind instead (touched memory costs
+// far less than fresh pages): `pages` then says kHuge, and the buffer must be freed as such.
+void* alloc_zeroed_large(std::size_t bytes, Pages& pages);
 void free_zeroed_large(void* p, std::size_t bytes, Pages pages);
 
-inline void* alloc_zeroed(std::size_t bytes, Pages pages = Pages::kSmall) {
+inline void* alloc_zeroed(std::size_t bytes, Pages& pages) {
   if (bytes == 0) return nullptr;
   if (bytes < kHugeThreshold) {
     void* p = std::calloc(1, bytes);
@@ -61,7 +62,7 @@ inline void* alloc_zeroed(std::size_t bytes, Pages pages = Pages::kSmall) {
   return alloc_zeroed_large(bytes, pages);
 }
 
-inline void free_zeroed(void* p, std::size_t bytes, Pages pages = Pages::kSmall) {
+inline void free_zeroed(void* p, std::size_t bytes, Pages pages) {
   if (!p) return;
   if (bytes < kHugeThreshold) {
     std::free(p);
@@ -72,6 +73,8 @@ inline void free_zeroed(void* p, std::size_t bytes, Pages pages = Pages::kSmall)
 
 // Bytes of freed large regions kept for reuse (process-wide, both kinds), for tests.
 std::size_t zeroed_regions_cached();
+// Unmaps the freed regions kept for reuse (not the free pieces of huge pages), for tests.
+void release_zeroed_regions();
 
 // Advises the 2 MiB-aligned huge pages inside [p, p + bytes) for transparent huge pages, for big buffers
 // allocated elsewhere (a std::string's) before they are first written. Advice only: no effect on
@@ -95,7 +98,9 @@ class ZeroBuffer {
  public:
   ZeroBuffer() = default;
   explicit ZeroBuffer(std::size_t n, Pages pages = Pages::kSmall)
-      : p_(static_cast<T*>(alloc_zeroed(n * sizeof(T), pages))), n_(n), pages_(pages) {}
+      : n_(n), pages_(pages) {
+    p_ = static_cast<T*>(alloc_zeroed(n * sizeof(T), pages_));
+  }
   ZeroBuffer(const ZeroBuffer& o) : ZeroBuffer(o.n_, o.pages_) {
     if (n_) std::memcpy(p_, o.p_, n_ * sizeof(T));
   }

@@ -1178,27 +1178,30 @@ void TextReader::skip_values(const std::vector<std::string>& columns) {
 }
 
 TextBytes::TextBytes(TextBytes&& o) noexcept
-    : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)), cap_(std::exchange(o.cap_, 0)) {}
+    : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)), cap_(std::exchange(o.cap_, 0)), pages_(o.pages_) {}
 
 TextBytes& TextBytes::operator=(TextBytes o) noexcept {
   std::swap(p_, o.p_);
   std::swap(n_, o.n_);
   std::swap(cap_, o.cap_);
+  std::swap(pages_, o.pages_);
   return *this;
 }
 
-TextBytes::~TextBytes() { free_zeroed(p_, cap_); }
+TextBytes::~TextBytes() { free_zeroed(p_, cap_, static_cast<Pages>(pages_)); }
 
 void TextBytes::reserve(std::size_t cap) {
   if (cap <= cap_) return;
   // Big buffers round up to whole pages (what their mapping takes anyway).
   constexpr std::size_t kPage = 4096;
   if (cap >= kHugeThreshold) cap = (cap + kPage - 1) & ~(kPage - 1);
-  char* p = static_cast<char*>(alloc_zeroed(cap));
+  Pages pages = Pages::kSmall;  // text is written and read in order
+  char* p = static_cast<char*>(alloc_zeroed(cap, pages));
   if (n_) std::memcpy(p, p_, n_);
-  free_zeroed(p_, cap_);
+  free_zeroed(p_, cap_, static_cast<Pages>(pages_));
   p_ = p;
   cap_ = cap;
+  pages_ = static_cast<unsigned char>(pages);
 }
 
 void TextBytes::assign(std::string_view s) {

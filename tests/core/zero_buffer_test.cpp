@@ -82,10 +82,9 @@ TEST(PageVector, MatchesStdVectorThroughGrowthAndReuse) {
 }
 
 
-TEST(ZeroBuffer, FreedLargeRegionsAreReusedZeroedByTheirOwnKind) {
-  // A freed large buffer is kept for the next large allocation of its kind, which must still read all
-  // zeros, over its whole size, whatever the region held and whether it was cut from a bigger one; an
-  // allocation of the other kind never gets it (a huge-page table keeps its alignment).
+TEST(ZeroBuffer, FreedLargeRegionsAreReusedZeroed) {
+  // A freed large buffer is kept for a later large allocation, which must still read all zeros, over its
+  // whole size, whatever the region held and whether it was cut from a bigger one.
   const std::size_t big = (std::size_t{6} << 20) + 123, small = (std::size_t{1} << 20) + 77;
   for (Pages pages : {Pages::kHuge, Pages::kSmall}) {
     const std::size_t mapped = pages == Pages::kHuge ? std::size_t{8} << 20 : (big + 4095) / 4096 * 4096;
@@ -98,15 +97,6 @@ TEST(ZeroBuffer, FreedLargeRegionsAreReusedZeroedByTheirOwnKind) {
         EXPECT_EQ(zeroed_regions_cached(), before + mapped);  // kept whole
       else
         EXPECT_EQ(zeroed_regions_cached(), before);  // over the bound: unmapped
-    }
-    {
-      ZeroBuffer<char> other(small + big, pages == Pages::kHuge ? Pages::kSmall : Pages::kHuge);
-      if (pages == Pages::kSmall) {
-        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(other.data()) % kHugePage, 0u);
-      }
-      std::size_t nonzero = 0;
-      for (char x : other) nonzero += x != 0;
-      EXPECT_EQ(nonzero, 0u);
     }
     for (std::size_t n : {small, big}) {
       ZeroBuffer<char> c(n, pages);
@@ -121,6 +111,64 @@ TEST(ZeroBuffer, FreedLargeRegionsAreReusedZeroedByTheirOwnKind) {
   const std::size_t before = zeroed_regions_cached();
   { ZeroBuffer<char> tiny(1000, Pages::kHuge); }
   EXPECT_EQ(zeroed_regions_cached(), before);
+}
+
+TEST(ZeroBuffer, InOrderBuffersTakeFreedHugePagesButTablesNeverTakeOrdinaryOnes) {
+  // Memory a table had (huge pages) serves a later in-order buffer, which then reports the huge kind and
+  // goes back to it when freed (pieces included); memory of ordinary pages never serves a table.
+  release_zeroed_regions();
+  ASSERT_EQ(zeroed_regions_cached(), 0u);
+  const std::size_t n = std::size_t{3} << 20;
+  Pages kind = Pages::kHuge;
+  void* table = alloc_zeroed(n, kind);
+  ASSERT_EQ(kind, Pages::kHuge);
+  std::memset(table, 0x77, n);
+  free_zeroed(table, n, kind);
+  EXPECT_EQ(zeroed_regions_cached(), std::size_t{4} << 20);
+
+  kind = Pages::kSmall;
+  char* buf = static_cast<char*>(alloc_zeroed(n - 5000, kind));
+  EXPECT_EQ(kind, Pages::kHuge);
+  EXPECT_EQ(static_cast<void*>(buf), table);
+  std::size_t nonzero = 0;
+  for (std::size_t j = 0; j < n - 5000; ++j) nonzero += buf[j] != 0;
+  EXPECT_EQ(nonzero, 0u);
+  free_zeroed(buf, n - 5000, kind);
+  kind = Pages::kHuge;
+  void* again = alloc_zeroed(n, kind);  // the region is the huge kind's again
+  EXPECT_EQ(again, table);
+  free_zeroed(again, n, kind);
+
+  // A piece-sized in-order buffer cut from a freed huge page goes back to the pieces of its class.
+  release_zeroed_regions();
+  kind = Pages::kHuge;
+  void* page = alloc_zeroed(kHugePage, kind);
+  free_zeroed(page, kHugePage, kind);
+  const std::size_t piece = std::size_t{512} << 10;
+  kind = Pages::kSmall;
+  void* p = alloc_zeroed(piece, kind);
+  EXPECT_EQ(kind, Pages::kHuge);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % piece, 0u);
+  free_zeroed(p, piece, kind);
+  kind = Pages::kHuge;
+  void* q = alloc_zeroed(piece, kind);
+  EXPECT_EQ(q, p);
+  free_zeroed(q, piece, kind);
+
+  // Ordinary pages freed, then a table: a fresh huge-page region, the ordinary one stays cached.
+  release_zeroed_regions();
+  kind = Pages::kSmall;
+  void* ordinary = alloc_zeroed(n, kind);
+  ASSERT_EQ(kind, Pages::kSmall);
+  free_zeroed(ordinary, n, kind);
+  EXPECT_EQ(zeroed_regions_cached(), n);
+  kind = Pages::kHuge;
+  void* t = alloc_zeroed(n, kind);
+  EXPECT_NE(t, ordinary);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(t) % kHugePage, 0u);
+  EXPECT_EQ(zeroed_regions_cached(), n);
+  free_zeroed(t, n, kind);
+  release_zeroed_regions();
 }
 
 TEST(ZeroBuffer, SubHugePageBuffersArePiecesOfSharedHugePages) {

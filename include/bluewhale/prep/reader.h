@@ -58,6 +58,7 @@ class TextBytes {
  private:
   char* p_ = nullptr;
   std::size_t n_ = 0, cap_ = 0;
+  unsigned char pages_ = 0;  // the kind of memory p_ came from (core/zero_buffer.h: Pages), for freeing it
 };
 
 // Whole records of one input file, decompressed. `text` starts with a record (never a blank line) and
