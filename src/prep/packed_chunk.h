@@ -50,6 +50,7 @@ class PackedChunk {
     first_row_ = c.first_row;
     file_index_ = c.file_index;
     first_line_ = c.first_line;
+    text_bytes_ = c.text_bytes;
     std::size_t bytes = 0;
     auto plan = [&](std::size_t n, std::size_t elem) {
       sizes_.push_back(n);
@@ -97,6 +98,7 @@ class PackedChunk {
     out.first_row = first_row_;
     out.file_index = file_index_;
     out.first_line = first_line_;
+    out.text_bytes = text_bytes_;
     out.columns.resize(meta_.size());
     const char* p = data_;
     std::size_t k = 0;
@@ -136,7 +138,7 @@ class PackedChunk {
   };
   static std::size_t round8(std::size_t n) { return (n + 7) & ~std::size_t{7}; }
 
-  int64_t rows_ = 0, first_row_ = 0, first_line_ = 0;
+  int64_t rows_ = 0, first_row_ = 0, first_line_ = 0, text_bytes_ = 0;
   int file_index_ = 0;
   std::vector<ColumnMeta> meta_;
   std::vector<std::size_t> sizes_;  // element counts: per column f, i, valid, offsets; then split, row_index

@@ -494,11 +494,13 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   // on the virtual machines prep runs on) cost as much as parsing again, with twice the peak memory.
   // Compressed input is cached: decompressing again on the one reader thread would bound the pass.
   bool any_compressed = false;
-  if (fit_passes > 0 && opt.cache_mb > 0)
+  if (fit_passes > 0)
     for (const auto& f : opt.inputs)
       any_compressed = any_compressed ||
                        text::open_byte_source(f, recipe.input.format.compression)->compression() != text::Compression::kNone;
-  const int64_t cache_budget = any_compressed ? opt.cache_mb << 20 : 0;
+  // The text a fit will see in all is known for plain input only.
+  ctx.input_bytes = any_compressed ? 0 : report.input_bytes;
+  const int64_t cache_budget = any_compressed && opt.cache_mb > 0 ? opt.cache_mb << 20 : 0;
   bool all_cached = false;
   auto chunk_bytes = [](const Chunk& c) {
     int64_t b = static_cast<int64_t>(c.split.capacity() + c.row_index.capacity() * 8);

@@ -928,6 +928,7 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
   out.first_row = in.first_row;
   out.file_index = in.file_index;
   out.first_line = row > 0 ? first_stored_line : in.first_line;
+  out.text_bytes = static_cast<int64_t>(in.text.size());
 }
 
 // The common case, in loops with no per-field switch: text without quotes (or csv whose chunk holds no
@@ -1095,6 +1096,7 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
   out.first_row = in.first_row;
   out.file_index = in.file_index;
   out.first_line = in.first_line;
+  out.text_bytes = static_cast<int64_t>(n);
   return true;
 }
 

@@ -1392,6 +1392,74 @@ TEST(FlatMap, KeyCounterWithCompactTablesMatchesReference) {
 // Throughput (printed, not asserted): 10M distinct keys over 50M values, fit in memory and spilling,
 // then transform lookups on one thread. BW_OPS_PERF_SCALE=0.1 shrinks it.
 
+// Sizing a table from the progress through the input (KeyCounter::note_progress): once an eighth of the
+// input is in, a column whose distinct keys grow like a real one's (heavy-tailed draws) gets close to
+// its final size at once, not past twice what doubling reaches; the counts are those of an unsized
+// count, through the per-key stream and the packed end; nothing is sized when the input's size is
+// unknown, for a column that spilled, or past the memory share.
+TEST(FlatMap, KeyCounterSizesTablesFromTheInputsProgress) {
+  TempDir dir;
+  std::mt19937_64 rng(5);
+  std::vector<std::vector<int64_t>> batches;
+  Counts ref;
+  for (int b = 0; b < 64; ++b) {
+    std::vector<int64_t> keys;
+    for (int r = 0; r < 8000; ++r) {
+      // P(value > v) ~ v^-0.2: ~83,000 distinct keys, growing like n^0.84.
+      const double u = (static_cast<double>(rng() >> 11) + 1) * 0x1.0p-53, v = std::pow(u, -5.0);
+      keys.push_back(hex_key((v < 1e18 ? static_cast<uint64_t>(v) : rng()) % 4000000));
+      ++ref[keys.back()];
+    }
+    batches.push_back(std::move(keys));
+  }
+  const int64_t batch_bytes = 1000, total = batch_bytes * static_cast<int64_t>(batches.size());
+  // capacities[k]: the table's slots after batch k; then the counts.
+  auto run = [&](int64_t input_bytes, int64_t budget, std::vector<std::size_t>& capacities) {
+    prep_ops::KeyCounter kc("test");
+    kc.begin(1, 1, budget, dir.path().string(), false);
+    kc.set_input_bytes(input_bytes);
+    capacities.clear();
+    for (const auto& keys : batches) {
+      kc.add_many(0, 0, keys.data(), nullptr, keys.size());
+      kc.note_progress(0, 0, batch_bytes);
+      capacities.push_back(kc.capacity(0, 0));
+    }
+    Counts got;
+    kc.finish(1, [&](std::size_t, const prep_ops::KeyCount& c) { got[c.key] = c.count; });
+    return got;
+  };
+  std::vector<std::size_t> plain, sized, unknown, spilled;
+  EXPECT_EQ(run(0, int64_t{1} << 30, plain), ref);
+  EXPECT_EQ(run(total, int64_t{1} << 30, sized), ref);
+  EXPECT_EQ(run(0, int64_t{1} << 30, unknown), ref);
+  EXPECT_EQ(unknown, plain);
+  const std::size_t eighth = batches.size() / 8;  // the batch that completes an eighth of the input
+  EXPECT_GT(sized[eighth - 1], 2 * plain[eighth - 1]) << "sized at an eighth of the input";
+  EXPECT_GE(2 * sized[eighth - 1], plain.back()) << "to within a doubling of the final size";
+  EXPECT_LE(sized.back(), 2 * plain.back());
+  for (std::size_t k = 0; k + 1 < eighth; ++k) EXPECT_EQ(sized[k], plain[k]) << "batch " << k;
+  // A budget the sized table would pass: no sizing (the table spills as it grows, as without sizing).
+  EXPECT_EQ(run(total, int64_t{256} << 10, spilled), ref);
+  EXPECT_LE(*std::max_element(spilled.begin(), spilled.end()) * sizeof(uint64_t), std::size_t{256} << 10);
+  // Through the packed end as well: the same totals.
+  prep_ops::KeyCounter kc("test");
+  kc.begin(1, 1, int64_t{1} << 30, dir.path().string(), false);
+  kc.set_input_bytes(total);
+  for (const auto& keys : batches) {
+    kc.add_many(0, 0, keys.data(), nullptr, keys.size());
+    kc.note_progress(0, 0, batch_bytes);
+  }
+  Counts packed;
+  kc.finish(1, [&](std::size_t, const prep_ops::KeyCount&) { ADD_FAILURE() << "a per-key call"; }, 1,
+            [&](std::size_t, prep_ops::CountTable::Packed&& counts) {
+              for (std::size_t j = 0; j < counts.n; ++j)
+                packed[prep_ops::unpack_hex_key(static_cast<uint32_t>(counts.words[j]))] =
+                    static_cast<int64_t>(counts.words[j] >> 32);
+              EXPECT_EQ(counts.distinct, static_cast<int64_t>(ref.size()));
+            });
+  EXPECT_EQ(packed, ref);
+}
+
 TEST(CategorifyPerf, TenMillionDistinctFitAndLookupThroughput) {
   // A throughput figure, not a check: it runs only on request so that `make test` stays quick.
   const char* env = std::getenv("BW_OPS_PERF_SCALE");

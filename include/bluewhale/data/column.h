@@ -78,6 +78,9 @@ struct Chunk {
   int64_t first_row = 0;
   int file_index = 0;
   int64_t first_line = 0;  // 1-based line in that file of the first row
+  // Bytes of input text the rows were parsed from (0 when not known), for fits that size their state
+  // from how much of the input they have seen (OpContext::input_bytes).
+  int64_t text_bytes = 0;
   std::vector<Column> columns;
   // Per-row split assignment; empty means all rows are kTrain.
   std::vector<uint8_t> split;

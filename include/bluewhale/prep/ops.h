@@ -82,6 +82,9 @@ struct OpContext {
   std::string temp_dir = "/tmp";
   // Memory budget in bytes for one operator's fit state before it spills to temp_dir.
   int64_t memory_budget = int64_t{4} << 30;
+  // Bytes of input text the fit will see in all (plain text inputs: their sizes), 0 when not known
+  // (compressed input). With Chunk::text_bytes it tells a fit how far through the input it is.
+  int64_t input_bytes = 0;
 };
 
 class Op {

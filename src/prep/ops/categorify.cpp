@@ -232,19 +232,27 @@ class CategorifyOp : public ColumnsOp {
     scratch_.assign(static_cast<std::size_t>(ctx.threads), FitScratch{});
     int64_t budget = p_.memory_mb > 0 ? p_.memory_mb << 20 : ctx.memory_budget;
     counter_.begin(columns_.size(), ctx.threads, budget, ctx.temp_dir, by_first_);
+    counter_.set_input_bytes(ctx.input_bytes);
   }
 
   void fit_chunk(const Chunk& chunk, int thread_id) override {
-    for (std::size_t ci = 0; ci < columns_.size(); ++ci) fit_column(chunk, ci, thread_id);
+    // Every chunk of a column on one thread only when there is one thread: then the counter may size
+    // the tables from the progress (KeyCounter::note_progress), else each thread sees a share of it.
+    for (std::size_t ci = 0; ci < columns_.size(); ++ci) fit_column(chunk, ci, thread_id, threads_ == 1);
   }
 
   int fit_parts() const override { return static_cast<int>(columns_.size()); }
   void fit_chunk_part(const Chunk& chunk, int part, int thread_id) override {
-    fit_column(chunk, static_cast<std::size_t>(part), thread_id);
+    fit_column(chunk, static_cast<std::size_t>(part), thread_id, true);
   }
 
-  // Counts column ci's training keys of one chunk on thread thread_id.
-  void fit_column(const Chunk& chunk, std::size_t ci, int thread_id) {
+  // Counts column ci's training keys of one chunk on thread thread_id; `whole`: this thread counts every
+  // chunk of the column.
+  void fit_column(const Chunk& chunk, std::size_t ci, int thread_id, bool whole) {
+    count_column(chunk, ci, thread_id);
+    if (whole) counter_.note_progress(ci, thread_id, chunk.text_bytes);
+  }
+  void count_column(const Chunk& chunk, std::size_t ci, int thread_id) {
     // Only order: first reads KeyCount::first; frequency order skips the row numbers altogether.
     const bool by_first = by_first_;
     const bool all_train = chunk.split.empty();
