@@ -701,16 +701,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         ring_free.pop_back();
         ++parsing;
         lk.unlock();
-        bool got = false;
-        try {
-          got = next_work(text, at);
-          if (got) process(text, at, *c, tid);
-        } catch (...) {
-          lk.lock();
-          ring_failed = true;
-          ring_cv.notify_all();
-          throw;
-        }
+        const bool got = next_work(text, at);  // an error stops every thread (the catch below)
+        if (got) process(text, at, *c, tid);
         lk.lock();
         --parsing;
         if (got) {
