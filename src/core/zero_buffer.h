@@ -18,9 +18,11 @@
 // Without huge page support the advice is ignored and the buffer still works with ordinary pages.
 //
 // Freed large buffers are not unmapped at once but kept (up to kRegionCacheBytes per process; pieces
-// always) for the next large allocation of their kind, which re-zeroes what it takes with memset: memory a
-// process touched before costs ~10 GB/s to clear, fresh pages 0.4-1.5 GB/s (prep's count tables, freed
-// after the fit, become its dictionaries). The bound keeps peak memory close to what it was without reuse.
+// always) for later large allocations, which re-zero what they take with memset: memory a process touched
+// before costs ~10 GB/s to clear, fresh pages 0.4-1.5 GB/s. A table takes only huge-page memory; an
+// in-order buffer takes ordinary pages first, else freed huge-page memory (prep's count tables, freed
+// after the fit, become its dictionaries and the writer's buffers). The bound keeps peak memory close to
+// what it was without reuse.
 #pragma once
 
 #include <sys/mman.h>

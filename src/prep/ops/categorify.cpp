@@ -116,8 +116,8 @@ class Selector {
   bool by_first_;
   int64_t distinct_ = 0;
   std::size_t reserve_ = 0;
-  // Zeroed huge-page memory (core/zero_buffer.h): the big columns keep hundreds of thousands of keys,
-  // which in a std::vector were thousands of page faults.
+  // Mapped memory (core/zero_buffer.h), not a std::vector: the big columns keep hundreds of thousands of
+  // keys, and a vector's growth copied them and zero-filled fresh pages first.
   PageVector<KeyCount> kept_;
 };
 
