@@ -931,6 +931,47 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
   out.text_bytes = static_cast<int64_t>(in.text.size());
 }
 
+namespace {
+
+// parse_chunk_fast's loops over one column of the records of a region: field f of record r is
+// [s + e[r * nf] + 1, s + e[r * nf + 1]). Each converts the records from r on while their fields are of
+// the common shape and returns the first record it left (br when none). Functions of their own, called
+// once per column and region: inside the region loop, with the rare cases' calls next to them, the
+// compiler kept the loop's pointer and bounds in memory, a store and reload per field.
+//
+// 8-byte values (Criteo's ids) or missing: the key of the 8 bytes, or 0 and not valid. A mask, not a
+// conditional: the compiler made that a branch around the load, mispredicted on columns with many
+// missing values.
+[[gnu::noinline]] std::size_t key8_run(const char* s, const char* end, const uint32_t* e, std::size_t nf,
+                                       std::size_t r, std::size_t br, int64_t* dst, uint8_t* valid) {
+  for (e += r * nf; r < br; ++r, e += nf) {
+    const char* vb = s + static_cast<uint32_t>(e[0] + 1u);
+    const std::size_t len = static_cast<std::size_t>(s + e[1] - vb);
+    if ((len | 8) != 8 || vb + 8 > end) break;
+    dst[r] = categorical_key8(vb) & -static_cast<int64_t>(len != 0);
+    valid[r] = len != 0;
+  }
+  return r;
+}
+
+// Up to 8 plain digits or missing (NaN): no data-dependent branch (missing reads as "0" and selects NaN).
+[[gnu::noinline]] std::size_t digits_run(const char* s, const char* end, const uint32_t* e, std::size_t nf,
+                                         std::size_t r, std::size_t br, float* dst) {
+  for (e += r * nf; r < br; ++r, e += nf) {
+    const char* vb = s + static_cast<uint32_t>(e[0] + 1u);
+    const std::size_t len = static_cast<std::size_t>(s + e[1] - vb);
+    if (len > 8 || vb + 8 > end) break;
+    uint32_t d = 0;
+    const uint64_t word = load_u64(vb);
+    if (!text::digits8(len ? word : uint64_t{'0'}, len ? len : 1, d)) break;
+    const float x = static_cast<float>(static_cast<int64_t>(d));  // as parse_float_digits
+    dst[r] = len ? x : kMissingFloat;
+  }
+  return r;
+}
+
+}  // namespace
+
 // The common case, in loops with no per-field switch: text without quotes (or csv whose chunk holds no
 // quote character), every record with exactly the plan's field count, no CRLF, every number well formed,
 // no list fields. The text is taken in regions of kRegionBytes: every separator offset of the region is
@@ -1009,23 +1050,12 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
       switch (fp.kind) {
         case FieldKind::kFloat: {
           float* dst = o.f + row;
-          for (std::size_t r = 0; r < br; ++r, ef += nf) {
-            const char* vb = s + static_cast<uint32_t>(ef[0] + 1u);
-            const char* ve = s + ef[1];
-            const std::size_t len = static_cast<std::size_t>(ve - vb);
-            float v;
-            if (len <= 8 && vb + 8 <= end) {
-              // Missing (len 0) reads as "0" and selects NaN; no branch on which.
-              uint32_t d = 0;
-              const uint64_t word = load_u64(vb);
-              const bool ok = text::digits8(len ? word : uint64_t{'0'}, len ? len : 1, d);
-              const float x = static_cast<float>(static_cast<int64_t>(d));  // as parse_float_digits
-              v = len ? x : kMissingFloat;
-              if (!ok && !text::parse_float(vb, ve, v)) return false;
-            } else {
-              v = kMissingFloat;
-              if (len != 0 && !text::parse_float_digits(vb, ve, v) && !text::parse_float(vb, ve, v)) return false;
-            }
+          // The common values in digits_run; each other value here, then the run resumes after it.
+          for (std::size_t r = digits_run(s, end, ef, nf, 0, br, dst); r < br; r = digits_run(s, end, ef, nf, r + 1, br, dst)) {
+            const char* vb = s + static_cast<uint32_t>(ef[r * nf] + 1u);
+            const char* ve = s + ef[r * nf + 1];
+            float v = kMissingFloat;
+            if (vb != ve && !text::parse_float_digits(vb, ve, v) && !text::parse_float(vb, ve, v)) return false;
             dst[r] = v;
           }
           break;
@@ -1033,22 +1063,13 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
         case FieldKind::kHash: {
           int64_t* dst = o.i + row;
           uint8_t* valid = o.valid + row;
-          for (std::size_t r = 0; r < br; ++r, ef += nf) {
-            const char* vb = s + static_cast<uint32_t>(ef[0] + 1u);
-            const char* ve = s + ef[1];
-            const std::size_t len = static_cast<std::size_t>(ve - vb);
-            int64_t h;
-            if ((len | 8) == 8 && vb + 8 <= end) {
-              // 8 bytes (Criteo's ids) or missing: the key of the 8 bytes at vb, kept when len is 8. A mask,
-              // not a conditional: the compiler made that a branch around the load, mispredicted on columns
-              // with many missing values.
-              const int64_t k8 = categorical_key8(vb);
-              h = k8 & -static_cast<int64_t>(len != 0);
-            } else {
-              h = len ? value_key(vb, ve) : 0;
-            }
-            dst[r] = h;
-            valid[r] = len != 0;
+          // The common values in key8_run; each other value here, then the run resumes after it.
+          for (std::size_t r = key8_run(s, end, ef, nf, 0, br, dst, valid); r < br;
+               r = key8_run(s, end, ef, nf, r + 1, br, dst, valid)) {
+            const char* vb = s + static_cast<uint32_t>(ef[r * nf] + 1u);
+            const char* ve = s + ef[r * nf + 1];
+            dst[r] = vb != ve ? value_key(vb, ve) : 0;
+            valid[r] = vb != ve;
           }
           break;
         }
