@@ -5,7 +5,9 @@
 //   2. plan() updates the column layout it will see (names, roles, kinds, cardinality) so that later
 //      operators and the dataset writer know the output schema before any data is read;
 //   3. if needs_fit(): begin_fit(threads), then fit_chunk(chunk, thread_id) from several threads on
-//      different chunks (in any order; results must not depend on the order), then end_fit();
+//      different chunks (in any order; results must not depend on the order), or, for a fit split into
+//      parts (fit_parts() > 0) on several threads, fit_chunk_part(chunk, part, owner) for every chunk and
+//      part, each part always on the same thread; then end_fit();
 //   4. transform(chunk) from several threads at once (const, no shared mutable state).
 //   5. save_state()/load_state() persist what fit learned, with the dataset, so `--apply-to` maps new
 //      files with the same dictionaries and statistics.
