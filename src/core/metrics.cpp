@@ -9,17 +9,14 @@
 #include "bluewhale/core/buffer.h"
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/parallel.h"
+#include "core/radix_sort.h"
 
 namespace bluewhale {
 namespace {
 
-constexpr int kRadixBits = 11;
-constexpr int kRadixSize = 1 << kRadixBits;
 // Item layout: bit 0 = label, bits 1..32 = order-preserving key of the score.
 constexpr int kKeyShift = 1;
-constexpr int kPasses = 3;  // 3 x 11 bits cover key bits 1..33
-// Below this size threads cost more than they save.
-constexpr int64_t kParallelMin = 1 << 16;
+constexpr int kKeyBits = 33;
 
 void check_label(float y, int64_t i) {
   BW_CHECK(y == 0.0f || y == 1.0f, InputError, "label at row ", i, " is ", y, "; expected 0 or 1");
@@ -42,55 +39,6 @@ inline uint32_t order_key(float v) {
   return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
 }
 
-// Stable LSD radix sort of items by bits [kKeyShift, kKeyShift + 33). Every pass counts per slice and
-// scatters per slice in slice order, so the result is the same for any thread count. Returns the buffer
-// holding the sorted items (src or tmp).
-uint64_t* radix_sort(uint64_t* src, uint64_t* tmp, int64_t n, int threads) {
-  const int slices = n < kParallelMin ? 1 : threads;
-  std::vector<int64_t> hist(static_cast<std::size_t>(slices) * kRadixSize);
-  auto slice_begin = [&](int s) { return n * s / slices; };
-  for (int pass = 0; pass < kPasses; ++pass) {
-    const int shift = kKeyShift + pass * kRadixBits;
-    std::fill(hist.begin(), hist.end(), 0);
-    parallel_for(slices, slices, [&](int64_t sb, int64_t se, int) {
-      for (int64_t s = sb; s < se; ++s) {
-        int64_t* h = &hist[static_cast<std::size_t>(s) * kRadixSize];
-        for (int64_t i = slice_begin(static_cast<int>(s)); i < slice_begin(static_cast<int>(s) + 1); ++i)
-          ++h[(src[i] >> shift) & (kRadixSize - 1)];
-      }
-    });
-    // A pass where every item has the same digit moves nothing; probabilities in (0, 1) share their top
-    // bits, so this usually saves a whole pass.
-    bool trivial = false;
-    for (int d = 0; d < kRadixSize && !trivial; ++d) {
-      int64_t total = 0;
-      for (int s = 0; s < slices; ++s) total += hist[static_cast<std::size_t>(s) * kRadixSize + d];
-      if (total == n) trivial = true;
-      else if (total != 0) break;
-    }
-    if (trivial) continue;
-    // Exclusive prefix over (digit, slice) turns counts into scatter offsets.
-    int64_t pos = 0;
-    for (int d = 0; d < kRadixSize; ++d) {
-      for (int s = 0; s < slices; ++s) {
-        int64_t& h = hist[static_cast<std::size_t>(s) * kRadixSize + d];
-        int64_t c = h;
-        h = pos;
-        pos += c;
-      }
-    }
-    parallel_for(slices, slices, [&](int64_t sb, int64_t se, int) {
-      for (int64_t s = sb; s < se; ++s) {
-        int64_t* off = &hist[static_cast<std::size_t>(s) * kRadixSize];
-        for (int64_t i = slice_begin(static_cast<int>(s)); i < slice_begin(static_cast<int>(s) + 1); ++i)
-          tmp[off[(src[i] >> shift) & (kRadixSize - 1)]++] = src[i];
-      }
-    });
-    std::swap(src, tmp);
-  }
-  return src;
-}
-
 }  // namespace
 
 double roc_auc(const float* scores, const float* labels, int64_t n, int threads) {
@@ -106,7 +54,7 @@ double roc_auc(const float* scores, const float* labels, int64_t n, int threads)
   const int64_t negatives = n - positives;
   if (positives == 0 || negatives == 0) return std::numeric_limits<double>::quiet_NaN();
 
-  const uint64_t* sorted = radix_sort(items.data(), tmp.data(), n, threads);
+  const uint64_t* sorted = radix_sort(items.data(), tmp.data(), n, kKeyShift, kKeyBits, threads);
   // Walk groups of equal score in ascending order: each positive beats every negative below its group
   // and ties half of the negatives inside it. Counts stay integers (doubled for the half) until the end
   // so the sum is exact for any n that fits in memory.

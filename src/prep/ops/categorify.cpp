@@ -1,11 +1,10 @@
 // categorify: raw keys -> dense ids learned from the training rows (0 missing, 1 rare/unseen, 2.. kept).
 #include <algorithm>
-#include <array>
-#include <cstring>
 #include <utility>
 
 #include "bluewhale/core/parallel.h"
 #include "bluewhale/data/binary_io.h"
+#include "core/radix_sort.h"
 #include "prep/ops/flat_map.h"
 #include "prep/ops/key_counter.h"
 #include "prep/ops/op_common.h"
@@ -121,26 +120,6 @@ class Selector {
   PageVector<KeyCount> kept_;
 };
 
-// LSD radix sort of n words, 8 bits a pass, skipping the passes whose byte is the same in every word
-// (most of them for the sort keys below: counts are small). tmp: room for n words.
-void radix_sort(uint64_t* a, uint64_t* tmp, std::size_t n) {
-  std::vector<std::array<uint32_t, 256>> hist(8);
-  for (auto& h : hist) h.fill(0);
-  for (std::size_t i = 0; i < n; ++i)
-    for (int d = 0; d < 8; ++d) ++hist[d][(a[i] >> (8 * d)) & 0xFF];
-  uint64_t* src = a;
-  uint64_t* dst = tmp;
-  for (int d = 0; d < 8; ++d) {
-    std::array<uint32_t, 256>& h = hist[d];
-    if (h[(src[0] >> (8 * d)) & 0xFF] == n) continue;
-    uint32_t at = 0;
-    for (uint32_t& c : h) at += std::exchange(c, at);
-    for (std::size_t i = 0; i < n; ++i) dst[h[(src[i] >> (8 * d)) & 0xFF]++] = src[i];
-    std::swap(src, dst);
-  }
-  if (src != a) std::memcpy(a, src, n * sizeof(uint64_t));
-}
-
 // The kept keys in id order (descending count, ties by ascending key, at most max_size of them) from a
 // column's packed counts (CountTable::release_packed, entries already at least min_count): the order
 // Selector gives for the same totals. A packed key orders as its key does (pack_hex_key keeps the order
@@ -151,16 +130,15 @@ std::vector<int64_t> keys_by_frequency(CountTable::Packed& counts, int64_t min_c
   uint64_t* w = counts.words.data();
   // Ascending words: larger counts first, then smaller packed keys.
   for (std::size_t i = 0; i < n; ++i) w[i] = (uint64_t{0xFFFFFFFF} - (w[i] >> 32)) << 32 | (w[i] & 0xFFFFFFFF);
-  if (n > 1) {
-    // The slots past n are free: they hold the sort's second buffer when there are enough of them.
-    ZeroBuffer<uint64_t> own;
-    uint64_t* tmp = w + n;
-    if (counts.words.size() < 2 * n) {
-      own = ZeroBuffer<uint64_t>(n);
-      tmp = own.data();
-    }
-    radix_sort(w, tmp, n);
+  // The slots past n are free: they hold the sort's second buffer when there are enough of them. One
+  // thread: the columns are finished in parallel already.
+  ZeroBuffer<uint64_t> own;
+  uint64_t* tmp = w + n;
+  if (counts.words.size() < 2 * n) {
+    own = ZeroBuffer<uint64_t>(n);
+    tmp = own.data();
   }
+  w = radix_sort(w, tmp, static_cast<int64_t>(n), 0, 64, 1);
   const bool empty_kept = counts.has_empty_key && counts.empty_key.count >= min_count;
   std::size_t total = n + (empty_kept ? 1 : 0);
   if (max_size > 0) total = std::min(total, max_size);
