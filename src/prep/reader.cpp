@@ -933,11 +933,12 @@ void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats&
 
 namespace {
 
-// parse_chunk_fast's loops over one column of the records of a region: field f of record r is
-// [s + e[r * nf] + 1, s + e[r * nf + 1]). Each converts the records from r on while their fields are of
-// the common shape and returns the first record it left (br when none). Functions of their own, called
-// once per column and region: inside the region loop, with the rare cases' calls next to them, the
-// compiler kept the loop's pointer and bounds in memory, a store and reload per field.
+// parse_chunk_fast's loop over one key column of the records of a region (float columns: digits_run in
+// scan_kernels.h): field f of record r is [s + e[r * nf] + 1, s + e[r * nf + 1]). It converts the
+// records from r on while their fields are of the common shape and returns the first record it left (br
+// when none). A function of its own, called once per column and region: inside the region loop, with
+// the rare cases' calls next to it, the compiler kept the loop's pointer and bounds in memory, a store
+// and reload per field.
 //
 // 8-byte values (Criteo's ids) or missing: the key of the 8 bytes, or 0 and not valid. A mask, not a
 // conditional: the compiler made that a branch around the load, mispredicted on columns with many
@@ -950,22 +951,6 @@ namespace {
     if ((len | 8) != 8 || vb + 8 > end) break;
     dst[r] = categorical_key8(vb) & -static_cast<int64_t>(len != 0);
     valid[r] = len != 0;
-  }
-  return r;
-}
-
-// Up to 8 plain digits or missing (NaN): no data-dependent branch (missing reads as "0" and selects NaN).
-[[gnu::noinline]] std::size_t digits_run(const char* s, const char* end, const uint32_t* e, std::size_t nf,
-                                         std::size_t r, std::size_t br, float* dst) {
-  for (e += r * nf; r < br; ++r, e += nf) {
-    const char* vb = s + static_cast<uint32_t>(e[0] + 1u);
-    const std::size_t len = static_cast<std::size_t>(s + e[1] - vb);
-    if (len > 8 || vb + 8 > end) break;
-    uint32_t d = 0;
-    const uint64_t word = load_u64(vb);
-    if (!text::digits8(len ? word : uint64_t{'0'}, len ? len : 1, d)) break;
-    const float x = static_cast<float>(static_cast<int64_t>(d));  // as parse_float_digits
-    dst[r] = len ? x : kMissingFloat;
   }
   return r;
 }
@@ -1018,6 +1003,7 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
   P[0] = ~uint32_t{0};
   std::size_t k = 1;
   const text::ScanSeparatorsFn scan_separators = text::scan_separators_for(simd_level());
+  const text::DigitsRunFn digits_run = text::digits_run_for(simd_level());
   std::size_t blk = 0;
   int64_t row = 0;
   std::size_t newlines = 0;
@@ -1051,7 +1037,7 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
         case FieldKind::kFloat: {
           float* dst = o.f + row;
           // The common values in digits_run; each other value here, then the run resumes after it.
-          for (std::size_t r = digits_run(s, end, ef, nf, 0, br, dst); r < br; r = digits_run(s, end, ef, nf, r + 1, br, dst)) {
+          for (std::size_t r = digits_run(s, n, ef, nf, 0, br, dst); r < br; r = digits_run(s, n, ef, nf, r + 1, br, dst)) {
             const char* vb = s + static_cast<uint32_t>(ef[r * nf] + 1u);
             const char* ve = s + ef[r * nf + 1];
             float v = kMissingFloat;

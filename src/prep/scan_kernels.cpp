@@ -4,6 +4,10 @@
 #include <emmintrin.h>
 #endif
 
+#include <cstring>
+
+#include "bluewhale/data/column.h"
+#include "prep/parse_number.h"
 #include "prep/scan_kernels_impl.h"
 
 namespace bluewhale::text {
@@ -57,6 +61,27 @@ ScanResult scan_separators_baseline(const char* s, std::size_t n, std::size_t be
 }
 
 LineScan scan_lines_baseline(const char* s, std::size_t n) { return scan_impl::scan_lines<Baseline>(s, n); }
+
+// Up to 8 plain digits or missing (NaN): no data-dependent branch (missing reads as "0" and selects NaN).
+std::size_t digits_run_baseline(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
+                                std::size_t br, float* dst) {
+  for (e += r * nf; r < br; ++r, e += nf) {
+    const std::size_t vb = static_cast<uint32_t>(e[0] + 1u);
+    const std::size_t len = e[1] - vb;
+    if (len > 8 || vb + 8 > n) break;
+    uint64_t word;
+    std::memcpy(&word, s + vb, 8);
+    uint32_t d = 0;
+    if (!digits8(len ? word : uint64_t{'0'}, len ? len : 1, d)) break;
+    const float x = static_cast<float>(static_cast<int64_t>(d));  // as parse_float_digits
+    dst[r] = len ? x : kMissingFloat;
+  }
+  return r;
+}
+
+DigitsRunFn digits_run_for(SimdLevel level) {
+  return simd_pick(level, digits_run_baseline, digits_run_avx2, digits_run_avx512);
+}
 
 ScanLinesFn scan_lines_for(SimdLevel level) {
   return simd_pick(level, scan_lines_baseline, scan_lines_avx2, scan_lines_avx512);

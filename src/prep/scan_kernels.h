@@ -1,7 +1,8 @@
-// Byte scans of the text reader, one version per ISA level (scan_kernels.cpp: SSE2 baseline,
-// scan_kernels_avx2.cpp, scan_kernels_avx512.cpp), picked through simd_level() (core/cpu.h): the
-// separator offsets of the fast parse path (TextReader::Impl::parse_chunk_fast), and the line count of
-// the reader thread, which cuts the input into chunks of whole records.
+// Byte scans and field conversions of the text reader, one version per ISA level (scan_kernels.cpp:
+// SSE2 baseline, scan_kernels_avx2.cpp, scan_kernels_avx512.cpp), picked through simd_level()
+// (core/cpu.h): the separator offsets of the fast parse path (TextReader::Impl::parse_chunk_fast), its
+// conversion of short plain-digit fields, and the line count of the reader thread, which cuts the input
+// into chunks of whole records.
 #pragma once
 
 #include <cstddef>
@@ -51,5 +52,25 @@ LineScan scan_lines_baseline(const char* s, std::size_t n);
 LineScan scan_lines_avx2(const char* s, std::size_t n);
 LineScan scan_lines_avx512(const char* s, std::size_t n);
 ScanLinesFn scan_lines_for(SimdLevel level);
+
+// Converts one float column of the fast parse path's records while the values are common: field f of
+// record j is s[(uint32_t)(e[j * nf] + 1), e[j * nf + 1]) (e points at the field's entry of the first
+// record in the separator offsets, offsets modulo 2^32 as scan_separators writes them). For j = r, r + 1,
+// ... below br, a field of 1 to 8 plain digits becomes its value and an empty field kMissingFloat, stored
+// to dst[j], as long as the 8 bytes at the field's start lie within the text (offset + 8 <= n). Returns
+// the first j for which that does not hold (a sign, a point, 9+ bytes, any other byte, the text's last
+// bytes), with dst[r, j) written and nothing at or past j; br when every field converted. The caller
+// converts field j its own way and calls again from j + 1. Every level gives the baseline's values bit
+// for bit (the exact integer, rounded once to float).
+using DigitsRunFn = std::size_t (*)(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
+                                    std::size_t br, float* dst);
+
+std::size_t digits_run_baseline(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
+                                std::size_t br, float* dst);
+std::size_t digits_run_avx2(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
+                            std::size_t br, float* dst);
+std::size_t digits_run_avx512(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
+                              std::size_t br, float* dst);
+DigitsRunFn digits_run_for(SimdLevel level);
 
 }  // namespace bluewhale::text

@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bluewhale/data/column.h"
 #include "test_util.h"
 
 namespace bluewhale::text {
@@ -127,6 +131,107 @@ TEST(ScanLines, EveryLevelCountsLinesAndFindsBlankOnes) {
   check(std::string(62, 'a') + "\n\r\n", "CRLF blank line across blocks");
   check(std::string(63, 'a') + "\n\r\n", "CRLF blank line at 64");
   check(std::string(200, 'a'), "no line break");
+}
+
+// digits_run against its definition, written out plainly: the field's text, whether it is 1 to 8 digits
+// or empty with 8 readable bytes at its start, and its value through strtol.
+struct DigitsCase {
+  std::string text;             // records of nf fields, '\t' between them, '\n' after each
+  std::vector<uint32_t> seps;   // ~0 (before the first record), then every separator's offset
+  std::size_t nf = 0;
+};
+
+DigitsCase make_digits_case(const std::vector<std::vector<std::string>>& records) {
+  DigitsCase c;
+  c.nf = records.empty() ? 1 : records[0].size();
+  c.seps.push_back(~uint32_t{0});
+  for (const auto& rec : records) {
+    for (std::size_t f = 0; f < rec.size(); ++f) {
+      c.text += rec[f];
+      c.seps.push_back(static_cast<uint32_t>(c.text.size()));
+      c.text += f + 1 < rec.size() ? '\t' : '\n';
+    }
+  }
+  // What the reader's region offsets look like past the last record: entries that are not offsets.
+  c.seps.resize(c.seps.size() + 64, 0xDEADBEEF);
+  return c;
+}
+
+// The first record in [r, br) whose field f is not converted, with want[r, that) filled.
+std::size_t digits_definition(const DigitsCase& c, std::size_t f, std::size_t r, std::size_t br, std::vector<float>& want) {
+  for (; r < br; ++r) {
+    const std::size_t b = static_cast<uint32_t>(c.seps[r * c.nf + f] + 1u), e = c.seps[r * c.nf + f + 1];
+    const std::string field = c.text.substr(b, e - b);
+    if (field.size() > 8 || b + 8 > c.text.size()) return r;
+    bool digits = true;
+    for (char ch : field) digits = digits && ch >= '0' && ch <= '9';
+    if (!digits) return r;
+    want[r] = field.empty() ? kMissingFloat : static_cast<float>(std::strtol(field.c_str(), nullptr, 10));
+  }
+  return br;
+}
+
+void check_digits_all_levels(const DigitsCase& c, std::size_t records, const std::string& what) {
+  for (std::size_t f = 0; f < c.nf; ++f)
+    for (std::size_t r = 0; r <= records; ++r)
+      for (std::size_t br : {records, std::min(records, r + 1), std::min(records, r + 5), std::min(records, r + 9)}) {
+        if (br < r) continue;
+        std::vector<float> want(records + 8, -1.0f);
+        const std::size_t want_stop = digits_definition(c, f, r, br, want);
+        for (SimdLevel level : levels()) {
+          std::vector<float> got(records + 8, -1.0f);
+          const std::size_t stop = digits_run_for(level)(c.text.data(), c.text.size(), c.seps.data() + f, c.nf, r, br, got.data());
+          SCOPED_TRACE(what + ": field " + std::to_string(f) + " from " + std::to_string(r) + " to " + std::to_string(br) +
+                       " at level " + std::string(simd_level_name(level)));
+          ASSERT_EQ(stop, want_stop);
+          // Bit for bit (NaN included), and nothing written outside [r, stop).
+          ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0);
+        }
+      }
+}
+
+TEST(DigitsRun, EveryLevelMatchesTheDefinition) {
+  std::mt19937_64 rng(23);
+  // Mostly convertible fields (1 to 8 digits, empty), with every kind of field that stops a run: 9+
+  // digits, a sign, a point, the bytes next to '0' and '9' ('/' and ':'), letters, a space.
+  const std::vector<std::string> stoppers = {"123456789", "0000000000", "-1", "+7", "1.5", "3/", ":", "/0",
+                                             "12a", " 4", "x"};
+  for (int bad_percent : {0, 3, 30}) {
+    for (std::size_t records : {1, 3, 4, 7, 8, 9, 17, 40}) {
+      std::vector<std::vector<std::string>> recs(records);
+      for (auto& rec : recs) {
+        for (int f = 0; f < 3; ++f) {
+          const int u = static_cast<int>(rng() % 100);
+          std::string field;
+          if (u < bad_percent) {
+            field = stoppers[rng() % stoppers.size()];
+          } else if (u < bad_percent + 15) {
+            field = "";
+          } else {
+            const std::size_t len = 1 + rng() % 8;
+            for (std::size_t i = 0; i < len; ++i) field += static_cast<char>('0' + rng() % 10);
+          }
+          rec.push_back(field);
+        }
+      }
+      check_digits_all_levels(make_digits_case(recs), records,
+                              "bad " + std::to_string(bad_percent) + "% records " + std::to_string(records));
+    }
+  }
+}
+
+TEST(DigitsRun, EdgeValuesAndTheTextsEnd) {
+  // The largest 8-digit value (rounded to float), leading zeros, single digits, empty fields; the last
+  // fields of the text have fewer than 8 bytes after their start and stop the run.
+  check_digits_all_levels(make_digits_case({{"99999999", "00000001", "0"},
+                                            {"", "16777217", "5"},
+                                            {"12345678", "", ""},
+                                            {"7", "10000000", "42"}}),
+                          4, "edge values");
+  // One field per record (nf = 1): records are 2 bytes, so many lanes read overlapping words.
+  std::vector<std::vector<std::string>> short_recs;
+  for (int i = 0; i < 30; ++i) short_recs.push_back({i % 7 == 3 ? std::string() : std::to_string(i % 10)});
+  check_digits_all_levels(make_digits_case(short_recs), short_recs.size(), "one-field records");
 }
 
 }  // namespace
