@@ -17,6 +17,10 @@
 #include <set>
 #include <thread>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
 #include "bluewhale/core/version.h"
@@ -140,6 +144,10 @@ struct StatAcc {
 
 // Missing count (NaN), sum, min and max of n floats into st, in four interleaved lanes: one running sum
 // was a chain of dependent additions, and the sum, min and max stored back to st for every value.
+// Four lanes, element k going to lane k % 4; the final sum adds the lanes as (0 + 1) + (2 + 3). The SSE2
+// loop does exactly the scalar loop's operations in the same order (so the statistics do not depend on
+// the build): the dense columns' statistics ran once per value on the writer thread, a scalar NaN test,
+// add, min and max each.
 void float_stats(const float* x, int64_t n, StatAcc& st) {
   double sum[4] = {0, 0, 0, 0};
   float lo[4], hi[4];
@@ -149,6 +157,38 @@ void float_stats(const float* x, int64_t n, StatAcc& st) {
     hi[j] = -std::numeric_limits<float>::infinity();
   }
   int64_t k = 0;
+#if defined(__SSE2__)
+  {
+    __m128d s01 = _mm_setzero_pd(), s23 = _mm_setzero_pd();
+    __m128 vlo = _mm_loadu_ps(lo), vhi = _mm_loadu_ps(hi);
+    __m128i missing = _mm_setzero_si128();  // per lane, minus the count (flushed before it can overflow)
+    int64_t pending = 0;
+    for (; k + 4 <= n; k += 4) {
+      const __m128 v = _mm_loadu_ps(x + k);
+      const __m128 miss = _mm_cmpunord_ps(v, v);
+      missing = _mm_add_epi32(missing, _mm_castps_si128(miss));
+      const __m128 kept = _mm_andnot_ps(miss, v);  // NaN -> +0.0, added as the scalar loop adds 0.0
+      s01 = _mm_add_pd(s01, _mm_cvtps_pd(kept));
+      s23 = _mm_add_pd(s23, _mm_cvtps_pd(_mm_movehl_ps(kept, kept)));
+      vlo = _mm_min_ps(v, vlo);  // v < lo ? v : lo: NaN keeps lo
+      vhi = _mm_max_ps(v, vhi);
+      if (++pending == (int64_t{1} << 30)) {
+        alignas(16) int32_t m[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(m), missing);
+        for (int j = 0; j < 4; ++j) nan[j] -= m[j];
+        missing = _mm_setzero_si128();
+        pending = 0;
+      }
+    }
+    alignas(16) int32_t m[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(m), missing);
+    for (int j = 0; j < 4; ++j) nan[j] -= m[j];
+    _mm_storeu_pd(sum, s01);
+    _mm_storeu_pd(sum + 2, s23);
+    _mm_storeu_ps(lo, vlo);
+    _mm_storeu_ps(hi, vhi);
+  }
+#else
   for (; k + 4 <= n; k += 4)
     for (int j = 0; j < 4; ++j) {
       const float v = x[k + j];
@@ -158,6 +198,7 @@ void float_stats(const float* x, int64_t n, StatAcc& st) {
       lo[j] = v < lo[j] ? v : lo[j];  // false for NaN: skipped
       hi[j] = v > hi[j] ? v : hi[j];
     }
+#endif
   for (; k < n; ++k) {
     const float v = x[k];
     const bool miss = v != v;

@@ -1,5 +1,6 @@
 #include "bluewhale/prep/pipeline.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,15 @@ using json = nlohmann::json;
 constexpr uint32_t kOpStateVersion = 1;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// "N ms (cpu M ms)": wall time since t and the process's CPU time so far (user + system, all threads),
+// for the debug log's phase marks: CPU over wall per phase shows where the threads wait.
+std::string phase_mark(Clock::time_point t) {
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  const int64_t cpu_ms = (int64_t{ru.ru_utime.tv_sec} + ru.ru_stime.tv_sec) * 1000 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+  return str_cat(static_cast<int64_t>(since(t) * 1000), " ms (cpu ", cpu_ms, " ms)");
+}
 
 struct SplitParams {
   std::string by;
@@ -764,7 +774,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         log_info("prep: parsed rows exceed the cache budget (--cache-mb ", opt.cache_mb,
                  "); later passes re-read the rest of the input");
     }
-    log_debug("prep: pass ", pass + 1, " streamed at ", static_cast<int64_t>(since(t0) * 1000), " ms");
+    log_debug("prep: pass ", pass + 1, " streamed at ", phase_mark(t0));
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (!write && avail[i] == pass + 1) ops[i]->end_fit();
     progress.finish();
@@ -772,9 +782,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
 
   // With no fitting (apply-to or stateless recipes), a single pass counts missing values too.
   auto tf = Clock::now();
-  log_debug("prep: setup ", static_cast<int64_t>(since(t0) * 1000), " ms");
+  log_debug("prep: setup ", phase_mark(t0));
   for (int pass = 0; pass < fit_passes; ++pass) run_pass(pass, false);
-  log_debug("prep: fit passes done at ", static_cast<int64_t>(since(t0) * 1000), " ms");
+  log_debug("prep: fit passes done at ", phase_mark(t0));
   report.fit_seconds = since(tf);
   // Fitted operators know their output sizes (categorify's cardinality) only now: plan again.
   plan = reader_layout();
@@ -824,7 +834,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   });
   auto tw = Clock::now();
   run_pass(fit_passes, true);
-  log_debug("prep: write pass done at ", static_cast<int64_t>(since(t0) * 1000), " ms");
+  log_debug("prep: write pass done at ", phase_mark(t0));
   report.write_seconds = since(tw);
   report.passes = fit_passes + 1;
   BadRowStats all_bad;
@@ -853,9 +863,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     op_list.push_back(e);
   }
   pipeline["ops"] = op_list;
-  log_debug("prep: pipeline state saved at ", static_cast<int64_t>(since(t0) * 1000), " ms");
+  log_debug("prep: pipeline state saved at ", phase_mark(t0));
   writer->commit(pipeline);
-  log_debug("prep: dataset committed at ", static_cast<int64_t>(since(t0) * 1000), " ms");
+  log_debug("prep: dataset committed at ", phase_mark(t0));
 
   std::vector<int64_t> miss(raw_columns, 0);
   for (const auto& m : missing.per_thread)

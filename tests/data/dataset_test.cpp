@@ -206,6 +206,62 @@ TEST(Dataset, StatsCoverAllSplits) {
   EXPECT_EQ(ds.columns()[5].stats.missing, tmiss);
 }
 
+// Dense statistics against their definition, written out plainly: per appended chunk, value k in lane
+// k % 4 (NaN counted as missing and left out of the sum, min and max), the lane sums added as (0 + 1) +
+// (2 + 3), so the writer's vector loop must match bit for bit: exact sums and means, signed zeros,
+// denormals, values near the float range's ends, chunk lengths that leave a tail.
+TEST(Dataset, DenseStatsMatchTheirDefinitionExactly) {
+  TempDir tmp;
+  DatasetWriter w(tmp / "ds", {col("x", Role::kDense)}, {});
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  double sum = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  int64_t missing = 0, rows = 0;
+  for (int64_t len : {1, 3, 4, 5, 17, 1000, 4097}) {
+    Chunk ch;
+    ch.rows = len;
+    ch.first_row = rows;
+    Column& c = ch.add_column("x", Role::kDense, ColumnKind::kFloat);
+    for (int64_t r = 0; r < len; ++r) {
+      const int64_t g = rows + r;
+      // Mostly exact eighths; +-3e16 (ulp 4 as a double) now and then, so that the sum's rounding depends
+      // on its order; a unique minimum and maximum each followed by a NaN in the same lane; signed zeros,
+      // a denormal.
+      float v = static_cast<float>(g * 7919 % 1000) / 8.0f;
+      if (g % 37 == 11) v = nan;
+      if (g % 97 == 3) v = 3e16f;
+      if (g % 97 == 51) v = -3e16f;
+      if (g % 101 == 7) v = -0.0f;
+      if (g % 103 == 8) v = 1e-40f;
+      if (len == 4097 && (r == 9 || r == 10)) v = nan;
+      if (len == 4097 && r == 5) v = -3e38f;
+      if (len == 4097 && r == 6) v = 3e38f;
+      c.f[r] = v;
+      if (std::isnan(v)) {
+        ++missing;
+        continue;
+      }
+      lo = std::min<double>(lo, v);
+      hi = std::max<double>(hi, v);
+    }
+    // The lanes: whole groups of four, then the tail into lane 0.
+    double lane[4] = {0, 0, 0, 0};
+    const int64_t whole = len / 4 * 4;
+    for (int64_t r = 0; r < len; ++r) lane[r < whole ? r % 4 : 0] += std::isnan(c.f[r]) ? 0.0 : static_cast<double>(c.f[r]);
+    sum += (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    rows += len;
+    w.append(ch);
+  }
+  w.commit();
+  const ColumnStats& st = Dataset::open(tmp / "ds").columns()[0].stats;
+  EXPECT_EQ(st.rows, rows);
+  EXPECT_EQ(st.missing, missing);
+  EXPECT_EQ(st.min, -3e38f);
+  EXPECT_EQ(st.max, 3e38f);
+  EXPECT_EQ(st.min, lo);
+  EXPECT_EQ(st.max, hi);
+  EXPECT_EQ(st.mean, sum / static_cast<double>(rows - missing));
+}
+
 // The writer accumulates id statistics with a branch-free loop for contiguous rows and a plain one for
 // rows routed to several splits: the same rows must give the same stats either way (stats cover all
 // splits together).
