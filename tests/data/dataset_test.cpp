@@ -252,7 +252,8 @@ TEST(Dataset, DenseStatsMatchTheirDefinitionExactly) {
     w.append(ch);
   }
   w.commit();
-  const ColumnStats& st = Dataset::open(tmp / "ds").columns()[0].stats;
+  const Dataset ds = Dataset::open(tmp / "ds");
+  const ColumnStats& st = ds.columns()[0].stats;
   EXPECT_EQ(st.rows, rows);
   EXPECT_EQ(st.missing, missing);
   EXPECT_EQ(st.min, -3e38f);
