@@ -1,6 +1,7 @@
 #include "bluewhale/core/parallel.h"
 
 #include <sched.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -184,6 +185,12 @@ void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int6
     }
   });
   err.rethrow();
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 void parallel_for_dynamic(int64_t n, int threads, const std::function<void(int64_t, int)>& fn) {

@@ -1,6 +1,5 @@
 #include "bluewhale/prep/pipeline.h"
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,10 +41,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // "N ms (cpu M ms)": wall time since t and the process's CPU time so far (user + system, all threads),
 // for the debug log's phase marks: CPU over wall per phase shows where the threads wait.
 std::string phase_mark(Clock::time_point t) {
-  struct rusage ru {};
-  ::getrusage(RUSAGE_SELF, &ru);
-  const int64_t cpu_ms = (int64_t{ru.ru_utime.tv_sec} + ru.ru_stime.tv_sec) * 1000 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
-  return str_cat(static_cast<int64_t>(since(t) * 1000), " ms (cpu ", cpu_ms, " ms)");
+  return str_cat(static_cast<int64_t>(since(t) * 1000), " ms (cpu ", static_cast<int64_t>(process_cpu_seconds() * 1000), " ms)");
 }
 
 struct SplitParams {

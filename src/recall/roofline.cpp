@@ -58,12 +58,6 @@ double measure_fma_peak_gflops(int threads, SimdLevel level) {
 
 double measure_fma_peak_gflops(int threads) { return measure_fma_peak_gflops(threads, simd_level()); }
 
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
 double measure_core_fma_peak_gflops(SimdLevel level) {
   level = std::min(level, simd_level());
   const int64_t iters = level == SimdLevel::kAvx512 ? 4'000'000 : level == SimdLevel::kAvx2 ? 8'000'000 : 2'000'000;

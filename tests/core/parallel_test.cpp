@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -76,6 +77,26 @@ TEST(ParallelFor, NestedRegionRunsSerially) {
       parallel_for(10, 2, [&](int64_t b2, int64_t e2, int) { total += static_cast<int>(e2 - b2); });
   });
   EXPECT_EQ(total.load(), 40);
+}
+
+// The process clock counts the CPU of every thread, not wall time: a thread busy for ~60 ms of its own
+// CPU time adds at least that much, and a sleeping thread adds next to nothing.
+TEST(ProcessCpuSeconds, CountsBusyThreadsNotSleep) {
+  const double before = process_cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const double slept = process_cpu_seconds() - before;
+  EXPECT_LT(slept, 0.05);
+  std::thread busy([] {
+    timespec a{}, b{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+    volatile uint64_t x = 0;
+    do {
+      for (int i = 0; i < 100000; ++i) x = x + static_cast<uint64_t>(i);
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+    } while ((b.tv_sec - a.tv_sec) + 1e-9 * double(b.tv_nsec - a.tv_nsec) < 0.06);
+  });
+  busy.join();
+  EXPECT_GE(process_cpu_seconds() - before - slept, 0.06);
 }
 
 TEST(AvailableThreads, AtLeastOne) {

@@ -19,6 +19,10 @@ int available_threads();
 // Resolves a user-facing thread count: values <= 0 mean available_threads().
 int resolve_threads(int requested);
 
+// CPU time consumed by every thread of this process so far (user + system), in seconds. Its growth over
+// a stretch of wall time says how many cores the process kept busy there.
+double process_cpu_seconds();
+
 // Calls fn(begin, end, thread_id) on `threads` contiguous, near-equal slices of [0, n). Slice t goes to
 // thread_id t, which is stable for a given (n, threads), so per-thread scratch indexed by thread_id is
 // deterministic. With threads == 1, n small, or when called from inside another parallel region, runs

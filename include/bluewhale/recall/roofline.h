@@ -2,6 +2,7 @@
 #pragma once
 
 #include "bluewhale/core/cpu.h"
+#include "bluewhale/core/parallel.h"  // process_cpu_seconds, used with these limits
 
 namespace bluewhale {
 
@@ -20,8 +21,6 @@ double measure_fma_peak_gflops(int threads);
 // with flops / process_cpu_seconds() of a kernel to see how close it runs to the core's peak while it is
 // scheduled, whatever else the machine is doing.
 double measure_core_fma_peak_gflops(SimdLevel level);
-// CPU time consumed by every thread of this process so far, in seconds.
-double process_cpu_seconds();
 // Read bandwidth (GB/s) of `threads` threads streaming over a 256 MiB buffer.
 double measure_read_bandwidth_gbs(int threads);
 
