@@ -23,7 +23,7 @@ demo: build
 bench: build
 	@bash scripts/install-deps.sh --bench
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) -DBW_BUILD_BENCH=ON >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS) --target nn_embedding_bench nn_gemm_bench
+	@cmake --build $(BUILD) -j $(JOBS) --target nn_embedding_bench nn_gemm_bench prep_core_probe
 	@bash bench/prep/run.sh
 	@bash bench/dlrm/run.sh
 	@BENCH_RECALL_SETS=sift5k bash bench/recall/run.sh

@@ -12,9 +12,11 @@
 #   BENCH_SKIP_PANDAS_5M=1         skip pandas on sizes >= 5M rows
 #   BENCH_SKIP="duckdb pandas"     tools to skip (bluewhale, duckdb, pandas)
 #   BENCH_TIMEOUT=1800             seconds before one tool run is killed
-#   BENCH_REPS=1                   runs per tool and size; the table shows the median run (by wall time)
+#   BENCH_REPS=1                   runs per tool and size, taking turns between the tools; the table
+#                                  shows the median run (by wall time)
 #   BENCH_OUT=bench/out            data cache, outputs and the report (bench/out/prep_bench.md)
 #   BLUEWHALE=build/bluewhale      the binary under test
+#   BENCH_PROBE=build/prep_core_probe  machine-state probe run before each timed run (make bench builds it)
 #   DUCKDB_COMPRESSION=uncompressed  Parquet codec for DuckDB (uncompressed or snappy)
 set -euo pipefail
 
@@ -126,40 +128,75 @@ data_file() {
   echo "$file"
 }
 
-# run_tool NAME DIR CMD...: runs CMD under GNU time; leaves DIR/NAME.{stdout,stderr,time,rc}.
-# run_tool NAME DIR OUTPUT CMD...: runs CMD REPS times, removing OUTPUT (the tool's result) before each
-# run, outside the clock; keeps the median run's GNU time, stdout, stderr and exit code as DIR/NAME.* and
-# every run's wall time in DIR/NAME.reps (and the median run's DIR/NAME.report.json, when the tool writes
-# one there). A failed run is kept instead (and ends the repetitions).
-run_tool() {
-  local name="$1" dir="$2" output="$3"; shift 3
-  local rc=0 k walls=()
+# Repetitions take turns: round k runs every tool once before round k + 1, so that each tool's runs
+# are spread over the whole measurement and meet the machine's quick and slow spells alike (the shared
+# VMs this runs on change speed for minutes at a time; see prep_core_probe). Per tool NAME and size DIR:
+#   add_tool NAME OUTPUT CMD...  queues the tool; OUTPUT (its result) is removed before each run, outside
+#                                the clock
+#   run_round K DIR              runs repetition K of every queued tool that has not failed, under GNU
+#                                time: DIR/NAME.K.{stdout,stderr,time,rc[,report.json,c2c]}
+#   finish_tools DIR             keeps each tool's median run (by wall time) as DIR/NAME.*, every run's
+#                                wall time in DIR/NAME.reps and core-to-core round trip in DIR/NAME.c2cs.
+#                                A failed run is kept instead (and ended that tool's repetitions).
+QUEUED=()
+add_tool() {
+  local name="$1" output="$2"; shift 2
+  QUEUED+=("$name")
+  declare -g "OUTPUT_$name=$output"
+  declare -g -a "CMD_$name"
+  local -n cmd="CMD_$name"
+  cmd=("$@")
   say "  $name: $*"
-  for ((k = 1; k <= REPS; k++)); do
+}
+
+# Core-to-core round trip in ns right before a run (prep_core_probe, built by make bench), or '-'.
+PROBE="${BENCH_PROBE:-$ROOT/build/prep_core_probe}"
+probe() { if [[ -x "$PROBE" ]]; then "$PROBE" 2>/dev/null || echo -; else echo -; fi; }
+
+run_round() {
+  local k="$1" dir="$2" name rc
+  for name in "${QUEUED[@]}"; do
+    [[ -f "$dir/$name.failed" ]] && continue
+    local -n cmd="CMD_$name" output="OUTPUT_$name"
     rm -rf "$output"
     sync
+    probe > "$dir/$name.$k.c2c"
     rc=0
-    timeout "$TIMEOUT" "$TIME" -v -o "$dir/$name.$k.time" "$@" > "$dir/$name.$k.stdout" 2> "$dir/$name.$k.stderr" || rc=$?
+    timeout "$TIMEOUT" "$TIME" -v -o "$dir/$name.$k.time" "${cmd[@]}" > "$dir/$name.$k.stdout" 2> "$dir/$name.$k.stderr" || rc=$?
     echo "$rc" > "$dir/$name.$k.rc"
     # A report the tool wrote itself (bluewhale's --report DIR/NAME.report.json) belongs to this run too.
     if [[ -f "$dir/$name.report.json" ]]; then mv "$dir/$name.report.json" "$dir/$name.$k.report.json"; fi
     if ((rc != 0)); then
-      walls=("0 $k")
-      break
+      echo "0 $k" >> "$dir/$name.walls"
+      echo "$k" > "$dir/$name.failed"
+      continue
     fi
-    walls+=("$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$dir/$name.$k.time") $k")
+    awk -F': ' -v k="$k" '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s, k }' \
+      "$dir/$name.$k.time" >> "$dir/$name.walls"
   done
-  local pick
-  pick="$(printf '%s\n' "${walls[@]}" | sort -n | awk '{ a[NR] = $2 } END { print a[int((NR + 1) / 2)] }')"
-  for ext in time stdout stderr rc report.json; do
-    if [[ -f "$dir/$name.$pick.$ext" ]]; then cp "$dir/$name.$pick.$ext" "$dir/$name.$ext"; fi
+}
+
+finish_tools() {
+  local dir="$1" name pick ext rc
+  for name in "${QUEUED[@]}"; do
+    [[ -f "$dir/$name.walls" ]] || continue
+    if [[ -f "$dir/$name.failed" ]]; then
+      pick="$(cat "$dir/$name.failed")"
+    else
+      pick="$(sort -n "$dir/$name.walls" | awk '{ a[NR] = $2 } END { print a[int((NR + 1) / 2)] }')"
+    fi
+    for ext in time stdout stderr rc report.json; do
+      if [[ -f "$dir/$name.$pick.$ext" ]]; then cp "$dir/$name.$pick.$ext" "$dir/$name.$ext"; fi
+    done
+    awk '{ print $1 }' "$dir/$name.walls" > "$dir/$name.reps"
+    awk '{ print $2 }' "$dir/$name.walls" | while read -r k; do cat "$dir/$name.$k.c2c"; done > "$dir/$name.c2cs"
+    rc="$(cat "$dir/$name.rc")"
+    if ((rc != 0)); then
+      if ((rc == 124)); then warn "$name timed out after ${TIMEOUT}s"; else warn "$name failed (exit $rc):"; fi
+      tail -n 20 "$dir/$name.stderr" | sed 's/^/    /' >&2
+    fi
   done
-  printf '%s\n' "${walls[@]}" | awk '{ print $1 }' > "$dir/$name.reps"
-  rc="$(cat "$dir/$name.rc")"
-  if ((rc != 0)); then
-    if ((rc == 124)); then warn "$name timed out after ${TIMEOUT}s"; else warn "$name failed (exit $rc):"; fi
-    tail -n 20 "$dir/$name.stderr" | sed 's/^/    /' >&2
-  fi
+  QUEUED=()
 }
 
 skipped() { printf '%s\n' "$3" > "$1/$2.skipped"; say "  $2: skipped: $3"; }
@@ -207,14 +244,14 @@ for n in $SIZES; do
   if skip_tool bluewhale; then skipped "$dir" bluewhale "BENCH_SKIP"
   elif ((!have_bw_prep)); then skipped "$dir" bluewhale "bluewhale prep not built yet"
   else
-    run_tool bluewhale "$dir" "$OUT/bluewhale_$label" "$BW" prep --recipe "$BENCH_RECIPE" --input "$file" --out "$OUT/bluewhale_$label" \
+    add_tool bluewhale "$OUT/bluewhale_$label" "$BW" prep --recipe "$BENCH_RECIPE" --input "$file" --out "$OUT/bluewhale_$label" \
       --threads "$THREADS" --overwrite --quiet --report "$dir/bluewhale.report.json"
   fi
 
   if skip_tool duckdb; then skipped "$dir" duckdb "BENCH_SKIP"
   elif ((!have_duckdb)); then skipped "$dir" duckdb "$duckdb_note"
   else
-    run_tool duckdb "$dir" "$OUT/duckdb_$label.parquet" node "$ROOT/bench/prep/duckdb_prep.mjs" --input "$file" --out "$OUT/duckdb_$label.parquet" \
+    add_tool duckdb "$OUT/duckdb_$label.parquet" node "$ROOT/bench/prep/duckdb_prep.mjs" --input "$file" --out "$OUT/duckdb_$label.parquet" \
       --threads "$THREADS" --min-count "$MIN_COUNT" --compression "${DUCKDB_COMPRESSION:-uncompressed}"
   fi
 
@@ -222,9 +259,12 @@ for n in $SIZES; do
   elif ((!have_pandas)); then skipped "$dir" pandas "$pandas_note"
   elif [[ "${BENCH_SKIP_PANDAS_5M:-0}" == 1 ]] && ((n >= 5000000)); then skipped "$dir" pandas "BENCH_SKIP_PANDAS_5M=1"
   else
-    run_tool pandas "$dir" "$OUT/pandas_$label" "$PY" "$ROOT/bench/prep/pandas_prep.py" --input "$file" --out "$OUT/pandas_$label" \
+    add_tool pandas "$OUT/pandas_$label" "$PY" "$ROOT/bench/prep/pandas_prep.py" --input "$file" --out "$OUT/pandas_$label" \
       --min-count "$MIN_COUNT"
   fi
+
+  for ((k = 1; k <= REPS; k++)); do run_round "$k" "$dir"; done
+  finish_tools "$dir"
 
   # Agreement: every output reduced to the same per-column checksums (the scripts' --summary;
   # pandas_prep.py also reads bluewhale's dataset format, without the order-sensitive sums).
@@ -300,7 +340,11 @@ lines += ["# Prep benchmark: bluewhale vs DuckDB vs pandas", "",
           f"Data: {os.environ['data_kind']}.",
           "Seconds are process wall clock (start-up included) from GNU time, as is peak RSS; "
           "'bw x' is bluewhale's rows/s over the tool's. CPU % is GNU time's (200 % = both cores busy); "
-          "much less than the tool's threads x 100 % means other work on the machine slowed it.",
+          "much less than the tool's threads x 100 % means other work on the machine slowed it. "
+          "Repetitions take turns between the tools; 'core-to-core' is the round trip of a cache line between "
+          "the first two CPUs just before each run (prep_core_probe): on shared VMs it jumps between ~55 ns "
+          "and ~350 ns as the hypervisor moves the vCPUs, and runs that keep both busy are slower in the "
+          "far state.",
           f"Load average before the runs: {os.environ.get('LOAD_BEFORE', '?')}.", ""]
 lines += ["| rows | tool | seconds | rows/s | input MB/s | peak RSS MiB | CPU % | bw x | note |",
           "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -352,9 +396,15 @@ for n in os.environ["SIZES"].split():
             if inner is not None:
                 r.setdefault("note", f"own timer {float(inner):.2f}s")
             reps = [float(x) for x in (read(os.path.join(d, f"{t}.reps"), "") or "").split()]
+            c2cs = (read(os.path.join(d, f"{t}.c2cs"), "") or "").split()
+            probed = ""
+            if c2cs and any(c != "-" for c in c2cs):
+                probed = f"; core-to-core {' / '.join(c2cs)} ns"
             if len(reps) > 1:
-                note = f"median of {len(reps)} runs ({' / '.join(f'{x:.2f}' for x in reps)} s)"
+                note = f"median of {len(reps)} runs ({' / '.join(f'{x:.2f}' for x in reps)} s{probed})"
                 r["note"] = note + ("; " + r["note"] if r.get("note") else "")
+            elif probed:
+                r["note"] = probed[2:] + ("; " + r["note"] if r.get("note") else "")
         res[t] = r
     bw_rps = res.get("bluewhale", {}).get("rps")
     for t in tools:

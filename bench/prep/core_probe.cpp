@@ -1,0 +1,98 @@
+// How far apart the machine's two first usable CPUs are right now: the round trip of one cache line
+// between two threads pinned to them, in nanoseconds (median of 5 batches). bench/prep/run.sh prints it
+// next to every timed run.
+//
+// Why: on the shared virtual machines the benchmarks run on, the hypervisor moves the vCPUs between
+// core complexes. The round trip then jumps between ~55 ns (one L3) and ~350 ns (two), and runs that
+// keep both vCPUs busy take ~25-35 % more CPU in the far state, whatever the program: two independent
+// single-threaded prep processes pinned to one vCPU each slowed down as much as one two-threaded run
+// (2026-12-05). A tool that ran its repetitions in a far spell is then slower for reasons of placement,
+// and the probe makes that visible in the report.
+//
+//   prep_core_probe [round_trips]   prints e.g. "57.3", or "-" when fewer than two CPUs are usable
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// The line passed back and forth (odd values are the ping, even the pong), alone in its cache line: a
+// neighbour written by either thread would add transfers of its own.
+struct alignas(64) Line {
+  std::atomic<uint64_t> value{0};
+  char pad[64 - sizeof(std::atomic<uint64_t>)];
+};
+Line g_line;
+
+bool pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const long trips = argc > 1 ? std::atol(argv[1]) : 100000;
+  if (trips < 1) {
+    std::fprintf(stderr, "prep_core_probe: round_trips must be a positive integer, got '%s'\n", argv[1]);
+    return 2;
+  }
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+    std::puts("-");
+    return 0;
+  }
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c)
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  // Two threads spinning on one CPU would measure the scheduler, not the caches.
+  if (cpus.size() < 2) {
+    std::puts("-");
+    return 0;
+  }
+
+  constexpr int kBatches = 5;
+  std::atomic<uint64_t>& line = g_line.value;
+  std::atomic<bool> pinned_ok{true};
+  const uint64_t total = static_cast<uint64_t>(trips) * kBatches;
+  std::thread other([&line, &pinned_ok, total, cpu = cpus[1]] {
+    if (!pin_to(cpu)) pinned_ok = false;
+    for (uint64_t i = 0; i < total; ++i) {
+      while (line.load(std::memory_order_acquire) != 2 * i + 1) {
+      }
+      line.store(2 * i + 2, std::memory_order_release);
+    }
+  });
+  if (!pin_to(cpus[0])) pinned_ok = false;
+  std::vector<double> ns;
+  uint64_t i = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (long k = 0; k < trips; ++k, ++i) {
+      line.store(2 * i + 1, std::memory_order_release);
+      while (line.load(std::memory_order_acquire) != 2 * i + 2) {
+      }
+    }
+    const std::chrono::duration<double, std::nano> d = std::chrono::steady_clock::now() - t0;
+    ns.push_back(d.count() / static_cast<double>(trips));
+  }
+  other.join();
+  if (!pinned_ok) {
+    std::puts("-");
+    return 0;
+  }
+  std::sort(ns.begin(), ns.end());
+  std::printf("%.1f\n", ns[kBatches / 2]);
+  return 0;
+}
