@@ -26,6 +26,7 @@
 #include "bluewhale/prep/reader.h"
 #include "prep/decompress.h"
 #include "prep/ops/math_kernels.h"
+#include "prep/ordered_writer.h"
 #include "prep/packed_chunk.h"
 
 namespace bluewhale {
@@ -157,98 +158,6 @@ class Splitter {
   SplitSpec spec_;
   std::vector<int> file_split_;
   int fixed_ = -1;
-};
-
-// Takes finished chunks from the workers in any order and appends them to the dataset in input order on
-// its own thread, so writing overlaps parsing. Workers that run too far ahead of the next chunk to write
-// wait (bounded memory); written chunks are recycled so their buffers are reused by the parser.
-class OrderedWriter {
- public:
-  OrderedWriter(DatasetWriter* writer, std::size_t max_ahead) : writer_(writer), max_ahead_(max_ahead) {
-    thread_ = std::thread([this] { loop(); });
-  }
-  ~OrderedWriter() {
-    abort();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  // Hands over chunk `index` (every index from 0 up must be put exactly once). Throws the writer's error.
-  void put(std::size_t index, Chunk&& chunk) {
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [&] { return index < next_ + max_ahead_ || error_ || aborted_; });
-    if (error_) std::rethrow_exception(error_);
-    if (aborted_) return;
-    pending_.emplace(index, std::move(chunk));
-    cv_.notify_all();
-  }
-
-  // A chunk whose buffers can be reused, or an empty one.
-  Chunk take_free() {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (free_.empty()) return Chunk{};
-    Chunk c = std::move(free_.back());
-    free_.pop_back();
-    return c;
-  }
-
-  // Stops waiting workers and the writer (a worker failed); what was not written is dropped.
-  void abort() {
-    std::lock_guard<std::mutex> lk(mu_);
-    aborted_ = true;
-    cv_.notify_all();
-  }
-
-  // Waits until `count` chunks are written; rethrows a writer error.
-  void finish(std::size_t count) {
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return next_ >= count || error_ || aborted_; });
-      aborted_ = true;
-      cv_.notify_all();
-    }
-    thread_.join();
-    if (error_) std::rethrow_exception(error_);
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lk(mu_);
-    for (;;) {
-      cv_.wait(lk, [&] { return aborted_ || pending_.count(next_) > 0; });
-      auto it = pending_.find(next_);
-      if (it == pending_.end()) return;
-      Chunk c = std::move(it->second);
-      pending_.erase(it);
-      lk.unlock();
-      try {
-        writer_->append(c);
-      } catch (...) {
-        lk.lock();
-        error_ = std::current_exception();
-        cv_.notify_all();
-        return;
-      }
-      lk.lock();
-      // Kept for reuse up to the most chunks ever in flight (max_ahead_ waiting or being written, one
-      // per worker being parsed, and put() lets a worker wait with its chunk): a chunk dropped here
-      // was soon replaced by a fresh one from take_free(), whose ~1 MB of new pages cost more than
-      // its parse on the virtual machines prep runs on.
-      if (free_.size() < 2 * max_ahead_) free_.push_back(std::move(c));
-      ++next_;
-      cv_.notify_all();
-    }
-  }
-
-  DatasetWriter* writer_;
-  const std::size_t max_ahead_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::size_t, Chunk> pending_;
-  std::vector<Chunk> free_;
-  std::size_t next_ = 0;
-  std::exception_ptr error_;
-  bool aborted_ = false;
-  std::thread thread_;
 };
 
 // Missing-value counts of the raw input columns, per thread, for the summary.
@@ -745,9 +654,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         Chunk scratch;  // a fit pass keeps nothing of its chunks: one buffer per worker, reused
         while (next_work(text, at)) {
           if (ordered) {
-            Chunk c = ordered->take_free();
+            Chunk c = ordered->take_free(tid);
             process(text, at, c, tid);
-            ordered->put(at, std::move(c));
+            ordered->put(at, std::move(c), tid);
           } else {
             process(text, at, scratch, tid);
           }

@@ -1,0 +1,138 @@
+// The write pass's hand-over: chunks put by several workers in any order reach the dataset in index
+// order, appended by the workers themselves; a writer error reaches every worker without a hang.
+#include "prep/ordered_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "test_util.h"
+
+namespace bluewhale {
+namespace {
+
+using testing::TempDir;
+
+constexpr int64_t kCard = 1000;
+
+std::vector<DatasetColumn> schema() {
+  DatasetColumn y, c;
+  y.name = "y";
+  y.role = Role::kLabel;
+  c.name = "c";
+  c.role = Role::kCategorical;
+  c.cardinality = kCard;
+  return {y, c};
+}
+
+// Chunk `index` of `rows` rows: label = global row, id = global row % kCard, or an id out of range
+// (the writer's InputError) when `bad`.
+Chunk make_chunk(int64_t index, int64_t rows, bool bad = false) {
+  Chunk ch;
+  ch.rows = rows;
+  ch.first_row = index * rows;
+  ch.columns.reserve(2);
+  Column& y = ch.add_column("y", Role::kLabel, ColumnKind::kFloat);
+  for (int64_t r = 0; r < rows; ++r) y.f[r] = static_cast<float>(ch.first_row + r);
+  Column& c = ch.add_column("c", Role::kCategorical, ColumnKind::kInt);
+  for (int64_t r = 0; r < rows; ++r) c.i[r] = (ch.first_row + r) % kCard;
+  if (bad) c.i[rows / 2] = kCard + 5;
+  return ch;
+}
+
+// Workers take chunk indices from a shared counter (as the prep workers do), sleep a random little
+// while so that they finish out of order, and put; returns the first exception each worker saw.
+std::vector<std::exception_ptr> run_workers(OrderedWriter& ow, int workers, int64_t chunks, int64_t rows,
+                                            int64_t bad_index, uint64_t seed) {
+  std::atomic<int64_t> next{0};
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
+  std::vector<std::thread> ts;
+  for (int w = 0; w < workers; ++w)
+    ts.emplace_back([&, w] {
+      std::mt19937_64 rng(seed + static_cast<uint64_t>(w));
+      try {
+        for (int64_t i = next++; i < chunks; i = next++) {
+          Chunk c = ow.take_free(w);
+          c = make_chunk(i, rows, i == bad_index);
+          std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300));
+          ow.put(static_cast<std::size_t>(i), std::move(c), w);
+        }
+      } catch (...) {
+        errors[static_cast<std::size_t>(w)] = std::current_exception();
+        ow.abort();
+      }
+    });
+  for (auto& t : ts) t.join();
+  return errors;
+}
+
+TEST(OrderedWriter, ChunksPutOutOfOrderByManyWorkersAreWrittenInIndexOrder) {
+  for (int workers : {1, 2, 5}) {
+    TempDir tmp;
+    const int64_t chunks = 60, rows = 37;
+    {
+      DatasetWriter w(tmp / "ds", schema(), {.shard_rows = 500});
+      OrderedWriter ow(&w, 3);
+      auto errors = run_workers(ow, workers, chunks, rows, -1, 7);
+      for (const auto& e : errors) EXPECT_FALSE(e) << workers << " workers";
+      ow.finish(static_cast<std::size_t>(chunks));
+      w.commit();
+    }
+    Dataset ds = Dataset::open(tmp / "ds");
+    ASSERT_EQ(ds.split_rows(Split::kTrain), chunks * rows);
+    int64_t g = 0;
+    for (int s = 0; s < ds.num_shards(Split::kTrain); ++s) {
+      ShardView v = ds.open_shard(Split::kTrain, s);
+      for (int64_t r = 0; r < v.rows(); ++r, ++g) {
+        ASSERT_EQ(v.f32(0)[r], static_cast<float>(g)) << workers << " workers, row " << g;
+        ASSERT_EQ(v.ids(1)[r], g % kCard) << workers << " workers, row " << g;
+      }
+    }
+    EXPECT_EQ(g, chunks * rows);
+  }
+}
+
+TEST(OrderedWriter, WriterErrorReachesTheWorkersWithoutHanging) {
+  for (int workers : {1, 2, 4}) {
+    TempDir tmp;
+    DatasetWriter w(tmp / "ds", schema(), {.shard_rows = 500});
+    OrderedWriter ow(&w, 2);
+    auto errors = run_workers(ow, workers, 40, 25, 11, 3);
+    // The worker that appended chunk 11 got the writer's message; the others either stopped on the
+    // same error or returned when the run was aborted.
+    int with_message = 0;
+    for (const auto& e : errors) {
+      if (!e) continue;
+      try {
+        std::rethrow_exception(e);
+      } catch (const InputError& ex) {
+        EXPECT_NE(std::string(ex.what()).find("'c'"), std::string::npos) << ex.what();
+        ++with_message;
+      }
+    }
+    EXPECT_GE(with_message, 1) << workers << " workers";
+    EXPECT_THROW(ow.finish(40), InputError);
+  }
+}
+
+TEST(OrderedWriter, ReusedChunksGoBackToTheWorkerThatParsedThem) {
+  TempDir tmp;
+  DatasetWriter w(tmp / "ds", schema());
+  OrderedWriter ow(&w, 4);
+  // Worker 0 puts chunk 1 (it waits), worker 1 puts chunk 0: worker 1 appends both.
+  Chunk a = make_chunk(1, 10), b = make_chunk(0, 10);
+  ow.put(1, std::move(a), 0);
+  ow.put(0, std::move(b), 1);
+  Chunk for1 = ow.take_free(1);   // asked first: not simply the last one freed (chunk 1)
+  Chunk for0 = ow.take_free(0);
+  EXPECT_EQ(for1.first_row, 0);   // chunk 0's buffers, parsed by worker 1
+  EXPECT_EQ(for0.first_row, 10);
+  EXPECT_EQ(ow.take_free(0).rows, 0);  // none left: an empty chunk
+  ow.finish(2);
+}
+
+}  // namespace
+}  // namespace bluewhale
