@@ -3,11 +3,10 @@
 // next to every timed run.
 //
 // Why: on the shared virtual machines the benchmarks run on, the hypervisor moves the vCPUs between
-// core complexes. The round trip then jumps between ~55 ns (one L3) and ~350 ns (two), and runs that
-// keep both vCPUs busy take ~25-35 % more CPU in the far state, whatever the program: two independent
-// single-threaded prep processes pinned to one vCPU each slowed down as much as one two-threaded run
-// (2026-12-05). A tool that ran its repetitions in a far spell is then slower for reasons of placement,
-// and the probe makes that visible in the report.
+// core complexes. The round trip then jumps between ~55 ns (one L3) and ~350 ns (two), and a
+// two-threaded prep run takes ~25-35 % more CPU in the far state (data moving between its threads'
+// cores costs more; 2026-12-05). A tool that ran its repetitions in a far spell is then slower for
+// reasons of placement, and the probe makes that visible in the report.
 //
 //   prep_core_probe [round_trips]   prints e.g. "57.3", or "-" when fewer than two CPUs are usable
 #include <pthread.h>
