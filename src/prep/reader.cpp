@@ -266,6 +266,19 @@ class RecordBuffer {
     out.resize(n);
     return out;
   }
+  // Goes on in `buf`'s memory: what is buffered (a partial record, short) is copied there, and the
+  // buffer used until now is returned.
+  TextBytes adopt(TextBytes buf) {
+    if (buf.size() < have_) buf.resize(have_);
+    if (have_ > 0) std::memcpy(buf.data(), buf_.data(), have_);
+    std::swap(buf, buf_);
+    return buf;
+  }
+  // The buffer, for a file that is done.
+  TextBytes release() {
+    have_ = 0;
+    return std::move(buf_);
+  }
   const char* data() const { return buf_.data(); }
   std::size_t size() const { return have_; }
   bool eof() const { return eof_; }
@@ -423,9 +436,26 @@ struct TextReader::Impl {
   FilePlan plan_for_schema_order() const;
   FilePlan read_header_plan(const std::string& path) const;
 
-  void produce();
+  // Where cutting the input into chunks stands: the open file and the counts that number its chunks.
+  struct Cursor {
+    int file = -1;  // index of the open file (-1: none opened yet)
+    std::unique_ptr<RecordBuffer> rb;
+    int64_t line = 1, raw_reported = 0, global_row = 0, pending_raw = 0;
+    bool need_header = false;
+    std::size_t want = 0;
+  } cur;
+  // Plain input is cut by the callers of next() themselves (see next()); compressed input on `worker`.
+  bool pull = true;
+  TextBytes carry;  // pull: the buffer that holds a partial record between chunks
+
+  // The next chunk into `out`, false once every file is done. `into` (pull) is the caller's buffer: the
+  // text is read into its memory. Without it, a buffer from spare_texts takes the partial record after
+  // the chunk.
+  bool produce_one(TextChunk& out, TextBytes* into);
+  // The next chunk of the open file, false at its end.
   template <bool kQuotes>
-  void produce_file(int file_index, int64_t& global_row, int64_t& pending_raw);
+  bool cut_chunk(TextChunk& out, TextBytes* into);
+  void produce();
   bool push(TextChunk&& c);
 
   bool fast_path = true;  // TextReader::set_fast_path
@@ -559,19 +589,12 @@ bool TextReader::Impl::push(TextChunk&& c) {
 }
 
 template <bool kQuotes>
-void TextReader::Impl::produce_file(int file_index, int64_t& global_row, int64_t& pending_raw) {
-  RecordBuffer rb(text::open_byte_source(files[file_index], schema.format.compression));
-  int64_t line = 1;
-  int64_t raw_reported = 0;
-  bool need_header = schema.format.header;
-  std::size_t want = chunk_bytes;
+bool TextReader::Impl::cut_chunk(TextChunk& out, TextBytes* into) {
+  RecordBuffer& rb = *cur.rb;
+  if (into) carry = rb.adopt(std::move(*into));
   for (;;) {
-    {
-      std::lock_guard lk(mu);
-      if (stop) return;
-    }
-    rb.fill(want);
-    if (need_header) {
+    rb.fill(cur.want);
+    if (cur.need_header) {
       // The header is the first non-blank record; blank lines before it still count as lines.
       std::size_t pos = 0;
       int64_t lines = 0;
@@ -588,65 +611,86 @@ void TextReader::Impl::produce_file(int file_index, int64_t& global_row, int64_t
       }
       if (found) {
         rb.consume(pos);
-        line += lines;
-        need_header = false;
+        cur.line += lines;
+        cur.need_header = false;
         continue;
       }
-      if (rb.eof()) break;
-      want = std::max(want, rb.size()) * 2;
+      if (rb.eof()) return false;
+      cur.want = std::max(cur.want, rb.size()) * 2;
       continue;
     }
     ScanResult r = scan_records<kQuotes>(rb.data(), rb.size(), rb.eof(), delim, quote);
     if (r.lead > 0) {
       // Chunks start at a record so that first_line is the line of their first row.
       rb.consume(r.lead);
-      line += r.lead_lines;
+      cur.line += r.lead_lines;
       r.end -= r.lead;
     }
     if (r.end == 0) {
       // At end of data every byte left forms complete records, so nothing left means done.
-      if (rb.eof()) break;
+      if (rb.eof()) return false;
       // Otherwise either blank lines were dropped (read on), or one record is longer than the chunk:
       // grow until it fits.
-      if (r.lead == 0) want = std::max(want, rb.size()) * 2;
+      if (r.lead == 0) cur.want = std::max(cur.want, rb.size()) * 2;
       continue;
     }
-    TextChunk c;
     TextBytes spare;
-    {
+    if (into) {
+      spare = std::move(carry);
+    } else {
       std::lock_guard lk(mu);
       if (!spare_texts.empty()) {
         spare = std::move(spare_texts.back());
         spare_texts.pop_back();
       }
     }
+    TextChunk c;
     c.text = rb.take(r.end, std::move(spare));
     if (c.text.back() != '\n') c.text.push_back('\n');
-    c.file_index = file_index;
-    c.first_line = line;
-    c.first_row = global_row;
+    c.file_index = cur.file;
+    c.first_line = cur.line;
+    c.first_row = cur.global_row;
     c.records = r.records;
-    line += r.lines;
-    global_row += r.records;
+    cur.line += r.lines;
+    cur.global_row += r.records;
     const int64_t raw = rb.source().raw_bytes();
-    pending_raw += raw - raw_reported;
-    raw_reported = raw;
-    want = chunk_bytes;
-    c.raw_bytes = pending_raw;
-    pending_raw = 0;
-    if (!push(std::move(c))) return;
+    cur.pending_raw += raw - cur.raw_reported;
+    cur.raw_reported = raw;
+    cur.want = chunk_bytes;
+    c.raw_bytes = cur.pending_raw;
+    cur.pending_raw = 0;
+    out = std::move(c);
+    return true;
   }
-  pending_raw += rb.source().raw_bytes() - raw_reported;
+}
+
+bool TextReader::Impl::produce_one(TextChunk& out, TextBytes* into) {
+  for (;;) {
+    if (!cur.rb) {
+      if (cur.file + 1 >= static_cast<int>(files.size())) return false;
+      ++cur.file;
+      cur.rb = std::make_unique<RecordBuffer>(text::open_byte_source(files[cur.file], schema.format.compression));
+      cur.line = 1;
+      cur.raw_reported = 0;
+      cur.need_header = schema.format.header;
+      cur.want = chunk_bytes;
+    }
+    if (quotes ? cut_chunk<true>(out, into) : cut_chunk<false>(out, into)) return true;
+    if (into) *into = cur.rb->release();  // the caller's buffer serves the next file
+    cur.pending_raw += cur.rb->source().raw_bytes() - cur.raw_reported;
+    cur.rb.reset();
+  }
 }
 
 void TextReader::Impl::produce() {
   try {
-    int64_t global_row = 0, pending_raw = 0;
-    for (std::size_t k = 0; k < files.size(); ++k) {
-      if (quotes) produce_file<true>(static_cast<int>(k), global_row, pending_raw);
-      else produce_file<false>(static_cast<int>(k), global_row, pending_raw);
-      std::lock_guard lk(mu);
-      if (stop) break;
+    TextChunk c;
+    for (;;) {
+      {
+        std::lock_guard lk(mu);
+        if (stop) break;
+      }
+      if (!produce_one(c, nullptr) || !push(std::move(c))) break;
     }
   } catch (...) {
     std::lock_guard lk(mu);
@@ -1120,13 +1164,13 @@ TextReader::TextReader(std::vector<std::string> files, InputSchema schema, int p
     if (m.schema.format.header) {
       m.plans.push_back(m.read_header_plan(path));
     } else {
-      // Opening checks readability now rather than after hours of streaming the files before it.
-      text::open_byte_source(path, m.schema.format.compression);
       m.plans.push_back(m.plan_for_schema_order());
     }
+    // Opening checks readability now rather than after hours of streaming the files before it.
+    if (text::open_byte_source(path, m.schema.format.compression)->compression() != text::Compression::kNone) m.pull = false;
     m.total_bytes += file_size(path);
   }
-  m.worker = std::thread([&m] { m.produce(); });
+  if (!m.pull) m.worker = std::thread([&m] { m.produce(); });
 }
 
 TextReader::~TextReader() {
@@ -1140,6 +1184,25 @@ TextReader::~TextReader() {
 
 bool TextReader::next(TextChunk& out) {
   Impl& m = *impl_;
+  if (m.pull) {
+    // The caller reads the next chunk itself, into the memory of the text it parsed last: the text is
+    // then read where it is parsed, and the buffer rewritten by the core that last read it (a reader
+    // thread's copy moved every chunk between cores, slow when the vCPUs of the VMs prep runs on sit on
+    // different core complexes). Plain files are read faster than they are parsed, so callers seldom
+    // wait for each other here.
+    std::lock_guard lk(m.mu);
+    if (m.error) std::rethrow_exception(m.error);
+    if (m.done) return false;
+    TextBytes mine = std::move(out.text);
+    try {
+      if (m.produce_one(out, &mine)) return true;
+    } catch (...) {
+      m.error = std::current_exception();
+      throw;
+    }
+    m.done = true;
+    return false;
+  }
   std::unique_lock lk(m.mu);
   m.not_empty.wait(lk, [&] { return !m.queue.empty() || m.done; });
   if (!m.queue.empty()) {

@@ -14,6 +14,9 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <tuple>
+#include <mutex>
 #include <vector>
 
 #include "bluewhale/core/error.h"
@@ -978,6 +981,69 @@ TEST(TextReader, ParseReusesChunksAndIsSafeFromManyThreads) {
   Flat flat;
   for (const auto& c : chunks) flatten_into(c, flat);
   expect_same_rows(flat, serial.flat);
+}
+
+// Plain files are cut by the threads that call next() (into the memory of the text each one parsed
+// last), compressed ones on the background thread: either way, several threads that each reuse their
+// own TextChunk get between them exactly the chunks one thread gets, across files, headers, blank lines
+// and records longer than a chunk.
+TEST(TextReader, NextFromSeveralThreadsCutsTheChunksOneThreadCuts) {
+  TempDir dir;
+  std::mt19937_64 rng(5);
+  std::vector<std::string> plain, gz;
+  for (int f = 0; f < 4; ++f) {
+    std::string text = "label\tC1\n";
+    for (int k = 0; k < 400 * (f + 1); ++k) {
+      if (rng() % 50 == 0) text += "\n";
+      text += std::to_string(k % 2) + "\t" + std::string(1 + rng() % (rng() % 40 == 0 ? 3000 : 30), 'a' + f) + "\n";
+    }
+    const std::string name = "f" + std::to_string(f) + ".tsv";
+    write_text(dir / name, text);
+    write_text(dir / (name + ".gz"), gzip_bytes(text));
+    plain.push_back((dir / name).string());
+    gz.push_back((dir / (name + ".gz")).string());
+  }
+  write_text(dir / "empty.tsv", "label\tC1\n");
+  plain.insert(plain.begin() + 2, (dir / "empty.tsv").string());
+  gz.insert(gz.begin() + 2, (dir / "empty.tsv").string());
+  auto schema = make_schema({col("label", Role::kLabel), col("C1", Role::kCategorical)}, "tsv", true);
+  schema.format.chunk_bytes = 2000;
+  for (const auto* files : {&plain, &gz}) {
+    const ReadResult one = read_all(*files, schema);
+    ASSERT_GT(one.texts.size(), 20u);
+    for (int threads : {2, 3}) {
+      TextReader reader(*files, schema, 2);
+      std::mutex mu;
+      std::vector<TextChunk> got;
+      std::vector<std::thread> ts;
+      for (int w = 0; w < threads; ++w)
+        ts.emplace_back([&] {
+          TextChunk t;  // reused, as prep's workers do: next() reads into its memory
+          while (reader.next(t)) {
+            TextChunk copy;
+            copy.text.assign(t.text.view());
+            copy.file_index = t.file_index;
+            copy.first_line = t.first_line;
+            copy.first_row = t.first_row;
+            copy.records = t.records;
+            std::lock_guard<std::mutex> lk(mu);
+            got.push_back(std::move(copy));
+          }
+        });
+      for (auto& t : ts) t.join();
+      std::sort(got.begin(), got.end(), [](const TextChunk& a, const TextChunk& b) {
+        return std::tie(a.file_index, a.first_line) < std::tie(b.file_index, b.first_line);
+      });
+      ASSERT_EQ(got.size(), one.texts.size()) << threads;
+      for (std::size_t k = 0; k < got.size(); ++k) {
+        ASSERT_EQ(got[k].text, one.texts[k].text) << "chunk " << k;
+        EXPECT_EQ(got[k].file_index, one.texts[k].file_index) << "chunk " << k;
+        EXPECT_EQ(got[k].first_line, one.texts[k].first_line) << "chunk " << k;
+        EXPECT_EQ(got[k].first_row, one.texts[k].first_row) << "chunk " << k;
+        EXPECT_EQ(got[k].records, one.texts[k].records) << "chunk " << k;
+      }
+    }
+  }
 }
 
 TEST(TextReader, DestroyingTheReaderEarlyStopsTheBackgroundThread) {

@@ -2,8 +2,10 @@
 // memory) into columnar Chunks.
 //
 // Two stages, so that parsing scales over threads while file reading stays sequential:
-//   next()   one background thread reads and decompresses the files in order and cuts the text into
-//            TextChunks of whole records (about chunk_bytes each), numbered by line and by global row;
+//   next()   reads the files in order and cuts the text into TextChunks of whole records (about
+//            chunk_bytes each), numbered by line and by global row: plain files on the calling thread
+//            (the text is then read on the core that parses it), compressed ones on a background
+//            thread that decompresses ahead;
 //   parse()  any number of threads turn TextChunks into Chunks, concurrently, in any order.
 //
 //   TextReader reader(files, schema, 2 * threads);
@@ -100,20 +102,22 @@ class TextReader {
   //                delimiter or quote, chunk_bytes < 1).
   // Without a header every record must have exactly schema.columns.size() fields, in schema order. With a
   // header the columns may come in any order per file and ignored schema columns may be absent.
-  // prefetch_chunks (>= 1) bounds the TextChunks read ahead, so memory stays about
-  // (prefetch_chunks + chunks being parsed) * chunk_bytes whatever the file sizes.
+  // prefetch_chunks (>= 1) bounds the TextChunks a background thread reads ahead (compressed input), so
+  // memory stays about (prefetch_chunks + chunks being parsed) * chunk_bytes whatever the file sizes.
   TextReader(std::vector<std::string> files, InputSchema schema, int prefetch_chunks = 4);
-  // Stops the background thread and joins it.
+  // Stops the background thread, if any, and joins it.
   ~TextReader();
   TextReader(const TextReader&) = delete;
   TextReader& operator=(const TextReader&) = delete;
 
   // Moves the next chunk of records into `out` (files in order, chunks in order); false once every file
-  // is done. Blocks while the background thread reads. An error of that thread (IoError on a failed
-  // read, InputError on a truncated or corrupt gzip/zstd stream, both naming the file) is rethrown here
-  // after the chunks produced before it, and again on every later call. Call from one thread only.
-  // The text `out` held before is taken back and its memory reused for a later chunk, so a loop that
-  // passes the same TextChunk each time allocates no new text buffers once running.
+  // is done. Reads plain files itself, into the memory of the text `out` held before; blocks while the
+  // background thread reads compressed ones. A read error (IoError on a failed read, InputError on a
+  // truncated or corrupt gzip/zstd stream, both naming the file) is thrown after the chunks produced
+  // before it, and again on every later call. Callable from several threads, one call at a time
+  // (calls are serialised inside). The text `out` held before is taken back and its memory reused for
+  // a later chunk, so a loop that passes the same TextChunk each time allocates no new text buffers
+  // once running.
   bool next(TextChunk& out);
 
   // Parses `in` into `out`, reusing out's vectors. Thread-safe (const, no shared mutable state): call it
