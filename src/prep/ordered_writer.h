@@ -26,14 +26,15 @@ class OrderedWriter {
   OrderedWriter(DatasetWriter* writer, std::size_t max_ahead) : writer_(writer), max_ahead_(max_ahead) {}
 
   // Hands over chunk `index`, parsed by worker `tid` (every index from 0 up must be put exactly once),
-  // and appends what is next in order unless another worker is appending. Throws the writer's error.
-  void put(std::size_t index, Chunk&& chunk, int tid) {
+  // and appends what is next in order unless another worker is appending. Throws the writer's error;
+  // false once the run was aborted (the caller stops: a chunk it waits for may never come).
+  [[nodiscard]] bool put(std::size_t index, Chunk&& chunk, int tid) {
     std::unique_lock<std::mutex> lk(mu_);
     cv_.wait(lk, [&] { return index < next_ + max_ahead_ || error_ || aborted_; });
     if (error_) std::rethrow_exception(error_);
-    if (aborted_) return;
+    if (aborted_) return false;
     pending_.emplace(index, Owned{tid, std::move(chunk)});
-    if (appending_) return;  // the appending worker takes this one too when its turn comes
+    if (appending_) return true;  // the appending worker takes this one too when its turn comes
     appending_ = true;
     for (auto it = pending_.find(next_); it != pending_.end() && !aborted_; it = pending_.find(next_)) {
       Owned c = std::move(it->second);
@@ -57,6 +58,7 @@ class OrderedWriter {
       cv_.notify_all();
     }
     appending_ = false;
+    return !aborted_;
   }
 
   // A chunk whose buffers can be reused, the last one worker `tid` parsed into if there is one (its
@@ -75,7 +77,8 @@ class OrderedWriter {
     return c;
   }
 
-  // Stops waiting workers (a worker failed); what was not written is dropped.
+  // Stops the run (a worker failed): waiting and later put()s return false, what was not written is
+  // dropped.
   void abort() {
     std::lock_guard<std::mutex> lk(mu_);
     aborted_ = true;

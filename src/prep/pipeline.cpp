@@ -655,8 +655,15 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         while (next_work(text, at)) {
           if (ordered) {
             Chunk c = ordered->take_free(tid);
-            process(text, at, c, tid);
-            ordered->put(at, std::move(c), tid);
+            try {
+              process(text, at, c, tid);
+            } catch (...) {
+              // The others may be waiting for this chunk to be written (they are at most max_ahead
+              // chunks ahead of it): they stop instead.
+              ordered->abort();
+              throw;
+            }
+            if (!ordered->put(at, std::move(c), tid)) break;  // another worker failed
           } else {
             process(text, at, scratch, tid);
           }

@@ -44,9 +44,11 @@ Chunk make_chunk(int64_t index, int64_t rows, bool bad = false) {
 }
 
 // Workers take chunk indices from a shared counter (as the prep workers do), sleep a random little
-// while so that they finish out of order, and put; returns the first exception each worker saw.
+// while so that they finish out of order, and put; returns the first exception each worker saw. Chunk
+// bad_index holds an id the writer refuses; the worker that takes chunk fail_index throws before its put
+// (a parse error) and aborts the run, as prep's workers do.
 std::vector<std::exception_ptr> run_workers(OrderedWriter& ow, int workers, int64_t chunks, int64_t rows,
-                                            int64_t bad_index, uint64_t seed) {
+                                            int64_t bad_index, uint64_t seed, int64_t fail_index = -1) {
   std::atomic<int64_t> next{0};
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(workers));
   std::vector<std::thread> ts;
@@ -58,7 +60,8 @@ std::vector<std::exception_ptr> run_workers(OrderedWriter& ow, int workers, int6
           Chunk c = ow.take_free(w);
           c = make_chunk(i, rows, i == bad_index);
           std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300));
-          ow.put(static_cast<std::size_t>(i), std::move(c), w);
+          if (i == fail_index) throw InputError("chunk " + std::to_string(i) + " does not parse");
+          if (!ow.put(static_cast<std::size_t>(i), std::move(c), w)) return;
         }
       } catch (...) {
         errors[static_cast<std::size_t>(w)] = std::current_exception();
@@ -118,14 +121,29 @@ TEST(OrderedWriter, WriterErrorReachesTheWorkersWithoutHanging) {
   }
 }
 
+TEST(OrderedWriter, AWorkerThatFailsBeforeItsPutStopsTheOthers) {
+  // The chunk after the failed one is at most max_ahead chunks away for the others: without the abort
+  // they would wait for it forever.
+  for (int workers : {2, 3}) {
+    TempDir tmp;
+    DatasetWriter w(tmp / "ds", schema());
+    OrderedWriter ow(&w, 2);
+    auto errors = run_workers(ow, workers, 200, 10, -1, 9, 7);
+    int failed = 0;
+    for (const auto& e : errors) failed += e ? 1 : 0;
+    EXPECT_EQ(failed, 1) << workers << " workers";
+    EXPECT_FALSE(ow.put(300, make_chunk(300, 10), 0)) << "a put after the abort is refused";
+  }
+}
+
 TEST(OrderedWriter, ReusedChunksGoBackToTheWorkerThatParsedThem) {
   TempDir tmp;
   DatasetWriter w(tmp / "ds", schema());
   OrderedWriter ow(&w, 4);
   // Worker 0 puts chunk 1 (it waits), worker 1 puts chunk 0: worker 1 appends both.
   Chunk a = make_chunk(1, 10), b = make_chunk(0, 10);
-  ow.put(1, std::move(a), 0);
-  ow.put(0, std::move(b), 1);
+  EXPECT_TRUE(ow.put(1, std::move(a), 0));
+  EXPECT_TRUE(ow.put(0, std::move(b), 1));
   Chunk for1 = ow.take_free(1);   // asked first: not simply the last one freed (chunk 1)
   Chunk for0 = ow.take_free(0);
   EXPECT_EQ(for1.first_row, 0);   // chunk 0's buffers, parsed by worker 1

@@ -293,6 +293,33 @@ TEST_F(PrepPipeline, FitByPartsStopsOnABadRowWithoutHanging) {
   }
 }
 
+TEST_F(PrepPipeline, BadValueFoundInTheWritePassStopsEveryWorkerWithoutHanging) {
+  // x is read by no fitted operator, so the fit pass leaves it unparsed and its bad value surfaces in
+  // the write pass, on one worker, while the others run ahead; with more chunks than the writer lets
+  // them run ahead (about 17 chunks of 1 MiB here), they used to wait forever for the failed chunk.
+  const std::string good = make_wide_rows(300000, 6);
+  for (int line : {5, 150000, 299990}) {
+    std::string text = good;
+    std::size_t at = 0;
+    for (int l = 1; l < line; ++l) at = text.find('\n', at) + 1;
+    const std::size_t x = text.find('\t', at) + 1;
+    text.replace(x, text.find('\t', x) - x, "abc");
+    write_text(dir / "bad.tsv", text);
+    Recipe r = parse_recipe(std::string(kWideSchema) + "input: {chunk_mb: 1}\nops: [{op: categorify, columns: c1..c6}]\n",
+                            "b.yaml");
+    for (int threads : {2, 3}) {
+      try {
+        run_prep(r, options(dir, {(dir / "bad.tsv").string()}, "bad", threads));
+        ADD_FAILURE() << "a non-numeric dense value was accepted";
+      } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("bad.tsv:" + std::to_string(line) + ": column 'x'"), std::string::npos)
+            << e.what();
+      }
+      EXPECT_FALSE(fs::exists(dir / "bad"));
+    }
+  }
+}
+
 TEST_F(PrepPipeline, FitPassRowCountsLetTheWriterStreamShards) {
   // After a fit pass the driver promises each split's rows (DatasetWriter::expect_rows): shards are then
   // streamed, their blocks at 4096-byte offsets. A recipe that fits nothing writes in one pass and keeps
