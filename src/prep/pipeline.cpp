@@ -490,7 +490,11 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     std::size_t next_index = 0;
     std::atomic<bool> cache_missed_any{false};
     std::vector<std::array<int64_t, kNumSplits>> written(threads, std::array<int64_t, kNumSplits>{});
+    // Set when a worker fails: the others take no further chunk (the error is reported once they
+    // return, not after they read the rest of the input).
+    std::atomic<bool> failed{false};
     auto next_work = [&](TextChunk& t, std::size_t& at) {
+      if (failed.load(std::memory_order_relaxed)) return false;
       std::lock_guard<std::mutex> lk(source_mu);
       if (reader) {
         if (!reader->next(t)) return false;
@@ -642,6 +646,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
           try {
             parts_worker(tid);
           } catch (...) {
+            failed = true;
             std::lock_guard<std::mutex> lk(ring_mu);
             ring_failed = true;
             ring_cv.notify_all();
@@ -653,19 +658,20 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         std::size_t at = 0;
         Chunk scratch;  // a fit pass keeps nothing of its chunks: one buffer per worker, reused
         while (next_work(text, at)) {
-          if (ordered) {
-            Chunk c = ordered->take_free(tid);
-            try {
+          try {
+            if (ordered) {
+              Chunk c = ordered->take_free(tid);
               process(text, at, c, tid);
-            } catch (...) {
-              // The others may be waiting for this chunk to be written (they are at most max_ahead
-              // chunks ahead of it): they stop instead.
-              ordered->abort();
-              throw;
+              if (!ordered->put(at, std::move(c), tid)) break;  // another worker failed
+            } else {
+              process(text, at, scratch, tid);
             }
-            if (!ordered->put(at, std::move(c), tid)) break;  // another worker failed
-          } else {
-            process(text, at, scratch, tid);
+          } catch (...) {
+            failed = true;
+            // The others may be waiting for this chunk to be written (they are at most max_ahead
+            // chunks ahead of it): they stop instead.
+            if (ordered) ordered->abort();
+            throw;
           }
         }
       });
