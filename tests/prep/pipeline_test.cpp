@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -267,30 +268,38 @@ TEST_F(PrepPipeline, FitByPartsGivesTheSameDatasetForAnyThreadCountAndBudget) {
   EXPECT_TRUE(any_spill) << "the budget was meant to force spills";
 }
 
+// Runs categorify over `good` with line `line` changed by `edit` (given the text and where the line
+// starts) on 2 and 3 threads: each run must stop with an InputError naming "bad.tsv:<line>: " + what,
+// leave no dataset behind, and not hang.
+void expect_bad_line_stops(const TempDir& dir, const std::string& good, int line,
+                           const std::function<void(std::string&, std::size_t)>& edit, const std::string& what) {
+  std::string text = good;
+  std::size_t at = 0;
+  for (int l = 1; l < line; ++l) at = text.find('\n', at) + 1;
+  edit(text, at);
+  write_text(dir / "bad.tsv", text);
+  Recipe r = parse_recipe(std::string(kWideSchema) + "input: {chunk_mb: 1}\nops: [{op: categorify, columns: c1..c6}]\n",
+                          "b.yaml");
+  for (int threads : {2, 3}) {
+    try {
+      run_prep(r, options(dir, {(dir / "bad.tsv").string()}, "bad", threads));
+      ADD_FAILURE() << "line " << line << " was accepted";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("bad.tsv:" + std::to_string(line) + ": " + what), std::string::npos)
+          << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir / "bad"));
+  }
+}
+
 TEST_F(PrepPipeline, FitByPartsStopsOnABadRowWithoutHanging) {
   // A bad row in the fit pass stops every thread (some may be waiting for others to count their parts)
   // and names its line; no dataset is left behind. Bad rows early, in the middle and in the last chunk.
   const std::string good = make_wide_rows(60000, 5);
-  for (int line : {3, 30000, 59990}) {
-    std::string text = good;
-    std::size_t at = 0;
-    for (int l = 1; l < line; ++l) at = text.find('\n', at) + 1;
-    text.insert(text.find('\n', at), "\textra");
-    write_text(dir / "bad.tsv", text);
-    Recipe r = parse_recipe(std::string(kWideSchema) + "input: {chunk_mb: 1}\nops: [{op: categorify, columns: c1..c6}]\n",
-                            "b.yaml");
-    for (int threads : {2, 3}) {
-      try {
-        run_prep(r, options(dir, {(dir / "bad.tsv").string()}, "bad", threads));
-        ADD_FAILURE() << "a row with an extra field was accepted";
-      } catch (const InputError& e) {
-        EXPECT_NE(std::string(e.what()).find("bad.tsv:" + std::to_string(line) + ": expected 8 fields, got 9"),
-                  std::string::npos)
-            << e.what();
-      }
-      EXPECT_FALSE(fs::exists(dir / "bad"));
-    }
-  }
+  for (int line : {3, 30000, 59990})
+    expect_bad_line_stops(
+        dir, good, line, [](std::string& t, std::size_t at) { t.insert(t.find('\n', at), "\textra"); },
+        "expected 8 fields, got 9");
 }
 
 TEST_F(PrepPipeline, BadValueFoundInTheWritePassStopsEveryWorkerWithoutHanging) {
@@ -298,26 +307,14 @@ TEST_F(PrepPipeline, BadValueFoundInTheWritePassStopsEveryWorkerWithoutHanging) 
   // the write pass, on one worker, while the others run ahead; with more chunks than the writer lets
   // them run ahead (about 17 chunks of 1 MiB here), they used to wait forever for the failed chunk.
   const std::string good = make_wide_rows(300000, 6);
-  for (int line : {5, 150000, 299990}) {
-    std::string text = good;
-    std::size_t at = 0;
-    for (int l = 1; l < line; ++l) at = text.find('\n', at) + 1;
-    const std::size_t x = text.find('\t', at) + 1;
-    text.replace(x, text.find('\t', x) - x, "abc");
-    write_text(dir / "bad.tsv", text);
-    Recipe r = parse_recipe(std::string(kWideSchema) + "input: {chunk_mb: 1}\nops: [{op: categorify, columns: c1..c6}]\n",
-                            "b.yaml");
-    for (int threads : {2, 3}) {
-      try {
-        run_prep(r, options(dir, {(dir / "bad.tsv").string()}, "bad", threads));
-        ADD_FAILURE() << "a non-numeric dense value was accepted";
-      } catch (const InputError& e) {
-        EXPECT_NE(std::string(e.what()).find("bad.tsv:" + std::to_string(line) + ": column 'x'"), std::string::npos)
-            << e.what();
-      }
-      EXPECT_FALSE(fs::exists(dir / "bad"));
-    }
-  }
+  for (int line : {5, 150000, 299990})
+    expect_bad_line_stops(
+        dir, good, line,
+        [](std::string& t, std::size_t at) {
+          const std::size_t x = t.find('\t', at) + 1;
+          t.replace(x, t.find('\t', x) - x, "abc");
+        },
+        "column 'x'");
 }
 
 TEST_F(PrepPipeline, FitPassRowCountsLetTheWriterStreamShards) {
