@@ -657,8 +657,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         TextChunk text;
         std::size_t at = 0;
         Chunk scratch;  // a fit pass keeps nothing of its chunks: one buffer per worker, reused
-        while (next_work(text, at)) {
-          try {
+        try {
+          while (next_work(text, at)) {
             if (ordered) {
               Chunk c = ordered->take_free(tid);
               process(text, at, c, tid);
@@ -666,13 +666,13 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
             } else {
               process(text, at, scratch, tid);
             }
-          } catch (...) {
-            failed = true;
-            // The others may be waiting for this chunk to be written (they are at most max_ahead
-            // chunks ahead of it): they stop instead.
-            if (ordered) ordered->abort();
-            throw;
           }
+        } catch (...) {
+          failed = true;
+          // The others may be waiting for this worker's chunk to be written (they are at most
+          // max_ahead chunks ahead of it): they stop instead.
+          if (ordered) ordered->abort();
+          throw;
         }
       });
     } catch (...) {
