@@ -9,9 +9,6 @@
 // reasons of placement, and the probe makes that visible in the report.
 //
 //   prep_core_probe [round_trips]   prints e.g. "57.3", or "-" when fewer than two CPUs are usable
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -20,6 +17,8 @@
 #include <cstdlib>
 #include <thread>
 #include <vector>
+
+#include "bluewhale/core/parallel.h"
 
 namespace {
 
@@ -31,13 +30,6 @@ struct alignas(64) Line {
 };
 Line g_line;
 
-bool pin_to(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,15 +38,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "prep_core_probe: round_trips must be a positive integer, got '%s'\n", argv[1]);
     return 2;
   }
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
-    std::puts("-");
-    return 0;
-  }
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c)
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  const std::vector<int> cpus = bluewhale::allowed_cpus();
   // Two threads spinning on one CPU would measure the scheduler, not the caches.
   if (cpus.size() < 2) {
     std::puts("-");
@@ -66,14 +50,14 @@ int main(int argc, char** argv) {
   std::atomic<bool> pinned_ok{true};
   const uint64_t total = static_cast<uint64_t>(trips) * kBatches;
   std::thread other([&line, &pinned_ok, total, cpu = cpus[1]] {
-    if (!pin_to(cpu)) pinned_ok = false;
+    if (!bluewhale::pin_current_thread({cpu})) pinned_ok = false;
     for (uint64_t i = 0; i < total; ++i) {
       while (line.load(std::memory_order_acquire) != 2 * i + 1) {
       }
       line.store(2 * i + 2, std::memory_order_release);
     }
   });
-  if (!pin_to(cpus[0])) pinned_ok = false;
+  if (!bluewhale::pin_current_thread({cpus[0]})) pinned_ok = false;
   std::vector<double> ns;
   uint64_t i = 0;
   for (int b = 0; b < kBatches; ++b) {

@@ -1,5 +1,6 @@
 #include "bluewhale/core/parallel.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 
@@ -187,12 +188,6 @@ void parallel_for(int64_t n, int threads, const std::function<void(int64_t, int6
   err.rethrow();
 }
 
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
 void parallel_for_dynamic(int64_t n, int threads, const std::function<void(int64_t, int)>& fn) {
   if (n <= 0) return;
   threads = std::max(1, std::min<int64_t>(threads, n) > 0 ? static_cast<int>(std::min<int64_t>(threads, n)) : 1);
@@ -216,6 +211,30 @@ void parallel_for_dynamic(int64_t n, int threads, const std::function<void(int64
     }
   });
   err.rethrow();
+}
+
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> out;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+bool pin_current_thread(const std::vector<int>& cpus) {
+  if (cpus.empty()) return false;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus) CPU_SET(c, &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 }  // namespace bluewhale

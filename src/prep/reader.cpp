@@ -434,7 +434,8 @@ struct TextReader::Impl {
 
   void validate_schema();
   FilePlan plan_for_schema_order() const;
-  FilePlan read_header_plan(const std::string& path) const;
+  // The plan of a file with a header, read from src (the file at `path`, just opened).
+  FilePlan read_header_plan(const std::string& path, std::unique_ptr<text::ByteSource> src) const;
 
   // Where cutting the input into chunks stands: the open file and the counts that number its chunks.
   struct Cursor {
@@ -513,8 +514,8 @@ FilePlan TextReader::Impl::plan_for_schema_order() const {
   return p;
 }
 
-FilePlan TextReader::Impl::read_header_plan(const std::string& path) const {
-  RecordBuffer rb(text::open_byte_source(path, schema.format.compression));
+FilePlan TextReader::Impl::read_header_plan(const std::string& path, std::unique_ptr<text::ByteSource> src) const {
+  RecordBuffer rb(std::move(src));
   std::size_t want = 1 << 16;
   std::string_view header;
   for (;;) {
@@ -1161,13 +1162,10 @@ TextReader::TextReader(std::vector<std::string> files, InputSchema schema, int p
   BW_CHECK(m.files.size() <= static_cast<std::size_t>(std::numeric_limits<int>::max()), ConfigError,
            "too many input files: ", m.files.size());
   for (const auto& path : m.files) {
-    if (m.schema.format.header) {
-      m.plans.push_back(m.read_header_plan(path));
-    } else {
-      m.plans.push_back(m.plan_for_schema_order());
-    }
     // Opening checks readability now rather than after hours of streaming the files before it.
-    if (text::open_byte_source(path, m.schema.format.compression)->compression() != text::Compression::kNone) m.pull = false;
+    std::unique_ptr<text::ByteSource> src = text::open_byte_source(path, m.schema.format.compression);
+    if (src->compression() != text::Compression::kNone) m.pull = false;
+    m.plans.push_back(m.schema.format.header ? m.read_header_plan(path, std::move(src)) : m.plan_for_schema_order());
     m.total_bytes += file_size(path);
   }
   if (!m.pull) m.worker = std::thread([&m] { m.produce(); });

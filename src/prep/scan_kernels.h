@@ -1,7 +1,7 @@
 // Byte scans and field conversions of the text reader, one version per ISA level (scan_kernels.cpp:
 // SSE2 baseline, scan_kernels_avx2.cpp, scan_kernels_avx512.cpp), picked through simd_level()
 // (core/cpu.h): the separator offsets of the fast parse path (TextReader::Impl::parse_chunk_fast), its
-// conversion of short plain-digit fields, and the line count of the reader thread, which cuts the input
+// conversion of short plain-digit fields, and the line count of TextReader::next(), which cuts the input
 // into chunks of whole records.
 #pragma once
 

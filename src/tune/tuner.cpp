@@ -76,24 +76,6 @@ bool TrialContext::report(int64_t step, double value, const json& metrics) {
 
 // ---- helpers -----------------------------------------------------------------------------------------
 
-std::vector<int> allowed_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> out;
-  if (sched_getaffinity(0, sizeof set, &set) == 0)
-    for (int c = 0; c < CPU_SETSIZE; ++c)
-      if (CPU_ISSET(c, &set)) out.push_back(c);
-  return out;
-}
-
-bool pin_current_thread(const std::vector<int>& cpus) {
-  if (cpus.empty()) return false;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (int c : cpus) CPU_SET(c, &set);
-  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
-}
-
 json study_json(const SearchSpace& space, const std::vector<ObjectiveSpec>& objectives, const json& extra) {
   json j = extra.is_object() ? extra : json::object();
   j["space"] = space.to_json();

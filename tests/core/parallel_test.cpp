@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -97,6 +100,26 @@ TEST(ProcessCpuSeconds, CountsBusyThreadsNotSleep) {
   });
   busy.join();
   EXPECT_GE(process_cpu_seconds() - before - slept, 0.06);
+}
+
+TEST(PinCurrentThread, RunsTheThreadOnTheCpuItWasPinnedTo) {
+  const std::vector<int> cpus = allowed_cpus();
+  ASSERT_FALSE(cpus.empty());
+  EXPECT_LE(available_threads(), static_cast<int>(cpus.size()));
+  EXPECT_TRUE(std::is_sorted(cpus.begin(), cpus.end()));
+  EXPECT_FALSE(pin_current_thread({})) << "nothing to pin to";
+  // A thread of its own, so the test runner's main thread keeps its mask.
+  for (int cpu : {cpus.front(), cpus.back()}) {
+    int ran_on = -1;
+    bool pinned = false;
+    std::thread t([&] {
+      pinned = pin_current_thread({cpu});
+      for (int k = 0; k < 1000 && (ran_on = sched_getcpu()) != cpu; ++k) std::this_thread::yield();
+    });
+    t.join();
+    EXPECT_TRUE(pinned) << cpu;
+    EXPECT_EQ(ran_on, cpu);
+  }
 }
 
 TEST(AvailableThreads, AtLeastOne) {

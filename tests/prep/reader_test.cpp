@@ -1047,11 +1047,12 @@ TEST(TextReader, NextFromSeveralThreadsCutsTheChunksOneThreadCuts) {
 }
 
 TEST(TextReader, DestroyingTheReaderEarlyStopsTheBackgroundThread) {
+  // Compressed input: plain files have no background thread (next() reads them).
   TempDir dir;
-  std::string path = (dir / "a.tsv").string();
+  std::string path = (dir / "a.tsv.gz").string();
   std::string text;
   for (int k = 0; k < 50000; ++k) text += "1\t" + std::to_string(k) + "\n";
-  write_text(path, text);
+  write_text(path, gzip_bytes(text));
   auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense)});
   schema.format.chunk_bytes = 256;
   TextReader reader({path}, schema, 1);

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <thread>
 
+#include "bluewhale/core/parallel.h"
 #include "bluewhale/tune/test_functions.h"
 #include "test_util.h"
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace bluewhale {
 
@@ -18,6 +19,11 @@ int available_threads();
 
 // Resolves a user-facing thread count: values <= 0 mean available_threads().
 int resolve_threads(int requested);
+
+// The CPUs in this process's affinity mask, in order.
+std::vector<int> allowed_cpus();
+// Pins the calling thread to `cpus` (pthread_setaffinity_np); false when cpus is empty or the OS refuses.
+bool pin_current_thread(const std::vector<int>& cpus);
 
 // CPU time consumed by every thread of this process so far (user + system), in seconds. Its growth over
 // a stretch of wall time says how many cores the process kept busy there.

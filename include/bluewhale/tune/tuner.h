@@ -159,9 +159,4 @@ std::vector<Trial> pareto_front(const std::vector<Trial>& trials, const std::vec
 // construction when a placeholder names no parameter.
 ObjectiveFn command_objective(const std::string& command, const SearchSpace& space);
 
-// Pins the calling thread to `cpus` (sched_setaffinity); false when the OS refuses.
-bool pin_current_thread(const std::vector<int>& cpus);
-// The CPUs in this process's affinity mask, in order.
-std::vector<int> allowed_cpus();
-
 }  // namespace bluewhale::tune
