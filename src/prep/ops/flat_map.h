@@ -197,7 +197,7 @@ class KeyIndex {
 
   template <bool kCompact>
   void find_batch_impl(const int64_t* keys, std::size_t n, int64_t* out, int64_t not_found) const {
-    constexpr std::size_t kAhead = 32;
+    constexpr std::size_t kAhead = 64;
     constexpr std::size_t kBlock = 256;
     const HashKeysFn hash = hash_keys_for(simd_level());
     const HashPackKeysFn hash_pack = hash_pack_keys_for(simd_level());

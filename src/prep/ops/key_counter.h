@@ -120,7 +120,7 @@ class KeyCounter {
     // Hashes (and, for a compact table, packed keys) of the whole batch first (key_kernels.h), then probes
     // with the slot of key j + kAhead prefetched while key j is counted, so that cache misses on big tables
     // overlap. The table may grow or spill between blocks; a prefetch of the old slots is harmless.
-    constexpr std::size_t kAhead = 32;
+    constexpr std::size_t kAhead = 64;
     std::vector<uint64_t>& h = ts.hashes;
     if (h.size() < n) h.resize(n);
     bool packed = false;
