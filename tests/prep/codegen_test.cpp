@@ -62,6 +62,9 @@ std::map<std::string, int> prefetches_in(const std::vector<std::string>& names) 
 }
 
 TEST(Codegen, CountingAndLookupLoopsKeepTheirPrefetches) {
+#ifndef __OPTIMIZE__
+  GTEST_SKIP() << "an unoptimised build (the sanitizer build) compiles no loop the way a release does";
+#endif
   testing::TempDir dir;
   std::vector<int64_t> keys;
   for (int k = 0; k < 5000; ++k) keys.push_back(categorical_key(std::to_string(k)));
@@ -81,10 +84,11 @@ TEST(Codegen, CountingAndLookupLoopsKeepTheirPrefetches) {
   // that calls it (which must then prefetch).
   const std::map<std::string, int> got = prefetches_in(
       {"KeyCounter::add_many_impl", "KeyIndex::find_batch_impl", "count_for_codegen", "lookup_for_codegen"});
-  if (got.empty()) GTEST_SKIP() << "objdump found no such function (objdump missing, or the names changed)";
+  // The two wrappers above are always there to be found: nothing at all means objdump did not run.
+  if (got.empty()) GTEST_SKIP() << "objdump is not available";
   int counting = 0, lookups = 0;
   for (const auto& [name, count] : got) {
-    const bool impl = name.find("_impl") != std::string::npos;
+    const bool impl = name.find("_impl") != std::string::npos && name.find("lambda") == std::string::npos;
     if (impl) {
       EXPECT_GT(count, 0) << name << " has no prefetch instruction";
     }
