@@ -18,7 +18,9 @@ inline __m256i tail_mask(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-inline void prefetch_row(const float* row, int64_t dim, int hint_write) {
+// Always inlined: GCC may delete calls to a function that only prefetches (it looks free of side
+// effects), as it did to the count tables' prefetch in prep (tests/prep/codegen_test.cpp).
+[[gnu::always_inline]] inline void prefetch_row(const float* row, int64_t dim, int hint_write) {
   // One prefetch per cache line of the row; rows of dim 16 are exactly one line.
   for (int64_t off = 0; off < dim; off += 16) {
     if (hint_write) __builtin_prefetch(row + off, 1, 3);

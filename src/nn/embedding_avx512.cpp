@@ -22,7 +22,9 @@ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 // Lanes [0, n) for n in [1, 16]: masked loads never fault on the lanes past a row's end.
 inline __mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
-inline void prefetch_row(const float* row, int64_t dim, int hint_write) {
+// Always inlined: GCC may delete calls to a function that only prefetches (it looks free of side
+// effects), as it did to the count tables' prefetch in prep (tests/prep/codegen_test.cpp).
+[[gnu::always_inline]] inline void prefetch_row(const float* row, int64_t dim, int hint_write) {
   for (int64_t off = 0; off < dim; off += 16) {
     if (hint_write) __builtin_prefetch(row + off, 1, 3);
     else __builtin_prefetch(row + off, 0, 3);
