@@ -155,10 +155,9 @@ void run_region(int threads, const std::function<void(int)>& job) {
 }  // namespace
 
 int available_threads() {
-  cpu_set_t set;
-  int affinity = 1;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) affinity = std::max(1, CPU_COUNT(&set));
-  else affinity = std::max(1u, std::thread::hardware_concurrency());
+  const std::vector<int> cpus = allowed_cpus();
+  const int affinity = cpus.empty() ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))
+                                    : static_cast<int>(cpus.size());
   return std::max(1, std::min(affinity, cgroup_quota_threads()));
 }
 

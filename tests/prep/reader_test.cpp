@@ -14,9 +14,9 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <mutex>
 #include <thread>
 #include <tuple>
-#include <mutex>
 #include <vector>
 
 #include "bluewhale/core/error.h"

@@ -93,8 +93,8 @@ struct BadRowStats {
 
 class TextReader {
  public:
-  // Opens every file up front, detects its compression and reads its header (once; the background thread
-  // reopens the files in turn, so only one is open at a time while streaming). Errors:
+  // Opens every file up front, detects its compression and reads its header (once; streaming reopens the
+  // files in turn, on next()'s callers or the background thread, so only one is open at a time). Errors:
   //   IoError      a path cannot be opened or read (the message names it);
   //   InputError   with format.header, a header that lacks a non-ignored schema column, names a column
   //                twice or names one the schema does not have (the message names the file and column);
@@ -163,7 +163,8 @@ class TextReader {
 
 
  private:
-  // Background thread, bounded queue and per-file field plans; defined in src/prep/reader.cpp.
+  // The cutting cursor, the background thread and its bounded queue (compressed input), per-file field
+  // plans; defined in src/prep/reader.cpp.
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
