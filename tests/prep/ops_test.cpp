@@ -1274,6 +1274,82 @@ TEST(FlatMap, CompactCountTablesCountExactlyAndWidenWhenNeeded) {
   }
 }
 
+// Small compact tables count through lanes (CountTable::add_packed_lane, add_lanes): equal keys in a
+// row, INT64_MIN among them, and batches of any length give the counts of plain add(); the lanes are
+// zero again after add_lanes; a count passing the compact limit there turns the table wide, exactly.
+// Through KeyCounter: columns of 3, 300 and 1,200 values (lanes throughout) and of 5,000 (a table that
+// outgrows the lanes inside a batch) match the reference at every SIMD level, with 1 and 2 threads.
+TEST(FlatMap, SmallTablesCountThroughLanesExactly) {
+  std::mt19937_64 rng(5);
+  std::vector<uint32_t> lanes(4 * prep_ops::CountTable::kLaneSlots, 0);
+  prep_ops::CountTable t(prep_ops::CountTable::kMinCapacity, false);
+  ASSERT_TRUE(t.counts_through_lanes());
+  Counts ref;
+  for (std::size_t batch : {std::size_t{1}, std::size_t{3}, std::size_t{4}, std::size_t{5}, std::size_t{4097}}) {
+    for (std::size_t j = 0; j < batch; ++j) {
+      // Runs of one key (the store-to-load case the lanes are for), then a skewed draw of 60 values.
+      const int64_t key = j % 7 < 4 ? hex_key(9) : hex_key(rng() % (1 + rng() % 60));
+      uint32_t p = 0;
+      ASSERT_TRUE(prep_ops::pack_hex_key(key, p));
+      t.add_packed_lane(p, mix64(static_cast<uint64_t>(key)), lanes.data() + (j & 3) * t.capacity());
+      ++ref[key];
+    }
+    t.add_lanes(lanes.data());
+    EXPECT_EQ(counts_of(t), ref) << batch;
+    EXPECT_TRUE(std::all_of(lanes.begin(), lanes.end(), [](uint32_t v) { return v == 0; }));
+    EXPECT_TRUE(t.compact());
+  }
+  // Past the compact limit (2^32 - 2) inside add_lanes: wide, nothing lost.
+  prep_ops::CountTable d(prep_ops::CountTable::kMinCapacity, false);
+  const int64_t big = int64_t{0xFFFFFFF0};
+  d.add_n(hex_key(7), big, 0);
+  uint32_t p7 = 0, p8 = 0;
+  ASSERT_TRUE(prep_ops::pack_hex_key(hex_key(7), p7) && prep_ops::pack_hex_key(hex_key(8), p8));
+  for (std::size_t j = 0; j < 100; ++j)
+    d.add_packed_lane(p7, mix64(static_cast<uint64_t>(hex_key(7))), lanes.data() + (j & 3) * d.capacity());
+  d.add_packed_lane(p8, mix64(static_cast<uint64_t>(hex_key(8))), lanes.data());
+  d.add_lanes(lanes.data());
+  EXPECT_FALSE(d.compact());
+  EXPECT_EQ(counts_of(d), (Counts{{hex_key(7), big + 100}, {hex_key(8), 1}}));
+  EXPECT_TRUE(std::all_of(lanes.begin(), lanes.end(), [](uint32_t v) { return v == 0; }));
+
+  const std::vector<uint64_t> sizes = {3, 300, 1200, 5000};
+  std::vector<std::vector<std::vector<int64_t>>> batches(sizes.size());
+  std::vector<Counts> refs(sizes.size());
+  for (std::size_t c = 0; c < sizes.size(); ++c)
+    for (int b = 0; b < 12; ++b) {
+      std::vector<int64_t> keys;
+      const std::size_t rows = b == 0 ? 5000 : 1 + rng() % 3000;
+      for (std::size_t r = 0; r < rows; ++r) {
+        const uint64_t v = rng() % sizes[c];
+        keys.push_back(r % 41 == 0 ? prep_ops::kEmptyKey : hex_key(v * v / sizes[c]));  // skewed to small v
+        ++refs[c][keys.back()];
+      }
+      batches[c].push_back(std::move(keys));
+    }
+  TempDir dir;
+  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512})
+    for (int threads : {1, 2}) {
+      if (level > detected_simd_level()) continue;
+      set_simd_level(level);
+      prep_ops::KeyCounter kc("test");
+      kc.begin(sizes.size(), threads, int64_t{1} << 30, dir.path().string(), false);
+      for (std::size_t c = 0; c < sizes.size(); ++c)
+        for (std::size_t b = 0; b < batches[c].size(); ++b)
+          kc.add_many(c, static_cast<int>(b % static_cast<std::size_t>(threads)), batches[c][b].data(), nullptr,
+                      batches[c][b].size());
+      std::vector<Counts> got(sizes.size());
+      std::mutex mu;
+      kc.finish(threads, [&](std::size_t col, const prep_ops::KeyCount& kc_) {
+        std::lock_guard<std::mutex> lk(mu);
+        got[col][kc_.key] += kc_.count;
+      });
+      for (std::size_t c = 0; c < sizes.size(); ++c)
+        EXPECT_EQ(got[c], refs[c]) << sizes[c] << " values, " << threads << " threads, " << simd_level_name(level);
+    }
+  set_simd_level(detected_simd_level());
+}
+
 // The compact dictionary layout (KeyIndex::assign of 8-hex-digit keys) against the wide one: the same
 // answers from find and find_batch (every SIMD level) for present keys, absent hex keys, keys that do
 // not pack (0, the parse's missing value, other integers) and INT64_MIN; the same (key, value) pairs

@@ -106,6 +106,7 @@ class KeyCounter {
     std::size_t bytes = 0;
     std::vector<uint64_t> hashes;  // add_many scratch
     std::vector<uint64_t> packed;  // add_many scratch
+    std::vector<uint32_t> lanes;   // add_many_lanes' counters: 4 * CountTable::kLaneSlots, zero between calls
     struct Progress {
       int64_t bytes = 0, bytes_at_first = 0, distinct_at_first = 0;
       bool sized = false;
@@ -136,12 +137,13 @@ class KeyCounter {
     } else {
       hash_keys_for(simd_level())(keys, n, h.data());
     }
+    const std::size_t start = packed && t.counts_through_lanes() ? add_many_lanes(ts, col, keys, n) : 0;
     // A table that fits in L2 (most columns: a few thousand distinct values) gains nothing from prefetch.
     constexpr std::size_t kCachedBytes = std::size_t{256} << 10;
     const bool ahead = t.bytes() > kCachedBytes;
     if (ahead)
-      for (std::size_t j = 0; j < std::min(n, kAhead); ++j) t.prefetch(h[j]);
-    for (std::size_t b = 0; b < n; b += CountTable::kBlock) {
+      for (std::size_t j = start; j < std::min(n, start + kAhead); ++j) t.prefetch(h[j]);
+    for (std::size_t b = start; b < n; b += CountTable::kBlock) {
       std::size_t m = std::min(CountTable::kBlock, n - b);
       if (!t.has_room(m)) make_room(ts, col);
       const std::size_t before = t.bytes();
@@ -157,6 +159,36 @@ class KeyCounter {
     }
   }
 
+  // add_many's keys [0, n) of column col, packed in ts.packed, hashed in ts.hashes, counted through the
+  // table's lanes (CountTable::counts_through_lanes) until the table outgrows them; returns the index of
+  // the first key not counted (n when all were).
+  std::size_t add_many_lanes(ThreadState& ts, std::size_t col, const int64_t* keys, std::size_t n) {
+    CountTable& t = ts.tables[col];
+    if (ts.lanes.empty()) ts.lanes.assign(4 * CountTable::kLaneSlots, 0);
+    std::size_t j = 0;
+    while (j < n) {
+      const std::size_t end = std::min(n, j + CountTable::kBlock);
+      if (!t.has_room(end - j)) {
+        const std::size_t before = t.bytes();
+        t.add_lanes(ts.lanes.data());
+        ts.bytes += t.bytes() - before;
+        make_room(ts, col);
+        if (!t.counts_through_lanes()) return j;
+      }
+      uint32_t* lanes = ts.lanes.data();
+      const std::size_t cap = t.capacity();
+      for (; j < end; ++j) {
+        if (keys[j] == kEmptyKey) [[unlikely]]
+          t.add(keys[j], 0);
+        else
+          t.add_packed_lane(static_cast<uint32_t>(ts.packed[j]), ts.hashes[j], lanes + (j & 3) * cap);
+      }
+    }
+    const std::size_t before = t.bytes();
+    t.add_lanes(ts.lanes.data());
+    ts.bytes += t.bytes() - before;  // a count past the compact limit turns the table wide
+    return n;
+  }
   void make_room(ThreadState& ts, std::size_t col);
   RunFile write_run(const std::vector<KeyCount>& sorted);
   void finish_column(std::size_t col, const std::function<void(std::size_t, const KeyCount&)>& sink,
