@@ -1536,6 +1536,49 @@ TEST(FlatMap, KeyCounterSizesTablesFromTheInputsProgress) {
   EXPECT_EQ(packed, ref);
 }
 
+// In the last 5 % of an input of known size a full table fills to 0.85 instead of doubling
+// (KeyCounter::make_room, CountTable::allow_late_load); earlier, with the size unknown, or past 0.85
+// it doubles as before; the counts are exact either way.
+TEST(FlatMap, KeyCounterLetsTablesFillFurtherAtTheInputsEnd) {
+  TempDir dir;
+  // 100 batches of 1000 bytes: 1,400 distinct keys in the first 95 (a 2,048-slot table at 0.68), then
+  // `late` more in the last 5.
+  auto run = [&](int64_t input_bytes, int late, std::size_t& cap_at_95, std::size_t& cap_at_end) {
+    std::vector<std::vector<int64_t>> batches(100);
+    Counts ref;
+    for (int b = 0; b < 100; ++b)
+      for (int r = 0; r < 300; ++r) {
+        const int64_t key = b < 95 ? hex_key(static_cast<uint64_t>((b * 300 + r) % 1400))
+                                   : hex_key(static_cast<uint64_t>(r < late / 5 ? 5000 + (b - 95) * (late / 5) + r : r));
+        batches[static_cast<std::size_t>(b)].push_back(key);
+        ++ref[key];
+      }
+    prep_ops::KeyCounter kc("test");
+    kc.begin(1, 1, int64_t{1} << 30, dir.path().string(), false);
+    kc.set_input_bytes(input_bytes);
+    for (int b = 0; b < 100; ++b) {
+      const auto& keys = batches[static_cast<std::size_t>(b)];
+      kc.add_many(0, 0, keys.data(), nullptr, keys.size());
+      kc.note_progress(0, 0, 1000);
+      if (b == 94) cap_at_95 = kc.capacity(0, 0);
+    }
+    cap_at_end = kc.capacity(0, 0);
+    Counts got;
+    kc.finish(1, [&](std::size_t, const prep_ops::KeyCount& c) { got[c.key] = c.count; });
+    EXPECT_EQ(got, ref) << input_bytes << " bytes, " << late << " late keys";
+  };
+  std::size_t at95 = 0, end = 0;
+  run(100000, 200, at95, end);  // 1,600 keys: 0.78 of 2,048
+  EXPECT_EQ(at95, 2048u);
+  EXPECT_EQ(end, 2048u);
+  run(0, 200, at95, end);  // input size unknown: doubles
+  EXPECT_EQ(end, 4096u);
+  run(100000, 400, at95, end);  // 1,800 keys: 0.88, past the late limit
+  EXPECT_EQ(end, 4096u);
+  run(2000000, 200, at95, end);  // the same keys at 5 % of a larger input: doubles
+  EXPECT_EQ(end, 4096u);
+}
+
 TEST(CategorifyPerf, TenMillionDistinctFitAndLookupThroughput) {
   // A throughput figure, not a check: it runs only on request so that `make test` stays quick.
   const char* env = std::getenv("BW_OPS_PERF_SCALE");

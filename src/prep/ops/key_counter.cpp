@@ -182,8 +182,8 @@ void KeyCounter::note_progress(std::size_t col, int thread, int64_t bytes) {
   if (input_bytes_ <= 0) return;
   ThreadState& ts = *threads_[thread];
   ThreadState::Progress& p = ts.progress[col];
+  p.bytes += bytes;  // make_room reads it too
   if (p.sized) return;
-  p.bytes += bytes;
   CountTable& t = ts.tables[col];
   if (p.distinct_at_first == 0) {
     if (p.bytes * 16 >= input_bytes_) {
@@ -218,6 +218,13 @@ void KeyCounter::note_progress(std::size_t col, int thread, int64_t bytes) {
 void KeyCounter::make_room(ThreadState& ts, std::size_t col) {
   // Leaves room for at least CountTable::kBlock new keys in the table of `col`.
   CountTable& t = ts.tables[col];
+  // In the last 5 % of the input (as note_progress has it), a full table fills further instead of
+  // doubling: distinct keys grow slower than the input, so a few percent of it brings a few percent
+  // more keys (Criteo's C16 at 5M rows passed 0.7 of its sized table at 97 % and doubled to 16 MiB).
+  const ThreadState::Progress& p = ts.progress[col];
+  if (input_bytes_ > 0 && p.bytes * 20 >= input_bytes_ * 19 && t.capacity() > CountTable::kMinCapacity &&
+      t.allow_late_load() && t.has_room(CountTable::kBlock))
+    return;
   while (ts.bytes + t.bytes() > share_bytes_) {
     // Spill the biggest table: that frees the most memory per run written. A table still at minimum
     // capacity frees nothing when emptied, so then the growing table itself goes out.
