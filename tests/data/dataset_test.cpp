@@ -266,56 +266,70 @@ TEST(Dataset, DenseStatsMatchTheirDefinitionExactly) {
 // The writer accumulates id statistics with a branch-free loop for contiguous rows and a plain one for
 // rows routed to several splits: the same rows must give the same stats either way (stats cover all
 // splits together).
-// Distinct ids are marked in a byte map up to 2^20 ids and in a bitmap above: the same ids give the same
-// counts either way, missing rows and out-of-range values under a missing flag marking nothing (id 0
-// never occurs as a present value here, so a mark left by a missing row would show).
+// Distinct ids are marked in a byte map for columns of up to 2^20 ids and in a bitmap above
+// (append_rows): both give the reference counts, for contiguous rows (every SIMD level's id kernel) and
+// for rows routed to two splits (the plain loop); missing rows and out-of-range values under a missing
+// flag mark nothing (id 0 never occurs as a present value here, so a mark left by a missing row would
+// show).
 TEST(Dataset, DistinctIdsCountTheSameInByteMapAndBitmap) {
   // At every SIMD level: contiguous rows go through that level's id kernel (data/id_kernels.h), which must
   // ignore what missing rows hold (0 or out of range here) in the range check, sum, min and max too.
   const SimdLevel before = simd_level();
-  for (SimdLevel level : testing::supported_simd_levels()) {
-    set_simd_level(level);
-    const std::string at(simd_level_name(level));
-    TempDir tmp;
-    const int64_t big = (int64_t{1} << 20) + 7;
-    DatasetWriter w(tmp / "ds", {col("small", Role::kCategorical, 5000), col("large", Role::kCategorical, big)}, {});
-    std::vector<bool> seen(5000, false);
-    int64_t present = 0, lo = INT64_MAX, hi = INT64_MIN;
-    double sum = 0;
-    for (int64_t first = 0; first < 30000; first += 7000) {
-      Chunk ch;
-      ch.rows = std::min<int64_t>(7000, 30000 - first);
-      ch.first_row = first;
-      for (const char* name : {"small", "large"}) {
-        Column& c = ch.add_column(name, Role::kCategorical, ColumnKind::kInt);
-        for (int64_t r = 0; r < ch.rows; ++r) {
-          const int64_t g = first + r;
-          const bool missing = g % 7 == 0;
-          c.i[r] = missing ? (g % 2 ? 0 : 999999999) : (g * g) % 4999 + (g % 13 == 5 ? 0 : 1);
-          c.valid[r] = !missing;
-          if (missing || name[0] != 's') continue;
-          seen[static_cast<std::size_t>(c.i[r])] = true;
-          ++present;
-          sum += static_cast<double>(c.i[r]);
-          lo = std::min(lo, c.i[r]);
-          hi = std::max(hi, c.i[r]);
+  struct Spec {
+    const char* name;
+    int64_t card, span;  // ids in [1, span]
+  };
+  const std::vector<Spec> specs = {{"small", 5000, 4999}, {"mid", 50000, 49999}, {"large", (int64_t{1} << 20) + 7, 49999}};
+  for (SimdLevel level : testing::supported_simd_levels())
+    for (bool routed : {false, true}) {
+      set_simd_level(level);
+      const std::string at = std::string(simd_level_name(level)) + (routed ? ", routed" : "");
+      TempDir tmp;
+      std::vector<DatasetColumn> cols;
+      for (const Spec& sp : specs) cols.push_back(col(sp.name, Role::kCategorical, sp.card));
+      DatasetWriter w(tmp / "ds", cols, {});
+      std::vector<std::vector<bool>> seen;
+      for (const Spec& sp : specs) seen.emplace_back(static_cast<std::size_t>(sp.span) + 1, false);
+      std::vector<int64_t> present(specs.size(), 0), lo(specs.size(), INT64_MAX), hi(specs.size(), INT64_MIN);
+      std::vector<double> sum(specs.size(), 0);
+      for (int64_t first = 0; first < 30000; first += 7000) {
+        Chunk ch;
+        ch.rows = std::min<int64_t>(7000, 30000 - first);
+        ch.first_row = first;
+        if (routed)
+          for (int64_t r = 0; r < ch.rows; ++r) ch.split.push_back(static_cast<uint8_t>((first + r) % 3 == 0));
+        for (std::size_t k = 0; k < specs.size(); ++k) {
+          Column& c = ch.add_column(specs[k].name, Role::kCategorical, ColumnKind::kInt);
+          for (int64_t r = 0; r < ch.rows; ++r) {
+            const int64_t g = first + r;
+            const bool missing = g % 7 == 0;
+            // Frequent small ids and a spread over the whole span, as categorify's frequency order gives.
+            const int64_t v = g % 4 ? g % 37 + 1 : (g * g) % specs[k].span + 1;
+            c.i[r] = missing ? (g % 2 ? 0 : 999999999) : v;
+            c.valid[r] = !missing;
+            if (missing) continue;
+            seen[k][static_cast<std::size_t>(v)] = true;
+            ++present[k];
+            sum[k] += static_cast<double>(v);
+            lo[k] = std::min(lo[k], v);
+            hi[k] = std::max(hi[k], v);
+          }
         }
+        w.append(ch);
       }
-      w.append(ch);
+      w.commit();
+      Dataset ds = Dataset::open(tmp / "ds");
+      for (std::size_t k = 0; k < specs.size(); ++k) {
+        const int64_t want = std::count(seen[k].begin(), seen[k].end(), true);
+        EXPECT_GT(want, 1000);
+        const ColumnStats& st = ds.columns()[k].stats;
+        EXPECT_EQ(st.distinct, want) << at << " column " << specs[k].name;
+        EXPECT_EQ(st.missing, 30000 - present[k]) << at << " column " << specs[k].name;
+        EXPECT_EQ(st.min, static_cast<double>(lo[k])) << at << " column " << specs[k].name;
+        EXPECT_EQ(st.max, static_cast<double>(hi[k])) << at << " column " << specs[k].name;
+        EXPECT_DOUBLE_EQ(st.mean, sum[k] / static_cast<double>(present[k])) << at << " column " << specs[k].name;
+      }
     }
-    w.commit();
-    Dataset ds = Dataset::open(tmp / "ds");
-    const int64_t want = std::count(seen.begin(), seen.end(), true);
-    EXPECT_GT(want, 1000);
-    for (int k = 0; k < 2; ++k) {
-      const ColumnStats& st = ds.columns()[k].stats;
-      EXPECT_EQ(st.distinct, want) << at << " column " << k;
-      EXPECT_EQ(st.missing, 30000 - present) << at << " column " << k;
-      EXPECT_EQ(st.min, static_cast<double>(lo)) << at << " column " << k;
-      EXPECT_EQ(st.max, static_cast<double>(hi)) << at << " column " << k;
-      EXPECT_DOUBLE_EQ(st.mean, sum / static_cast<double>(present)) << at << " column " << k;
-    }
-  }
   set_simd_level(before);
 }
 
