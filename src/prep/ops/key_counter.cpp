@@ -222,8 +222,7 @@ void KeyCounter::make_room(ThreadState& ts, std::size_t col) {
   // doubling: distinct keys grow slower than the input, so a few percent of it brings a few percent
   // more keys (Criteo's C16 at 5M rows passed 0.7 of its sized table at 97 % and doubled to 16 MiB).
   const ThreadState::Progress& p = ts.progress[col];
-  if (input_bytes_ > 0 && p.bytes * 20 >= input_bytes_ * 19 && t.capacity() > CountTable::kMinCapacity &&
-      t.allow_late_load() && t.has_room(CountTable::kBlock))
+  if (input_bytes_ > 0 && p.bytes * 20 >= input_bytes_ * 19 && t.allow_late_load() && t.has_room(CountTable::kBlock))
     return;
   while (ts.bytes + t.bytes() > share_bytes_) {
     // Spill the biggest table: that frees the most memory per run written. A table still at minimum
