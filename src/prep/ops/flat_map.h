@@ -157,7 +157,7 @@ class KeyIndex {
     const uint64_t h = mix64(static_cast<uint64_t>(key));
     if (!compact_) return probe(key, h, not_found);
     uint32_t p = 0;
-    return pack_hex_key(key, p) ? probe_compact(p, h, not_found) : not_found;
+    return pack_hex_key(key, p) ? probe_compact(words_.data(), mask_, p, h, not_found) : not_found;
   }
 
   // out[j] = find(keys[j], not_found) for j < n; out may alias keys. Keys are hashed (and packed, for a
@@ -213,11 +213,16 @@ class KeyIndex {
       else
         hash(keys + begin, m, hb[buf]);
     };
+    // The table's fields in locals: `out` is int64_t, which may alias them (size_t and pointers
+    // included, as far as the compiler knows), and they were loaded again after every store.
+    const uint64_t* const words = words_.data();
+    const std::size_t mask = mask_;
+    const uint64_t empty_slot = empty_slot_;
     auto prefetch = [&](uint64_t h) {
       if constexpr (kCompact)
-        __builtin_prefetch(&words_[h & mask_]);
+        __builtin_prefetch(&words[h & mask]);
       else
-        __builtin_prefetch(&slots_[h & mask_]);
+        __builtin_prefetch(&slots_[h & mask]);
     };
     auto look = [&](int64_t key, int buf, std::size_t j) {
       if constexpr (kCompact) {
@@ -225,9 +230,12 @@ class KeyIndex {
           return has_empty_key_ ? empty_key_value_ : not_found;
         // A key that does not pack (a missing value's 0 among them: 40 % of some columns' rows) starts at
         // an empty slot, so it leaves the probe at the first step like any other key, not after a walk
-        // through whatever cluster its hash lands in.
+        // through whatever cluster its hash lands in. Selected by a mask: as a conditional, GCC made it
+        // a branch on whether the value is missing.
         const uint64_t q = qb[buf][j];
-        return probe_compact(q, q == kUnpacked ? empty_slot_ : hb[buf][j], not_found);
+        const uint64_t unpacked = uint64_t{0} - static_cast<uint64_t>(q == kUnpacked);
+        const uint64_t h = (hb[buf][j] & ~unpacked) | (empty_slot & unpacked);
+        return probe_compact(words, mask, q, h, not_found);
       } else {
         return probe(key, hb[buf][j], not_found);
       }
@@ -273,12 +281,12 @@ class KeyIndex {
   // (the min is 0 when the slot is empty or holds q) and the result picked without one: whether a key
   // is found, rare or missing is data, and a branch on it mispredicts (with the two branches of a plain
   // probe, Criteo's lookups took 5-10 % more cycles).
-  int64_t probe_compact(uint64_t q, uint64_t h, int64_t not_found) const {
-    std::size_t i = h & mask_;
-    uint64_t w = words_[i];
+  static int64_t probe_compact(const uint64_t* words, std::size_t mask, uint64_t q, uint64_t h, int64_t not_found) {
+    std::size_t i = h & mask;
+    uint64_t w = words[i];
     while (std::min((w ^ q) & 0xFFFFFFFF, w) != 0) {
-      i = (i + 1) & mask_;
-      w = words_[i];
+      i = (i + 1) & mask;
+      w = words[i];
     }
     return w == 0 ? not_found : static_cast<int64_t>(w >> 32) - 1;
   }
