@@ -64,6 +64,16 @@ inline int64_t unpack_hex_key(uint32_t p) {
   return static_cast<int64_t>(v + 0x3030303030303030ULL + alpha * ('a' - '0' - 10));
 }
 
+// Linear probing in a compact layout's words (packed key in the low half, 0 when empty) from slot
+// h & mask: the slot that holds packed key q, or the empty slot where the probe stopped. One branch per
+// step (the min is 0 when the slot is empty or holds q): whether a key is found, new or missing is data,
+// and a branch on each mispredicts.
+inline std::size_t probe_packed(const uint64_t* words, std::size_t mask, uint64_t q, uint64_t h) {
+  std::size_t i = h & mask;
+  for (uint64_t w = words[i]; std::min((w ^ q) & 0xFFFFFFFF, w) != 0; w = words[i]) i = (i + 1) & mask;
+  return i;
+}
+
 // key -> int64 value; built once (fit or load), then read concurrently by const lookups.
 //
 // Two layouts. Wide: a slot is (stored_key(key), value). Compact (made by assign() when every key packs,
@@ -277,17 +287,11 @@ class KeyIndex {
     }
   }
 
-  // q: the packed key, or kUnpacked (matches no slot) for a key that does not pack. One branch per step
-  // (the min is 0 when the slot is empty or holds q) and the result picked without one: whether a key
-  // is found, rare or missing is data, and a branch on it mispredicts (with the two branches of a plain
-  // probe, Criteo's lookups took 5-10 % more cycles).
+  // q: the packed key, or kUnpacked (matches no slot) for a key that does not pack. The result is picked
+  // without a branch too (with the two branches of a plain probe, Criteo's lookups took 5-10 % more
+  // cycles).
   static int64_t probe_compact(const uint64_t* words, std::size_t mask, uint64_t q, uint64_t h, int64_t not_found) {
-    std::size_t i = h & mask;
-    uint64_t w = words[i];
-    while (std::min((w ^ q) & 0xFFFFFFFF, w) != 0) {
-      i = (i + 1) & mask;
-      w = words[i];
-    }
+    const uint64_t w = words[probe_packed(words, mask, q, h)];
     return w == 0 ? not_found : static_cast<int64_t>(w >> 32) - 1;
   }
 
@@ -478,13 +482,8 @@ class CountTable {
   // counters), or as a new entry of count 1; room checked by the caller.
   void add_packed_lane(uint32_t p, uint64_t h, uint32_t* lane) {
     BW_ASSERT(counts_through_lanes());
-    std::size_t i = h & mask_;
-    uint64_t w = w_[i];
-    while (std::min((w ^ p) & 0xFFFFFFFF, w) != 0) {  // one branch: empty, or the key found
-      i = (i + 1) & mask_;
-      w = w_[i];
-    }
-    if (w == 0) [[unlikely]] {
+    const std::size_t i = probe_packed(w_.data(), mask_, p, h);
+    if (w_[i] == 0) [[unlikely]] {
       w_[i] = uint64_t{1} << 32 | p;
       ++size_;
       return;
