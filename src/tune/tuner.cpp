@@ -1,7 +1,5 @@
 #include "bluewhale/tune/tuner.h"
 
-#include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1355,6 +1355,40 @@ TEST(FlatMap, SmallTablesCountThroughLanesExactly) {
 // not pack (0, the parse's missing value, other integers) and INT64_MIN; the same (key, value) pairs
 // from for_each, values at both ends of the compact range included; the wide layout when a key does
 // not pack or a value does not fit; repeated keys refused in both layouts.
+// probe_packed, the compact layouts' probe: it stops at the slot holding the packed key or at the first
+// empty one, wrapping around the table; kUnpacked (a key that does not pack, the missing value's 0
+// among them) holds in no slot, not even in one whose key packs to 0 ("00000000"), whose low half
+// equals kUnpacked's.
+TEST(FlatMap, ProbePackedStopsAtTheKeyOrAnEmptySlot) {
+  // Slots 6, 7, 0 taken (packed keys 0, 5, 9; values in the high half), the rest empty.
+  std::vector<uint64_t> words(8, 0);
+  words[6] = uint64_t{3} << 32 | 0;
+  words[7] = uint64_t{4} << 32 | 5;
+  words[0] = uint64_t{7} << 32 | 9;
+  EXPECT_EQ(prep_ops::probe_packed(words.data(), 7, 0, 6), 6u);
+  EXPECT_EQ(prep_ops::probe_packed(words.data(), 7, 5, 6), 7u);
+  EXPECT_EQ(prep_ops::probe_packed(words.data(), 7, 9, 6), 0u) << "wraps around";
+  EXPECT_EQ(prep_ops::probe_packed(words.data(), 7, 9, 14), 0u) << "h is masked";
+  EXPECT_EQ(prep_ops::probe_packed(words.data(), 7, 11, 7), 1u) << "absent: the first empty slot";
+  EXPECT_EQ(prep_ops::probe_packed(words.data(), 7, prep_ops::kUnpacked, 6), 1u) << "no match on key 0";
+  EXPECT_EQ(prep_ops::probe_packed(words.data(), 7, prep_ops::kUnpacked, 3), 3u);
+  // Through the index: a stored "00000000" and keys that do not pack, from every start slot.
+  std::vector<int64_t> keys = {hex_key(0)};
+  for (uint64_t v = 1; keys.size() < 5; ++v) keys.push_back(hex_key(v * 977));
+  prep_ops::KeyIndex idx;
+  ASSERT_TRUE(idx.assign(keys.data(), keys.size(), 2));
+  ASSERT_TRUE(idx.is_compact());
+  std::vector<int64_t> q = {0, -1, 12345, categorical_key("abc"), hex_key(0)};
+  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+    if (level > detected_simd_level()) continue;
+    set_simd_level(level);
+    std::vector<int64_t> got(q.size());
+    idx.find_batch(q.data(), q.size(), got.data(), -7);
+    EXPECT_EQ(got, (std::vector<int64_t>{-7, -7, -7, -7, 2})) << simd_level_name(level);
+  }
+  set_simd_level(detected_simd_level());
+}
+
 TEST(FlatMap, CompactKeyIndexAnswersAsTheWideOne) {
   std::mt19937_64 rng(21);
   for (std::size_t n : {0, 1, 5, 700, 30000})

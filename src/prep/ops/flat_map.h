@@ -65,12 +65,12 @@ inline int64_t unpack_hex_key(uint32_t p) {
 }
 
 // Linear probing in a compact layout's words (packed key in the low half, 0 when empty) from slot
-// h & mask: the slot that holds packed key q, or the empty slot where the probe stopped. One branch per
-// step (the min is 0 when the slot is empty or holds q): whether a key is found, new or missing is data,
-// and a branch on each mispredicts.
+// h & mask: the slot that holds packed key q, or the empty slot where the probe stopped; q = kUnpacked
+// (above every packed key) holds in no slot. One branch per step (the min is 0 when the slot is empty
+// or holds q): whether a key is found, new or missing is data, and a branch on each mispredicts.
 inline std::size_t probe_packed(const uint64_t* words, std::size_t mask, uint64_t q, uint64_t h) {
   std::size_t i = h & mask;
-  for (uint64_t w = words[i]; std::min((w ^ q) & 0xFFFFFFFF, w) != 0; w = words[i]) i = (i + 1) & mask;
+  for (uint64_t w = words[i]; std::min((w & 0xFFFFFFFF) ^ q, w) != 0; w = words[i]) i = (i + 1) & mask;
   return i;
 }
 
