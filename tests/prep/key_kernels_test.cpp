@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -169,6 +171,55 @@ TEST(KeyKernels, ZeroMissingZeroesExactlyTheMissingRows) {
         EXPECT_EQ(got, want) << simd_level_name(level) << ", n " << n << ", offset " << offset;
       }
     }
+}
+
+// find_tiny at every level against a map: entry lists of 0 to kTinyKeys keys (INT64_MIN, the largest and
+// smallest keys, 0 and -1 among them), queries that mix entry keys with keys one bit or one unit away,
+// every length up to 80 from four offsets plus a long one, results written elsewhere (nothing outside
+// the n results changes) and in place.
+TEST(KeyKernels, FindTinyGivesEachKeysEntryValueOrNotFound) {
+  std::mt19937_64 rng(31);
+  const std::vector<int64_t> edges = {kEmptyKey, std::numeric_limits<int64_t>::max(), 0, -1, 1, key_of("0a1b2c3d")};
+  for (std::size_t entries : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{8}, std::size_t{17},
+                              kTinyKeys - 1, kTinyKeys}) {
+    std::vector<int64_t> ek, ev;
+    std::map<int64_t, int64_t> want;
+    while (ek.size() < entries) {
+      const int64_t k = ek.size() < edges.size() && entries > 3 ? edges[ek.size()] : key_of(random_hex(rng));
+      if (!want.emplace(k, static_cast<int64_t>(rng() % 1000) - 500).second) continue;
+      ek.push_back(k);
+      ev.push_back(want[k]);
+    }
+    std::vector<int64_t> keys;
+    for (std::size_t j = 0; j < 1100; ++j) {
+      const int64_t base = ek.empty() || rng() % 4 == 0 ? key_of(random_hex(rng)) : ek[rng() % ek.size()];
+      const int r = static_cast<int>(rng() % 8);
+      keys.push_back(r == 0 ? base ^ 1 : r == 1 ? static_cast<int64_t>(static_cast<uint64_t>(base) + 1) : base);
+    }
+    const int64_t not_found = -777;
+    auto expect = [&](int64_t k) {
+      auto it = want.find(k);
+      return it == want.end() ? not_found : it->second;
+    };
+    std::vector<std::size_t> lengths;
+    for (std::size_t n = 0; n <= 80; ++n) lengths.push_back(n);
+    lengths.push_back(1000);
+    for (SimdLevel level : levels())
+      for (std::size_t n : lengths)
+        for (std::size_t offset = 0; offset < 4; ++offset) {
+          SCOPED_TRACE(std::string(simd_level_name(level)) + ", " + std::to_string(entries) + " entries, n " +
+                       std::to_string(n) + ", offset " + std::to_string(offset));
+          std::vector<int64_t> out(n + 2, 0x5A5A5A5A);
+          find_tiny_for(level)(keys.data() + offset, n, ek.data(), ev.data(), entries, not_found, out.data() + 1);
+          ASSERT_EQ(out.front(), 0x5A5A5A5A);
+          ASSERT_EQ(out.back(), 0x5A5A5A5A);
+          for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(out[j + 1], expect(keys[offset + j])) << j;
+          std::vector<int64_t> in_place = keys;
+          find_tiny_for(level)(in_place.data() + offset, n, ek.data(), ev.data(), entries, not_found,
+                               in_place.data() + offset);
+          ASSERT_TRUE(std::equal(out.begin() + 1, out.end() - 1, in_place.begin() + static_cast<std::ptrdiff_t>(offset)));
+        }
+  }
 }
 
 }  // namespace

@@ -1450,6 +1450,49 @@ TEST(FlatMap, CompactKeyIndexAnswersAsTheWideOne) {
   }
 }
 
+// Indexes of up to kTinyKeys keys answer find_batch by comparing with their entries: in both layouts,
+// with INT64_MIN among the keys or not, at every level the same as find(); one key more and they probe.
+// A key added after assign() turns the entry list off (it would miss that key).
+TEST(FlatMap, TinyKeyIndexesAnswerAsTheProbe) {
+  std::mt19937_64 rng(41);
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{5}, prep_ops::kTinyKeys, prep_ops::kTinyKeys + 1})
+    for (bool hex : {true, false})
+      for (bool with_min : {false, true}) {
+        std::vector<int64_t> keys;
+        std::set<int64_t> distinct;
+        while (keys.size() < n) {
+          int64_t k = with_min && keys.size() == n / 2 ? prep_ops::kEmptyKey : hex_key(rng());
+          if (!hex && keys.size() == 0) k = categorical_key("not-hex");
+          if (distinct.insert(k).second) keys.push_back(k);
+        }
+        prep_ops::KeyIndex idx;
+        ASSERT_TRUE(idx.assign(keys.data(), n, 2));
+        EXPECT_EQ(idx.is_tiny(), n <= prep_ops::kTinyKeys) << n;
+        EXPECT_EQ(idx.is_compact(), hex || n == 0) << n;
+        std::vector<int64_t> q = keys;
+        for (int j = 0; j < 300; ++j) q.push_back(j % 3 == 0 ? hex_key(rng()) : keys.empty() ? 0 : keys[rng() % n] ^ 1);
+        for (int64_t k : {int64_t{0}, int64_t{-1}, std::numeric_limits<int64_t>::max(), prep_ops::kEmptyKey}) q.push_back(k);
+        std::shuffle(q.begin(), q.end(), rng);
+        for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+          if (level > detected_simd_level()) continue;
+          set_simd_level(level);
+          std::vector<int64_t> got(q.size());
+          idx.find_batch(q.data(), q.size(), got.data(), 1);
+          for (std::size_t j = 0; j < q.size(); ++j)
+            ASSERT_EQ(got[j], idx.find(q[j], 1)) << n << " keys, " << simd_level_name(level) << ", query " << j;
+        }
+        set_simd_level(detected_simd_level());
+        if (!hex && n > 0) {  // wide: keys can still be added
+          const int64_t extra = categorical_key("added later");
+          idx.get_or_add(extra, 99);
+          EXPECT_FALSE(idx.is_tiny());
+          int64_t got = 0;
+          idx.find_batch(&extra, 1, &got, 1);
+          EXPECT_EQ(got, 99);
+        }
+      }
+}
+
 // KeyCounter over hex keys (compact tables) and mixed keys (tables turning wide inside add_many), with
 // budgets that force spills or not and 1-3 threads: finish() reports exactly the reference counts.
 TEST(FlatMap, KeyCounterWithCompactTablesMatchesReference) {

@@ -96,6 +96,7 @@ class KeyIndex {
   // Wide layout only.
   std::pair<int64_t*, bool> get_or_add(int64_t key, int64_t value_if_new) {
     BW_ASSERT(!compact_, "KeyIndex::get_or_add on a compact index");
+    tiny_ = false;  // the entries copied by assign() no longer cover every key
     if (key == kEmptyKey) {
       bool inserted = !has_empty_key_;
       if (inserted) empty_key_value_ = value_if_new;
@@ -133,6 +134,7 @@ class KeyIndex {
       reserve(n);
       for (std::size_t j = 0; j < n; ++j)
         if (!get_or_add(keys[j], first_value + static_cast<int64_t>(j)).second) return false;
+      note_tiny();
       return true;
     }
     const std::size_t cap = pow2_at_least(std::max(kMinCapacity, 3 * n + 1));  // load <= 1/3
@@ -157,10 +159,13 @@ class KeyIndex {
       ++size_;
     }
     while (words_[empty_slot_] != 0) ++empty_slot_;  // there is one: the load is at most 1/3
+    note_tiny();
     return true;
   }
   // Whether assign() chose the compact layout (for tests).
   bool is_compact() const { return compact_; }
+  // Whether find_batch compares keys with a list of entries (for tests).
+  bool is_tiny() const { return tiny_; }
 
   int64_t find(int64_t key, int64_t not_found) const {
     if (key == kEmptyKey) return has_empty_key_ ? empty_key_value_ : not_found;
@@ -173,9 +178,12 @@ class KeyIndex {
   // out[j] = find(keys[j], not_found) for j < n; out may alias keys. Keys are hashed (and packed, for a
   // compact index) a block at a time (key_kernels.h). Large tables miss the cache on almost every lookup,
   // so the slot of key j + kAhead is prefetched while key j is probed: the misses then overlap instead of
-  // being paid one after the other. A table that fits in L1/L2 skips that.
+  // being paid one after the other. A table that fits in L1/L2 skips that. An index that assign() gave at
+  // most kTinyKeys keys compares every key with its entries instead (FindTinyFn, key_kernels.h).
   void find_batch(const int64_t* keys, std::size_t n, int64_t* out, int64_t not_found) const {
-    if (compact_)
+    if (tiny_)
+      find_tiny_for(simd_level())(keys, n, tiny_keys_.data(), tiny_values_.data(), tiny_keys_.size(), not_found, out);
+    else if (compact_)
       find_batch_impl<true>(keys, n, out, not_found);
     else
       find_batch_impl<false>(keys, n, out, not_found);
@@ -307,8 +315,22 @@ class KeyIndex {
     }
   }
 
+  // After assign(): the keys and values as lists for find_batch when there are at most kTinyKeys.
+  void note_tiny() {
+    tiny_keys_.clear();
+    tiny_values_.clear();
+    tiny_ = size() <= kTinyKeys;
+    if (!tiny_) return;
+    for_each([&](int64_t k, int64_t v) {
+      tiny_keys_.push_back(k);
+      tiny_values_.push_back(v);
+    });
+  }
+
   ZeroBuffer<Slot> slots_;
   ZeroBuffer<uint64_t> words_;  // the compact layout's slots (slots_ is then empty)
+  std::vector<int64_t> tiny_keys_, tiny_values_;  // see note_tiny
+  bool tiny_ = false;
   std::size_t mask_ = 0, size_ = 0;
   std::size_t empty_slot_ = 0;  // compact layout: an empty slot, where keys that do not pack start
   bool compact_ = false;

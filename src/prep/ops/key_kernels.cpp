@@ -42,6 +42,20 @@ ZeroMissingFn zero_missing_for(SimdLevel level) {
   return simd_pick(level, zero_missing_scalar, zero_missing_avx2, zero_missing_avx512);
 }
 
+void find_tiny_scalar(const int64_t* keys, std::size_t n, const int64_t* entry_keys, const int64_t* values,
+                      std::size_t entries, int64_t not_found, int64_t* out) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const int64_t k = keys[j];
+    int64_t r = not_found;
+    for (std::size_t e = 0; e < entries; ++e) r = k == entry_keys[e] ? values[e] : r;
+    out[j] = r;
+  }
+}
+
+FindTinyFn find_tiny_for(SimdLevel level) {
+  return simd_pick(level, find_tiny_scalar, find_tiny_avx2, find_tiny_avx512);
+}
+
 HashPackKeysFn hash_pack_keys_for(SimdLevel level) {
   return simd_pick(level, hash_pack_keys_scalar, hash_pack_keys_avx2, hash_pack_keys_avx512);
 }

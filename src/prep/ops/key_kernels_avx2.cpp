@@ -121,4 +121,37 @@ void zero_missing_avx2(int64_t* ids, const uint8_t* valid, std::size_t n) {
   zero_missing_scalar(ids + r, valid + r, n - r);
 }
 
+// 16 keys per step in four vectors (see find_tiny_avx512), a byte blend per entry.
+void find_tiny_avx2(const int64_t* keys, std::size_t n, const int64_t* entry_keys, const int64_t* values,
+                    std::size_t entries, int64_t not_found, int64_t* out) {
+  const __m256i none = _mm256_set1_epi64x(not_found);
+  auto load = [&](std::size_t at) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(keys + at)); };
+  auto store = [&](std::size_t at, __m256i r) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + at), r); };
+  std::size_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m256i x0 = load(j), x1 = load(j + 4), x2 = load(j + 8), x3 = load(j + 12);
+    __m256i r0 = none, r1 = none, r2 = none, r3 = none;
+    for (std::size_t e = 0; e < entries; ++e) {
+      const __m256i k = _mm256_set1_epi64x(entry_keys[e]);
+      const __m256i v = _mm256_set1_epi64x(values[e]);
+      r0 = _mm256_blendv_epi8(r0, v, _mm256_cmpeq_epi64(x0, k));
+      r1 = _mm256_blendv_epi8(r1, v, _mm256_cmpeq_epi64(x1, k));
+      r2 = _mm256_blendv_epi8(r2, v, _mm256_cmpeq_epi64(x2, k));
+      r3 = _mm256_blendv_epi8(r3, v, _mm256_cmpeq_epi64(x3, k));
+    }
+    store(j, r0);
+    store(j + 4, r1);
+    store(j + 8, r2);
+    store(j + 12, r3);
+  }
+  for (; j + 4 <= n; j += 4) {
+    const __m256i x = load(j);
+    __m256i r = none;
+    for (std::size_t e = 0; e < entries; ++e)
+      r = _mm256_blendv_epi8(r, _mm256_set1_epi64x(values[e]), _mm256_cmpeq_epi64(x, _mm256_set1_epi64x(entry_keys[e])));
+    store(j, r);
+  }
+  find_tiny_scalar(keys + j, n - j, entry_keys, values, entries, not_found, out + j);
+}
+
 }  // namespace bluewhale::prep_ops

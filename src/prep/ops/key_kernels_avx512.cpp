@@ -99,4 +99,39 @@ void zero_missing_avx512(int64_t* ids, const uint8_t* valid, std::size_t n) {
   zero_missing_scalar(ids + r, valid + r, n - r);
 }
 
+// 32 keys per step, in four vectors that share each entry's broadcasts; a lane takes the entry's value
+// where its key equals the entry's. The step's keys are all loaded before its results are stored (out
+// may alias keys).
+void find_tiny_avx512(const int64_t* keys, std::size_t n, const int64_t* entry_keys, const int64_t* values,
+                      std::size_t entries, int64_t not_found, int64_t* out) {
+  const __m512i none = _mm512_set1_epi64(not_found);
+  std::size_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m512i x0 = _mm512_loadu_si512(keys + j), x1 = _mm512_loadu_si512(keys + j + 8);
+    const __m512i x2 = _mm512_loadu_si512(keys + j + 16), x3 = _mm512_loadu_si512(keys + j + 24);
+    __m512i r0 = none, r1 = none, r2 = none, r3 = none;
+    for (std::size_t e = 0; e < entries; ++e) {
+      const __m512i k = _mm512_set1_epi64(entry_keys[e]);
+      const __m512i v = _mm512_set1_epi64(values[e]);
+      r0 = _mm512_mask_mov_epi64(r0, _mm512_cmpeq_epi64_mask(x0, k), v);
+      r1 = _mm512_mask_mov_epi64(r1, _mm512_cmpeq_epi64_mask(x1, k), v);
+      r2 = _mm512_mask_mov_epi64(r2, _mm512_cmpeq_epi64_mask(x2, k), v);
+      r3 = _mm512_mask_mov_epi64(r3, _mm512_cmpeq_epi64_mask(x3, k), v);
+    }
+    _mm512_storeu_si512(out + j, r0);
+    _mm512_storeu_si512(out + j + 8, r1);
+    _mm512_storeu_si512(out + j + 16, r2);
+    _mm512_storeu_si512(out + j + 24, r3);
+  }
+  for (; j + 8 <= n; j += 8) {
+    const __m512i x = _mm512_loadu_si512(keys + j);
+    __m512i r = none;
+    for (std::size_t e = 0; e < entries; ++e)
+      r = _mm512_mask_mov_epi64(r, _mm512_cmpeq_epi64_mask(x, _mm512_set1_epi64(entry_keys[e])),
+                                _mm512_set1_epi64(values[e]));
+    _mm512_storeu_si512(out + j, r);
+  }
+  find_tiny_scalar(keys + j, n - j, entry_keys, values, entries, not_found, out + j);
+}
+
 }  // namespace bluewhale::prep_ops
