@@ -18,6 +18,8 @@ IdStretch store_ids_avx512(const int64_t* src, const uint8_t* valid, int64_t n, 
   const __m512i vcard = _mm512_set1_epi64(static_cast<int64_t>(card));
   __m512i sum = _mm512_setzero_si512();
   __m512i lo = _mm512_set1_epi64(INT64_MAX), hi = _mm512_set1_epi64(INT64_MIN);
+  __m512i marks = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi64(1);
   __mmask8 bad = 0;
   int64_t present = 0;
   int64_t k = 0;
@@ -35,18 +37,22 @@ IdStretch store_ids_avx512(const int64_t* src, const uint8_t* valid, int64_t n, 
     sum = _mm512_add_epi64(sum, v);
     lo = _mm512_mask_min_epi64(lo, m, lo, v);
     hi = _mm512_mask_max_epi64(hi, m, hi, v);
+    marks = _mm512_or_si512(marks, _mm512_maskz_sllv_epi64(m, one, v));  // shifts past 63 give 0
     present += __builtin_popcount(m);
   }
   // Reduced through memory: GCC 12's _mm512_reduce_* trip -Wuninitialized the same way.
   alignas(64) int64_t s[8], l[8], h[8];
+  alignas(64) uint64_t b[8];
   _mm512_store_si512(s, sum);
   _mm512_store_si512(l, lo);
   _mm512_store_si512(h, hi);
+  _mm512_store_si512(b, marks);
   IdStretch acc;
   for (int j = 0; j < 8; ++j) {
     acc.sum = wrapping_add(acc.sum, s[j]);
     acc.lo = l[j] < acc.lo ? l[j] : acc.lo;
     acc.hi = h[j] > acc.hi ? h[j] : acc.hi;
+    acc.low_marks |= b[j];
   }
   acc.present = present;
   acc.out_of_range = bad != 0;

@@ -32,6 +32,7 @@ IdStretch reference(const int64_t* src, const uint8_t* valid, int64_t n, uint64_
     ++r.present;
     if (v < r.lo) r.lo = v;
     if (v > r.hi) r.hi = v;
+    if (v >= 0 && v < 64) r.low_marks |= uint64_t{1} << v;
   }
   return r;
 }
@@ -53,6 +54,7 @@ void check(const std::vector<int64_t>& src, const std::vector<uint8_t>* valid, s
     EXPECT_EQ(g.lo, w.lo) << at;
     EXPECT_EQ(g.hi, w.hi) << at;
     EXPECT_EQ(g.out_of_range, w.out_of_range) << at;
+    EXPECT_EQ(g.low_marks, w.low_marks) << at;
   }
 }
 
@@ -68,6 +70,10 @@ TEST(IdKernels, EveryLevelMatchesTheDefinition) {
   const int64_t specials[] = {0,  999, 1000, -1, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
                               int64_t{1} << 32, (int64_t{1} << 31) + 5};
   for (std::size_t k = 0; k < 64; ++k) mixed[k] = k % 5 == 0 ? specials[(k / 5) % 8] : in_range[k];
+  // Ids of a tiny column, with the edges of the low marks (63 marks, 64 and negatives do not).
+  std::vector<int64_t> tiny(64);
+  const int64_t tiny_edges[] = {0, 63, 64, -1, 65, std::numeric_limits<int64_t>::min()};
+  for (std::size_t k = 0; k < 64; ++k) tiny[k] = k % 7 == 3 ? tiny_edges[(k / 7) % 6] : static_cast<int64_t>(rng() % 40);
   for (int64_t n = 0; n <= 40; ++n)
     for (std::size_t offset = 0; offset < 4; ++offset) {
       check(in_range, nullptr, offset, n, card, "in range, all present");
@@ -75,6 +81,8 @@ TEST(IdKernels, EveryLevelMatchesTheDefinition) {
       check(in_range, &none, offset, n, card, "all missing");
       check(mixed, &all, offset, n, card, "out of range values");
       check(mixed, &some, offset, n, card, "out of range values, some missing");
+      check(tiny, nullptr, offset, n, 64, "tiny ids, all present");
+      check(tiny, &some, offset, n, 64, "tiny ids, some missing");
     }
   // Out-of-range values under a missing flag store 0 and are not reported.
   std::vector<int64_t> hidden(16, 5000);
