@@ -1541,6 +1541,124 @@ TEST(FlatMap, KeyCounterWithCompactTablesMatchesReference) {
   set_simd_level(detected_simd_level());
 }
 
+// TinyCounts counts exactly while it has at most kMaxEntries keys (INT64_MIN, 0, -1, INT64_MAX and keys
+// that share their top bytes among them), in batches of every size around its blocks; a key past that
+// in the middle of a block leaves what it counted, `rest` and the keys after the return value together
+// equal to the input; nothing more is counted once full.
+TEST(FlatMap, TinyCountsCountExactlyUntilFull) {
+  std::mt19937_64 rng(43);
+  std::vector<int64_t> pool = {prep_ops::kEmptyKey, 0, -1, std::numeric_limits<int64_t>::max(), 1, 2, 3};
+  while (pool.size() < prep_ops::TinyCounts::kMaxEntries) pool.push_back(static_cast<int64_t>(rng() % 1000) << 40 | 7);
+  std::sort(pool.begin(), pool.end());
+  pool.erase(std::unique(pool.begin(), pool.end()), pool.end());
+  ASSERT_LE(pool.size(), prep_ops::TinyCounts::kMaxEntries);
+  prep_ops::TinyCounts tc;
+  std::map<int64_t, int64_t> want;
+  std::vector<int64_t> rest;
+  std::size_t step = 0;
+  for (std::size_t n : {0, 1, 3, 255, 256, 257, 511, 1000, 4096}) {
+    std::vector<int64_t> keys;
+    for (std::size_t j = 0; j < n; ++j) {
+      // New keys appear over time: the multiplier is found again mid-stream.
+      const std::size_t reach = std::min(pool.size(), 4 + step++ / 40);
+      keys.push_back(pool[rng() % 3 == 0 ? rng() % reach : rng() % std::min<std::size_t>(reach, 3)]);
+      ++want[keys.back()];
+    }
+    ASSERT_EQ(tc.add_many(keys.data(), keys.size(), rest), n);
+    ASSERT_FALSE(tc.full());
+    EXPECT_TRUE(rest.empty());
+    std::map<int64_t, int64_t> got;
+    tc.for_each([&](int64_t k, int64_t c) { EXPECT_TRUE(got.emplace(k, c).second); });
+    ASSERT_EQ(got, want) << n;
+  }
+  EXPECT_EQ(tc.size(), want.size());
+
+  // Past kMaxEntries: fresh keys from the middle of the second block on, then more blocks.
+  prep_ops::TinyCounts small;
+  std::vector<int64_t> keys;
+  for (std::size_t j = 0; j < 2000; ++j)
+    keys.push_back(j < 300 ? pool[j % pool.size()] : j % 2 ? pool[j % 5] : static_cast<int64_t>(1000 + j % 70));
+  const std::size_t ret = small.add_many(keys.data(), keys.size(), rest);
+  EXPECT_TRUE(small.full());
+  EXPECT_LT(ret, keys.size());
+  EXPECT_FALSE(rest.empty());
+  std::map<int64_t, int64_t> all, seen;
+  for (int64_t k : keys) ++all[k];
+  small.for_each([&](int64_t k, int64_t c) { seen[k] += c; });
+  EXPECT_EQ(small.size(), prep_ops::TinyCounts::kMaxEntries);
+  for (int64_t k : rest) ++seen[k];
+  for (std::size_t j = ret; j < keys.size(); ++j) ++seen[keys[j]];
+  EXPECT_EQ(seen, all);
+  EXPECT_EQ(small.add_many(keys.data(), keys.size(), rest), 0u);  // full: takes nothing more
+  EXPECT_TRUE(rest.empty());
+}
+
+// KeyCounter without first rows counts every column in a TinyCounts until it passes kTinyKeys keys:
+// columns that stay tiny, one that passes it in the middle of a batch (some of its keys not hex), one
+// that mixes single add()s in, on 1-3 threads, with spills or not; finish() reports the reference
+// counts, through the per-key sink and the packed one, and distinct_upper_bound covers them.
+TEST(FlatMap, KeyCounterCountsTinyColumnsExactly) {
+  TempDir dir;
+  std::mt19937_64 rng(47);
+  constexpr std::size_t kCols = 4;
+  std::vector<std::vector<std::vector<int64_t>>> batches(kCols);
+  std::vector<Counts> ref(kCols);
+  for (int b = 0; b < 30; ++b)
+    for (std::size_t c = 0; c < kCols; ++c) {
+      std::vector<int64_t> keys;
+      for (int r = 0; r < 1500; ++r) {
+        int64_t k = 0;
+        if (c == 0) k = hex_key(rng() % 3);
+        if (c == 1) k = r % 11 == 0 ? prep_ops::kEmptyKey : hex_key(rng() % 30);
+        if (c == 2) k = b < 12 || r < 700 ? hex_key(rng() % 20) : r % 5 ? hex_key(rng() % 5000) : categorical_key("x" + std::to_string(rng() % 9));
+        if (c == 3) k = hex_key(rng() % 25);
+        keys.push_back(k);
+        ++ref[c][k];
+      }
+      batches[c].push_back(std::move(keys));
+    }
+  for (int threads : {1, 2, 3})
+    for (int64_t budget : {int64_t{64} << 10, int64_t{1} << 30})
+      for (bool packed : {false, true}) {
+        prep_ops::KeyCounter kc("test");
+        kc.begin(kCols, threads, budget, dir.path().string(), false);
+        for (std::size_t b = 0; b < batches[0].size(); ++b) {
+          const int t = static_cast<int>(b % static_cast<std::size_t>(threads));
+          for (std::size_t c = 0; c < kCols; ++c) {
+            const std::vector<int64_t>& keys = batches[c][b];
+            if (c == 3 && b % 4 == 1) {
+              for (int64_t k : keys) kc.add(c, t, k, 0);
+            } else {
+              kc.add_many(c, t, keys.data(), nullptr, keys.size());
+            }
+          }
+        }
+        for (std::size_t c = 0; c < kCols; ++c) EXPECT_GE(kc.distinct_upper_bound(c), ref[c].size()) << c;
+        std::vector<Counts> got(kCols);
+        std::mutex mu;
+        auto sink = [&](std::size_t col, const prep_ops::KeyCount& c) {
+          std::lock_guard<std::mutex> lk(mu);
+          EXPECT_EQ(got[col].count(c.key), 0u);
+          got[col][c.key] = c.count;
+        };
+        prep_ops::KeyCounter::PackedSink packed_sink;
+        if (packed)
+          packed_sink = [&](std::size_t col, prep_ops::CountTable::Packed&& p) {
+            std::lock_guard<std::mutex> lk(mu);
+            for (std::size_t j = 0; j < p.n; ++j) {
+              const int64_t k = prep_ops::unpack_hex_key(static_cast<uint32_t>(p.words[j]));
+              EXPECT_EQ(got[col].count(k), 0u);
+              got[col][k] = static_cast<int64_t>(p.words[j] >> 32);
+            }
+            if (p.has_empty_key) got[col][prep_ops::kEmptyKey] = p.empty_key.count;
+          };
+        kc.finish(threads, sink, 1, packed_sink);
+        for (std::size_t c = 0; c < kCols; ++c)
+          EXPECT_EQ(got[c], ref[c]) << "column " << c << ", " << threads << " threads, budget " << budget
+                                    << (packed ? ", packed" : "");
+      }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Throughput (printed, not asserted): 10M distinct keys over 50M values, fit in memory and spilling,
 // then transform lookups on one thread. BW_OPS_PERF_SCALE=0.1 shrinks it.

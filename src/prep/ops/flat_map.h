@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -895,5 +896,149 @@ void for_each_union(const std::vector<CountTable*>& tables, F&& f) {
     resolve();
   }
 }
+
+// Counts of a column's keys while it has at most kMaxEntries distinct ones (Criteo has seven such
+// columns: 3 to 29 values), for KeyCounter. A key's entry is found by a perfect hash: a multiplier under
+// which the entries' keys land in distinct slots of kSlots (found again whenever an entry is added; a
+// slot without an entry holds a key that does not hash to it), so counting a key is a multiply, a load,
+// a compare and an increment, with no probe loop and no branch on the data (through a compact count
+// table such a column cost ~7 cycles a key: hashing, packing and the probe's branches). The increments
+// go to four lanes of per-slot counters (key j's to lane j % 4: equal keys in a row do not wait on each
+// other's stores, see CountTable::kLaneSlots) and a miss to a spare counter; the lanes are added into the
+// entries after every block, and a block with misses is gone through again for them.
+class TinyCounts {
+ public:
+  static constexpr std::size_t kMaxEntries = kTinyKeys;
+
+  // Counts keys[0, n) in blocks while at most kMaxEntries distinct keys are seen. Returns n when every
+  // key was counted. Otherwise the counts turned full (full() is then true): the return value is where
+  // the blocks not looked at start, and `rest` (cleared first) holds the keys of the blocks looked at
+  // that were not counted, in order; the caller counts those and keys[ret, n) elsewhere.
+  std::size_t add_many(const int64_t* keys, std::size_t n, std::vector<int64_t>& rest) {
+    rest.clear();
+    if (full_) return 0;
+    std::size_t b = 0;
+    while (b < n) {
+      const std::size_t m = std::min(kBlock, n - b);
+      const int64_t* k = keys + b;
+      uint32_t* lanes = lanes_.data();
+      const int64_t* slot_key = slot_key_.data();
+      const uint64_t mult = mult_;
+      for (std::size_t j = 0; j < m; ++j) {
+        const uint64_t s = slot_of(k[j], mult);
+        const uint64_t c = slot_key[s] == k[j] ? s : kSlots;  // a miss: the spare counter
+        ++lanes[(j & (kLanes - 1)) * kLane + c];
+      }
+      uint32_t misses = 0;
+      for (std::size_t l = 0; l < kLanes; ++l) misses |= lanes[l * kLane + kSlots];
+      fold();
+      if (misses != 0) add_missed(k, m, rest);
+      b += m;
+      if (full_) return b;
+    }
+    return n;
+  }
+
+  bool full() const { return full_; }
+  std::size_t size() const { return keys_.size(); }
+  // Visits every (key, count) counted, in no meaningful order.
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t e = 0; e < keys_.size(); ++e) f(keys_[e], counts_[e]);
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 256;
+  static constexpr std::size_t kLane = kSlots + 1;  // a lane's counters: one per slot, then the misses'
+  static constexpr std::size_t kBlock = 256;        // keys per block (lane counters stay far below 2^32)
+  static constexpr std::size_t kLanes = 4;
+
+  static uint64_t slot_of(int64_t key, uint64_t mult) { return (static_cast<uint64_t>(key) * mult) >> 56; }
+
+  // Adds the lanes into the entries' counts and zeroes them (the misses' counters included).
+  void fold() {
+    for (std::size_t e = 0; e < keys_.size(); ++e) {
+      const std::size_t s = slot_[e];
+      for (std::size_t l = 0; l < kLanes; ++l) {
+        counts_[e] += lanes_[l * kLane + s];
+        lanes_[l * kLane + s] = 0;
+      }
+    }
+    for (std::size_t l = 0; l < kLanes; ++l) lanes_[l * kLane + kSlots] = 0;
+  }
+
+  // The keys of a block that missed, in order: counted in their entry (added when new, while there is
+  // room), else (full) kept in rest. Which keys missed is decided under the hash the block was counted
+  // with; entries added here change the hash, so their keys are then found by a scan of the entries.
+  void add_missed(const int64_t* k, std::size_t m, std::vector<int64_t>& rest) {
+    missed_.clear();
+    for (std::size_t j = 0; j < m; ++j)
+      if (slot_key_[slot_of(k[j], mult_)] != k[j]) missed_.push_back(k[j]);
+    for (const int64_t key : missed_) {
+      const std::size_t e = static_cast<std::size_t>(std::find(keys_.begin(), keys_.end(), key) - keys_.begin());
+      if (e < keys_.size()) {
+        ++counts_[e];
+      } else if (!full_ && add_entry(key)) {
+        counts_.back() = 1;
+      } else {
+        full_ = true;
+        rest.push_back(key);
+      }
+    }
+  }
+
+  // Adds key as a new entry (count 0) and finds a multiplier that keeps every entry in a slot of its
+  // own; false (nothing changed) when there is no room or no such multiplier turns up.
+  bool add_entry(int64_t key) {
+    if (keys_.size() == kMaxEntries) return false;
+    keys_.push_back(key);
+    std::array<uint8_t, kSlots> taken{};
+    for (uint64_t attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      const uint64_t mult = mix64(seed_++) | 1;
+      taken.fill(0);
+      bool ok = true;
+      for (std::size_t e = 0; e < keys_.size() && ok; ++e) {
+        const uint64_t s = slot_of(keys_[e], mult);
+        ok = taken[s] == 0;
+        taken[s] = 1;
+      }
+      if (!ok) continue;
+      mult_ = mult;
+      slot_.resize(keys_.size());
+      for (std::size_t s = 0; s < kSlots; ++s) {
+        // A key that hashes elsewhere, so that no key can match a slot without an entry.
+        int64_t filler = static_cast<int64_t>(s) + 1;
+        while (slot_of(filler, mult) == s) ++filler;
+        slot_key_[s] = filler;
+      }
+      for (std::size_t e = 0; e < keys_.size(); ++e) {
+        slot_[e] = static_cast<uint16_t>(slot_of(keys_[e], mult));
+        slot_key_[slot_[e]] = keys_[e];
+      }
+      counts_.push_back(0);
+      return true;
+    }
+    keys_.pop_back();
+    return false;
+  }
+
+  static constexpr uint64_t kMaxAttempts = 4096;  // 32 keys in 256 slots: ~1 multiplier in 8 fits
+
+  std::vector<int64_t> keys_, counts_;
+  std::vector<uint16_t> slot_;  // entry e's slot
+  std::array<int64_t, kSlots> slot_key_ = filled_with_misses();
+  std::vector<uint32_t> lanes_ = std::vector<uint32_t>(kLanes * kLane, 0);
+  uint64_t mult_ = 1;
+  uint64_t seed_ = 0;
+  std::vector<int64_t> missed_;  // add_missed's scratch
+  bool full_ = false;
+
+  // Before any entry (multiplier 1: slot = key >> 56): slot s holds a key whose top byte is not s.
+  static std::array<int64_t, kSlots> filled_with_misses() {
+    std::array<int64_t, kSlots> a{};
+    for (std::size_t s = 0; s < kSlots; ++s) a[s] = static_cast<int64_t>(((s + 1) & 0xFF) << 56);
+    return a;
+  }
+};
 
 }  // namespace bluewhale::prep_ops

@@ -171,6 +171,10 @@ void KeyCounter::begin(std::size_t columns, int threads, int64_t budget_bytes, c
     }
     ts->runs.resize(columns_);
     ts->progress.resize(columns_);
+    if (!track_first) {
+      ts->tiny.resize(columns_);
+      ts->tiny_on.assign(columns_, 1);
+    }
     for (const CountTable& t : ts->tables) ts->bytes += t.bytes();
     threads_.push_back(std::move(ts));
   }
@@ -244,6 +248,18 @@ void KeyCounter::make_room(ThreadState& ts, std::size_t col) {
   t.grow();
 }
 
+void KeyCounter::tiny_to_table(ThreadState& ts, std::size_t col) {
+  CountTable& t = ts.tables[col];
+  ts.tiny[col].for_each([&](int64_t key, int64_t count) {
+    if (!t.has_room(1)) make_room(ts, col);
+    const std::size_t before = t.bytes();
+    t.add_n(key, count, 0);
+    ts.bytes += t.bytes() - before;  // a key that does not pack turns the table wide
+  });
+  ts.tiny[col] = TinyCounts();
+  ts.tiny_on[col] = 0;
+}
+
 RunFile KeyCounter::write_run(const std::vector<KeyCount>& sorted) {
   fs::path path = temp_dir_ / str_cat("bw-", label_, "-", ::getpid(), "-", g_run_serial++, ".run");
   RunWriter w(path);
@@ -262,6 +278,7 @@ std::size_t KeyCounter::distinct_upper_bound(std::size_t col) const {
   std::size_t n = 0;
   for (const auto& ts : threads_) {
     n += ts->tables[col].size();
+    if (!ts->tiny_on.empty() && ts->tiny_on[col]) n += ts->tiny[col].size();
     for (const RunFile& r : ts->runs[col]) n += static_cast<std::size_t>(r.records());
   }
   return n;
@@ -272,6 +289,9 @@ void KeyCounter::finish(int threads, const std::function<void(std::size_t, const
   // The arrays the tables grew out of are of no more use: freed now, their memory (kept by the process,
   // see core/zero_buffer.h) serves what the caller builds from the totals instead of fresh pages.
   for (auto& ts : threads_) ts->pool.release();
+  for (auto& ts : threads_)
+    for (std::size_t c = 0; c < ts->tiny_on.size(); ++c)
+      if (ts->tiny_on[c]) tiny_to_table(*ts, c);
   // Biggest columns first: a few columns hold most keys, and one of them started last would leave the
   // other threads idle at the end (the fit's end is a serial stretch of the run).
   std::vector<std::size_t> order(columns_);

@@ -107,6 +107,11 @@ class KeyCounter {
     std::vector<uint64_t> hashes;  // add_many scratch
     std::vector<uint64_t> packed;  // add_many scratch
     std::vector<uint32_t> lanes;   // add_many_lanes' counters: 4 * CountTable::kLaneSlots, zero between calls
+    // Without first rows, every column counts in a TinyCounts until it has more than kTinyKeys distinct
+    // keys; then its counts move to its table (tiny_to_table), where the column counts from then on.
+    std::vector<TinyCounts> tiny;
+    std::vector<uint8_t> tiny_on;   // per column: still counting in tiny
+    std::vector<int64_t> tiny_rest;  // TinyCounts::add_many's keys left over
     struct Progress {
       int64_t bytes = 0, bytes_at_first = 0, distinct_at_first = 0;
       bool sized = false;
@@ -117,6 +122,20 @@ class KeyCounter {
   template <bool kTrackFirst>
   void add_many_impl(std::size_t col, int thread, const int64_t* keys, const int64_t* rows, std::size_t n) {
     ThreadState& ts = *threads_[thread];
+    if constexpr (!kTrackFirst) {
+      if (!ts.tiny_on.empty() && ts.tiny_on[col]) {
+        const std::size_t done = ts.tiny[col].add_many(keys, n, ts.tiny_rest);
+        if (!ts.tiny[col].full()) return;
+        tiny_to_table(ts, col);
+        if (!ts.tiny_rest.empty()) {
+          std::vector<int64_t> rest = std::move(ts.tiny_rest);
+          add_many_impl<false>(col, thread, rest.data(), nullptr, rest.size());
+          ts.tiny_rest = std::move(rest);  // kept for its capacity
+        }
+        keys += done;
+        n -= done;
+      }
+    }
     CountTable& t = ts.tables[col];
     // Hashes (and, for a compact table, packed keys) of the whole batch first (key_kernels.h), then probes
     // with the slot of key j + kAhead prefetched while key j is counted, so that cache misses on big tables
@@ -190,6 +209,8 @@ class KeyCounter {
     return n;
   }
   void make_room(ThreadState& ts, std::size_t col);
+  // Moves column col's tiny counts into its table, where the column counts from then on.
+  void tiny_to_table(ThreadState& ts, std::size_t col);
   RunFile write_run(const std::vector<KeyCount>& sorted);
   void finish_column(std::size_t col, const std::function<void(std::size_t, const KeyCount&)>& sink,
                      int64_t packed_min_count, const PackedSink& packed);
