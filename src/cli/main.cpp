@@ -39,10 +39,15 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  // Before any thread starts: a restart replaces the process (see bluewhale/nn/blas.h).
-  blas_restart_with_better_kernels(argv);
-  blas_single_thread();
   std::string cmd = argv[1];
+  // Commands that run dense layers or exact search load OpenBLAS here, before any thread starts (a restart
+  // replaces the process, see bluewhale/nn/blas.h); the others never load it.
+  const bool uses_blas = cmd == "train" || cmd == "eval" || cmd == "bench" || cmd == "predict" || cmd == "index" ||
+                         cmd == "tune" || cmd == "version" || cmd == "--version";
+  if (uses_blas) {
+    blas_restart_with_better_kernels(argv);
+    blas_single_thread();
+  }
   try {
     if (cmd == "prep") return cli::cmd_prep(argc, argv);
     if (cmd == "gen") return cli::cmd_gen(argc, argv);

@@ -1,6 +1,6 @@
 #include "bluewhale/nn/blas.h"
 
-#include <cblas.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,15 +8,57 @@
 #include <cctype>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 
+#include "bluewhale/core/error.h"
 #include "bluewhale/core/log.h"
-
-// Exported by OpenBLAS's threaded builds (they stop the pool with it before a fork); no header declares it.
-// Weak: a serial OpenBLAS has no pool and may lack it.
-extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
 
 namespace bluewhale {
 namespace {
+
+// The CBLAS constants of the calls made here (from the CBLAS standard, as cblas.h defines them).
+constexpr int kCblasRowMajor = 101, kCblasNoTrans = 111, kCblasTrans = 112;
+
+// The OpenBLAS entry points used, resolved once from the library loaded on first use.
+struct OpenBlas {
+  void (*sgemm)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+                const float* b, int ldb, float beta, float* c, int ldc) = nullptr;
+  char* (*get_corename)() = nullptr;
+  int (*get_num_threads)() = nullptr;
+  void (*set_num_threads)(int) = nullptr;
+  // Exported by OpenBLAS's threaded builds (they stop the pool with it before a fork); no header declares
+  // it and a serial build may lack it: null then.
+  int (*thread_shutdown)() = nullptr;
+};
+
+const OpenBlas& openblas() {
+  static const OpenBlas api = [] {
+    // The runtime package's name first (libopenblas0-*, through Debian's alternatives), then the
+    // development link.
+    void* lib = nullptr;
+    std::string errors;
+    for (const char* name : {"libopenblas.so.0", "libopenblas.so"}) {
+      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (lib) break;
+      const char* e = dlerror();
+      errors += str_cat(errors.empty() ? "" : "; ", e ? e : name);
+    }
+    BW_CHECK(lib, IoError, "cannot load OpenBLAS, which dense layers and exact search run on (", errors,
+             "): install the libopenblas0 package (scripts/install-deps.sh does)");
+    OpenBlas a;
+    auto need = [&](auto& fn, const char* symbol) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, symbol));
+      BW_CHECK(fn, IoError, "the loaded OpenBLAS has no '", symbol, "': an OpenBLAS build is needed, not another BLAS");
+    };
+    need(a.sgemm, "cblas_sgemm");
+    need(a.get_corename, "openblas_get_corename");
+    need(a.get_num_threads, "openblas_get_num_threads");
+    need(a.set_num_threads, "openblas_set_num_threads");
+    a.thread_shutdown = reinterpret_cast<int (*)()>(dlsym(lib, "blas_thread_shutdown_"));
+    return a;  // the library stays loaded for the life of the process
+  }();
+  return api;
+}
 
 bool iequal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -36,11 +78,17 @@ bool one_of(std::string_view name, auto const& set) {
 }  // namespace
 
 std::string_view blas_core() {
-  const char* name = openblas_get_corename();
+  const char* name = openblas().get_corename();
   return name ? std::string_view(name) : std::string_view();
 }
 
-int blas_threads() { return openblas_get_num_threads(); }
+int blas_threads() { return openblas().get_num_threads(); }
+
+void sgemm_row_major(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                int ldb, float beta, float* c, int ldc) {
+  openblas().sgemm(kCblasRowMajor, trans_a ? kCblasTrans : kCblasNoTrans, trans_b ? kCblasTrans : kCblasNoTrans, m, n,
+                   k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 std::string blas_core_to_request(std::string_view loaded, SimdLevel level) {
   if (one_of(loaded, kAvx512Cores)) return "";
@@ -52,9 +100,10 @@ std::string blas_core_to_request(std::string_view loaded, SimdLevel level) {
 void blas_single_thread() {
   static std::once_flag once;
   std::call_once(once, [] {
+    const OpenBlas& api = openblas();
     // In this order: OpenBLAS's set_num_threads restarts a pool that was shut down.
-    openblas_set_num_threads(1);
-    if (blas_thread_shutdown_) blas_thread_shutdown_();
+    api.set_num_threads(1);
+    if (api.thread_shutdown) api.thread_shutdown();
   });
 }
 

@@ -1,6 +1,5 @@
 #include "bluewhale/nn/dense.h"
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -40,9 +39,8 @@ void blas_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
   constexpr int64_t kMax = std::numeric_limits<int>::max();
   BW_ASSERT(m <= kMax && n <= kMax && k <= kMax && lda <= kMax && ldb <= kMax && ldc <= kMax,
             "gemm dimensions exceed the BLAS int range: ", m, "x", n, "x", k);
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
-              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+  sgemm_row_major(trans_a, trans_b, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+                  static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
 // Runs fn(begin, end) over the shape-determined blocks of [0, n), spread over `threads`. With

@@ -3,7 +3,6 @@
 // distance matrix in memory. SearchOptions::flat_blas selects the earlier path instead: for a block of
 // queries Q and a block of rows X, Q X^T from OpenBLAS sgemm, then a SIMD threshold scan of the products.
 // A handful of queries scan the rows with the SIMD pair kernel, split across threads.
-#include <cblas.h>
 
 #include <algorithm>
 #include <vector>
@@ -94,8 +93,8 @@ class FlatIndex final : public Index {
       std::vector<float> cand_dist(static_cast<std::size_t>(kRowBlock));
       for (int64_t r0 = 0; r0 < n; r0 += kRowBlock) {
         const int64_t rb = std::min(kRowBlock, n - r0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(rb), int(dim), 1.0f, q + q0 * dim, int(dim),
-                    vec(r0), int(dim), 0.0f, prod.data(), int(rb));
+        sgemm_row_major(false, true, int(m), int(rb), int(dim), 1.0f, q + q0 * dim, int(dim), vec(r0), int(dim), 0.0f,
+                        prod.data(), int(rb));
         for (int64_t i = 0; i < m; ++i) {
           TopK& t = top[std::size_t(i)];
           // A filter is rare on this path: scalar loop; otherwise the SIMD threshold scan.

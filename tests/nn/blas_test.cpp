@@ -1,9 +1,10 @@
 #include "bluewhale/nn/blas.h"
 
-#include <cblas.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
 
 namespace bluewhale {
@@ -28,6 +29,44 @@ TEST(Blas, CoreToRequestAsksForTheWidestKernelsTheCpuRuns) {
   EXPECT_EQ(blas_core_to_request("Prescott", SimdLevel::kScalar), "");
   EXPECT_EQ(blas_core_to_request("", SimdLevel::kScalar), "");
   EXPECT_EQ(blas_core_to_request("SkylakeX", SimdLevel::kAvx2), "");
+}
+
+bool openblas_mapped() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find("libopenblas") != std::string::npos) return true;
+  return false;
+}
+
+// Each test runs in a process of its own (ctest): this one starts with OpenBLAS not loaded, and the first
+// BLAS call loads it.
+TEST(Blas, LoadsOnFirstUse) {
+  EXPECT_FALSE(openblas_mapped());
+  EXPECT_FALSE(blas_core().empty());
+  EXPECT_TRUE(openblas_mapped());
+}
+
+// Transposes as cblas_sgemm takes them, row-major, with row strides wider than the matrices and beta != 0.
+TEST(Blas, SgemmRowMajorMatchesTheDefinition) {
+  const int m = 5, n = 7, k = 3, lda = 9, ldb = 11, ldc = 8;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      std::vector<float> a(16 * lda), b(16 * ldb), c(m * ldc), want(m * ldc);
+      for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>((i * 7) % 13) - 6.f;
+      for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 5) % 11) - 5.f;
+      for (std::size_t i = 0; i < c.size(); ++i) c[i] = want[i] = static_cast<float>(i % 4);
+      auto at = [&](int i, int p) { return ta ? a[p * lda + i] : a[i * lda + p]; };  // op(A)[i][p]
+      auto bt = [&](int p, int j) { return tb ? b[j * ldb + p] : b[p * ldb + j]; };  // op(B)[p][j]
+      for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+          float s = 0;
+          for (int p = 0; p < k; ++p) s += at(i, p) * bt(p, j);
+          want[i * ldc + j] = 2.f * s + 0.5f * want[i * ldc + j];
+        }
+      sgemm_row_major(ta, tb, m, n, k, 2.f, a.data(), lda, b.data(), ldb, 0.5f, c.data(), ldc);
+      for (std::size_t i = 0; i < c.size(); ++i) EXPECT_FLOAT_EQ(c[i], want[i]) << ta << tb << " at " << i;
+    }
 }
 
 TEST(Blas, ReportsTheLoadedKernels) {
@@ -57,7 +96,7 @@ TEST(Blas, SingleThreadStopsTheIdlePoolAndStillComputes) {
     a[i] = static_cast<float>((i * 7) % 13) - 6.f;
     b[i] = static_cast<float>((i * 5) % 11) - 5.f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
+  sgemm_row_major(false, false, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
   for (int i : {0, 1, n - 1}) {
     for (int j : {0, 17, n - 1}) {
       double ref = 0;

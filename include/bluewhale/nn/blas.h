@@ -8,6 +8,11 @@
 // slower than "SkylakeX" (bench/dlrm/README.md). The choice can only be changed before the library loads,
 // through the environment variable OPENBLAS_CORETYPE, so the `bluewhale` command restarts itself once with it
 // (blas_restart_with_better_kernels) and library callers get a warning that says what to set.
+//
+// The library is loaded (dlopen of libopenblas.so.0) on first use, not with the process: loading it mapped
+// OpenBLAS, libgfortran and libquadmath and ran OpenBLAS's start-up (CPU detection, buffers, its thread
+// pool), ~1.8 ms of every `bluewhale` command on the 2-core VM, of which `prep`, `gen` and `inspect` use
+// nothing. Every function here loads it; a missing library is an IoError naming the package to install.
 #pragma once
 
 #include <string>
@@ -19,6 +24,12 @@ namespace bluewhale {
 
 // OpenBLAS's name for the kernel set in use ("Haswell", "SkylakeX", "Prescott", ...).
 std::string_view blas_core();
+
+// C = alpha * op(A) * op(B) + beta * C, row-major (cblas_sgemm with CblasRowMajor): op(A) is m x k, op(B)
+// k x n, C m x n; lda, ldb, ldc are the row strides in floats of A, B, C as stored. Runs on the calling
+// thread after blas_single_thread(). Sizes must fit in int (the BLAS interface).
+void sgemm_row_major(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                int ldb, float beta, float* c, int ldc);
 
 // OpenBLAS's thread count for one call: from OPENBLAS_NUM_THREADS or the CPUs at load, 1 after
 // blas_single_thread().
