@@ -75,7 +75,8 @@ inline void free_zeroed(void* p, std::size_t bytes, Pages pages) {
 
 // Bytes of freed large regions kept for reuse (process-wide, both kinds), for tests.
 std::size_t zeroed_regions_cached();
-// Unmaps the freed regions kept for reuse (not the free pieces of huge pages), for tests.
+// Unmaps the freed regions kept for reuse (not the free pieces of huge pages): tests, and prep once nothing
+// more is allocated.
 void release_zeroed_regions();
 
 // Advises the 2 MiB-aligned huge pages inside [p, p + bytes) for transparent huge pages, for big buffers

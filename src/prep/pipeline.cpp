@@ -1,5 +1,6 @@
 #include "bluewhale/prep/pipeline.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "bluewhale/data/dataset.h"
 #include "bluewhale/prep/ops.h"
 #include "bluewhale/prep/reader.h"
+#include "core/zero_buffer.h"
 #include "prep/decompress.h"
 #include "prep/ops/math_kernels.h"
 #include "prep/ordered_writer.h"
@@ -782,6 +784,16 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   }
   pipeline["ops"] = op_list;
   log_debug("prep: pipeline state saved at ", phase_mark(t0));
+  // The commit mostly waits for the disk (the last slices, fsyncs: ~5 ms at 1M rows). Meanwhile another
+  // thread frees what the run no longer needs: the operators' fitted state, the freed regions kept for
+  // reuse, the heap's free pages. Left to the process exit, that teardown (tens of MB in 4 KiB pages)
+  // came after the commit, ~1 ms on the 2-core VM.
+  Joiner releaser;
+  releaser.t = std::thread([done = std::move(ops)]() mutable {
+    done.clear();
+    release_zeroed_regions();
+    malloc_trim(0);
+  });
   writer->commit(pipeline);
   log_debug("prep: dataset committed at ", phase_mark(t0));
 
