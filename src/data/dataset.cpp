@@ -312,6 +312,7 @@ struct DatasetWriter::Impl {
     int64_t shard_rows = 0;   // rows of the whole shard
     int64_t begin = 0, rows = 0;  // the slice: shard rows [begin, begin + rows)
     bool streamed = false, last = false;
+    bool split_end = false;  // the split's last slice (streamed mode)
     std::vector<ColBuf> cols;
     ShardInfo* info = nullptr;  // filled in by the flusher when the shard is complete
   };
@@ -752,6 +753,7 @@ void DatasetWriter::Impl::flush(int s) {
   job.begin = sb.slice_begin;
   job.rows = sb.buffered - sb.slice_begin;
   job.last = sb.buffered == job.shard_rows;
+  job.split_end = sb.expected >= 0 && sb.total == sb.expected;
   char name[64];
   std::snprintf(name, sizeof name, "%s/shard-%05zu.bwd", kSplitNames[s], sb.shards.size() - (job.begin > 0 ? 1 : 0));
   job.name = name;
@@ -810,6 +812,11 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
   }
   OpenShard& sh = *open_shards[job.split];
   const uint64_t a = PositionalFileWriter::kDirectAlign;
+  // A split's last slice is what the commit waits for, and usually short (1M rows leave 16,960 in it: 40
+  // blocks of 68 KiB). Through O_DIRECT each block waited for the disk, ~0.1 ms apiece, ~4.5 ms in all on
+  // the 2-core VM; through the page cache they are copied in ~1 ms and the shard's sync sends them at once
+  // (~2.5 ms).
+  if (job.split_end) sh.file.stop_direct();
   for (size_t c = 0; c < columns.size(); ++c) {
     const DType t = columns[c].dtype;
     char* data = job.cols[c].bytes(t);

@@ -316,6 +316,17 @@ class PositionalFileWriter {
 
   bool direct() const { return direct_; }
 
+  // Later writes go through the page cache instead of O_DIRECT (each O_DIRECT write waits for the disk:
+  // worth it for a stream of large blocks, not for a last few small ones that a sync then sends at once).
+  void stop_direct() {
+#ifdef O_DIRECT
+    if (!direct_) return;
+    const int flags = ::fcntl(fd_, F_GETFL);
+    if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) fail("cannot write");
+    direct_ = false;
+#endif
+  }
+
   // Starts a flush of what was written so far, the file staying open, unless `syncs` is busy (then
   // nothing): the flush at close then has less to wait for. Never waits.
   void sync_later(SyncQueue& syncs) {
