@@ -44,11 +44,11 @@ int main(int argc, char** argv) {
   // replaces the process, see bluewhale/nn/blas.h); the others never load it.
   const bool uses_blas = cmd == "train" || cmd == "eval" || cmd == "bench" || cmd == "predict" || cmd == "index" ||
                          cmd == "tune" || cmd == "version" || cmd == "--version";
-  if (uses_blas) {
-    blas_restart_with_better_kernels(argv);
-    blas_single_thread();
-  }
   try {
+    if (uses_blas) {
+      blas_restart_with_better_kernels(argv);
+      blas_single_thread();
+    }
     if (cmd == "prep") return cli::cmd_prep(argc, argv);
     if (cmd == "gen") return cli::cmd_gen(argc, argv);
     if (cmd == "inspect") return cli::cmd_inspect(argc, argv);

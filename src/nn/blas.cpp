@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/log.h"
@@ -31,31 +32,42 @@ struct OpenBlas {
   int (*thread_shutdown)() = nullptr;
 };
 
-const OpenBlas& openblas() {
-  static const OpenBlas api = [] {
-    // The runtime package's name first (libopenblas0-*, through Debian's alternatives), then the
-    // development link.
-    void* lib = nullptr;
-    std::string errors;
-    for (const char* name : {"libopenblas.so.0", "libopenblas.so"}) {
-      lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-      if (lib) break;
-      const char* e = dlerror();
-      errors += str_cat(errors.empty() ? "" : "; ", e ? e : name);
+// Loads the first of `names` that dlopen finds and resolves the entry points; IoError otherwise.
+OpenBlas load_openblas(const std::vector<std::string>& names) {
+  void* lib = nullptr;
+  std::string errors, loaded;
+  for (const std::string& name : names) {
+    lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib) {
+      loaded = name;
+      break;
     }
-    BW_CHECK(lib, IoError, "cannot load OpenBLAS, which dense layers and exact search run on (", errors,
-             "): install the libopenblas0 package (scripts/install-deps.sh does)");
-    OpenBlas a;
-    auto need = [&](auto& fn, const char* symbol) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, symbol));
-      BW_CHECK(fn, IoError, "the loaded OpenBLAS has no '", symbol, "': an OpenBLAS build is needed, not another BLAS");
-    };
-    need(a.sgemm, "cblas_sgemm");
-    need(a.get_corename, "openblas_get_corename");
-    need(a.get_num_threads, "openblas_get_num_threads");
-    need(a.set_num_threads, "openblas_set_num_threads");
-    a.thread_shutdown = reinterpret_cast<int (*)()>(dlsym(lib, "blas_thread_shutdown_"));
-    return a;  // the library stays loaded for the life of the process
+    const char* e = dlerror();
+    errors += str_cat(errors.empty() ? "" : "; ", e ? std::string(e) : name);
+  }
+  BW_CHECK(lib, IoError, "cannot load OpenBLAS, which dense layers and exact search run on (", errors,
+           "): install the libopenblas0 package (scripts/install-deps.sh does), or name the library in BW_OPENBLAS");
+  OpenBlas a;
+  auto need = [&](auto& fn, const char* symbol) {
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, symbol));
+    if (!fn) dlclose(lib);
+    BW_CHECK(fn, IoError, "'", loaded, "' has no '", symbol, "': an OpenBLAS build is needed, not another BLAS");
+  };
+  need(a.sgemm, "cblas_sgemm");
+  need(a.get_corename, "openblas_get_corename");
+  need(a.get_num_threads, "openblas_get_num_threads");
+  need(a.set_num_threads, "openblas_set_num_threads");
+  a.thread_shutdown = reinterpret_cast<int (*)()>(dlsym(lib, "blas_thread_shutdown_"));
+  return a;  // the library stays loaded for the life of the process
+}
+
+const OpenBlas& openblas() {
+  // $BW_OPENBLAS when set; else the runtime package's name (libopenblas0-*, through Debian's
+  // alternatives), then the development link.
+  static const OpenBlas api = [] {
+    const char* chosen = std::getenv("BW_OPENBLAS");
+    return load_openblas(chosen && *chosen ? std::vector<std::string>{chosen}
+                                           : std::vector<std::string>{"libopenblas.so.0", "libopenblas.so"});
   }();
   return api;
 }
@@ -76,6 +88,8 @@ bool one_of(std::string_view name, auto const& set) {
 }
 
 }  // namespace
+
+void blas_check_library(const std::string& library) { load_openblas({library}); }
 
 std::string_view blas_core() {
   const char* name = openblas().get_corename();

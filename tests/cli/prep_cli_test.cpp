@@ -295,6 +295,25 @@ TEST(PrepCli, GeneratedLogsThroughTheStandardRecipeAndInspect) {
   EXPECT_NE(v.output.find("shard-00000"), std::string::npos) << v.output;
 }
 
+// gen, prep and inspect never load OpenBLAS (bluewhale/nn/blas.h): they run with BW_OPENBLAS naming a
+// library that is not there, where a command that needs it fails with an error that says so.
+TEST(PrepCli, PrepGenAndInspectRunWithoutOpenBlas) {
+  TempDir dir;
+  const std::string env = "BW_OPENBLAS=/nonexistent/libopenblas.so.0";
+  auto g = run_cli("gen criteo --rows 2000 --seed 5 --out " + (dir / "day.tsv").string(), env);
+  ASSERT_EQ(g.exit_code, 0) << g.output;
+  auto p = run_cli("prep --recipe " + std::string(BW_SOURCE_DIR) + "/recipes/dlrm-criteo.yaml --input " +
+                       (dir / "day.tsv").string() + " --out " + (dir / "ds").string() + " --threads 2",
+                   env);
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  auto i = run_cli("inspect " + (dir / "ds").string() + " --rows 1", env);
+  ASSERT_EQ(i.exit_code, 0) << i.output;
+  auto v = run_cli("version", env);
+  EXPECT_EQ(v.exit_code, 1) << v.output;
+  EXPECT_NE(v.output.find("bluewhale version: error: cannot load OpenBLAS"), std::string::npos) << v.output;
+  EXPECT_NE(v.output.find("/nonexistent/libopenblas.so.0"), std::string::npos) << v.output;
+}
+
 TEST(PrepCli, KilledRunLeavesTheExistingDatasetIntact) {
   TempDir dir;
   auto g = run_cli("gen criteo --rows 400000 --seed 4 --out " + (dir / "day.tsv").string());

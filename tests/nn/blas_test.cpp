@@ -1,5 +1,7 @@
 #include "bluewhale/nn/blas.h"
 
+#include "bluewhale/core/error.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -45,6 +47,28 @@ TEST(Blas, LoadsOnFirstUse) {
   EXPECT_FALSE(openblas_mapped());
   EXPECT_FALSE(blas_core().empty());
   EXPECT_TRUE(openblas_mapped());
+}
+
+// A library that is not there, and one that is not OpenBLAS: errors that say which and what to do.
+TEST(Blas, CheckLibraryNamesWhatIsMissing) {
+  try {
+    blas_check_library("/nonexistent/libopenblas.so.0");
+    FAIL() << "no error for a missing library";
+  } catch (const IoError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cannot load OpenBLAS"), std::string::npos) << m;
+    EXPECT_NE(m.find("/nonexistent/libopenblas.so.0"), std::string::npos) << m;
+    EXPECT_NE(m.find("libopenblas0"), std::string::npos) << m;
+    EXPECT_NE(m.find("BW_OPENBLAS"), std::string::npos) << m;
+  }
+  try {
+    blas_check_library("libm.so.6");
+    FAIL() << "no error for a library without cblas_sgemm";
+  } catch (const IoError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("'libm.so.6' has no 'cblas_sgemm'"), std::string::npos) << m;
+  }
+  EXPECT_NO_THROW(blas_check_library("libopenblas.so.0"));
 }
 
 // Transposes as cblas_sgemm takes them, row-major, with row strides wider than the matrices and beta != 0.

@@ -12,7 +12,8 @@
 // The library is loaded (dlopen of libopenblas.so.0) on first use, not with the process: loading it mapped
 // OpenBLAS, libgfortran and libquadmath and ran OpenBLAS's start-up (CPU detection, buffers, its thread
 // pool), ~1.8 ms of every `bluewhale` command on the 2-core VM, of which `prep`, `gen` and `inspect` use
-// nothing. Every function here loads it; a missing library is an IoError naming the package to install.
+// nothing. Every function here loads it (the library named by the environment variable BW_OPENBLAS when
+// set); a missing library is an IoError naming the package to install.
 #pragma once
 
 #include <string>
@@ -21,6 +22,11 @@
 #include "bluewhale/core/cpu.h"
 
 namespace bluewhale {
+
+// Loads `library` (a name or path as dlopen takes it) and checks that it has the OpenBLAS entry points used
+// here: IoError naming the library, the package to install and BW_OPENBLAS when not. The library stays
+// loaded; the functions below use their own (this does not change which). For tests and diagnostics.
+void blas_check_library(const std::string& library);
 
 // OpenBLAS's name for the kernel set in use ("Haswell", "SkylakeX", "Prescott", ...).
 std::string_view blas_core();
