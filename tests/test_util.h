@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bluewhale/core/cpu.h"
+#include "bluewhale/core/error.h"
 
 namespace bluewhale::testing {
 
@@ -64,5 +65,16 @@ struct CommandResult {
 // Runs the built `bluewhale` binary with the given argument string through /bin/sh; env_prefix goes before
 // the binary on the command line ("env -u VAR", "VAR=value").
 CommandResult run_cli(const std::string& args, const std::string& env_prefix = "");
+
+// The message of the E that f() throws, or "" when it throws none (other exceptions pass through).
+template <class E = Error, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace bluewhale::testing

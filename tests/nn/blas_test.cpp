@@ -1,6 +1,7 @@
 #include "bluewhale/nn/blas.h"
 
 #include "bluewhale/core/error.h"
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -49,26 +50,19 @@ TEST(Blas, LoadsOnFirstUse) {
   EXPECT_TRUE(openblas_mapped());
 }
 
+// The message of the IoError blas_check_library(library) throws, or "" when it throws none.
+std::string check_error(const std::string& library) {
+  return testing::error_of<IoError>([&] { blas_check_library(library); });
+}
+
 // A library that is not there, and one that is not OpenBLAS: errors that say which and what to do.
 TEST(Blas, CheckLibraryNamesWhatIsMissing) {
-  try {
-    blas_check_library("/nonexistent/libopenblas.so.0");
-    FAIL() << "no error for a missing library";
-  } catch (const IoError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("cannot load OpenBLAS"), std::string::npos) << m;
-    EXPECT_NE(m.find("/nonexistent/libopenblas.so.0"), std::string::npos) << m;
-    EXPECT_NE(m.find("libopenblas0"), std::string::npos) << m;
-    EXPECT_NE(m.find("BW_OPENBLAS"), std::string::npos) << m;
-  }
-  try {
-    blas_check_library("libm.so.6");
-    FAIL() << "no error for a library without cblas_sgemm";
-  } catch (const IoError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("'libm.so.6' has no 'cblas_sgemm'"), std::string::npos) << m;
-  }
-  EXPECT_NO_THROW(blas_check_library("libopenblas.so.0"));
+  const std::string missing = check_error("/nonexistent/libopenblas.so.0");
+  for (const char* part : {"cannot load OpenBLAS", "/nonexistent/libopenblas.so.0", "libopenblas0", "BW_OPENBLAS"})
+    EXPECT_NE(missing.find(part), std::string::npos) << part << " not in: " << missing;
+  const std::string other = check_error("libm.so.6");
+  EXPECT_NE(other.find("'libm.so.6' has no 'cblas_sgemm'"), std::string::npos) << other;
+  EXPECT_EQ(check_error("libopenblas.so.0"), "");
 }
 
 // Transposes as cblas_sgemm takes them, row-major, with row strides wider than the matrices and beta != 0.

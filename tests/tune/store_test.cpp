@@ -23,14 +23,7 @@ json study() {
           {"objectives", json::array({{{"name", "auc"}, {"direction", "max"}}, {{"name", "seconds"}, {"direction", "min"}}})}};
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using bluewhale::testing::error_of;
 
 }  // namespace
 
