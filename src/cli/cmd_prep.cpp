@@ -36,6 +36,9 @@ int cmd_prep(int argc, char** argv) {
       .option("cache-mb",
               "compressed input only: parsed rows kept in memory between passes instead of decompressing "
               "again, MiB (default: a quarter of RAM; plain text is parsed again)")
+      .option("map-mb",
+              "plain input only: files mapped into memory and parsed in place, shared by the passes, up to "
+              "this total, MiB; the rest is read (default: half of RAM; 0: read every file)")
       .option("temp-dir", "directory for spill files (default: next to --out)")
       .option("report", "also write the summary as JSON to this file")
       .flag("overwrite", "replace --out if it exists")
@@ -60,6 +63,8 @@ int cmd_prep(int argc, char** argv) {
   opt.temp_dir = args.get("temp-dir");
   if (args.has("cache-mb")) opt.cache_mb = args.get_int("cache-mb");
   BW_CHECK(opt.cache_mb >= 0, ConfigError, "bluewhale prep: --cache-mb must not be negative");
+  if (args.has("map-mb")) opt.map_mb = args.get_int("map-mb");
+  BW_CHECK(opt.map_mb >= 0, ConfigError, "bluewhale prep: --map-mb must not be negative");
   opt.progress = !args.flag_set("quiet");
   if (opt.progress == false) set_log_level(LogLevel::kWarn);
 

@@ -23,6 +23,7 @@
 #include "bluewhale/core/progress.h"
 #include "bluewhale/data/binary_io.h"
 #include "bluewhale/data/dataset.h"
+#include "bluewhale/prep/input_map.h"
 #include "bluewhale/prep/ops.h"
 #include "bluewhale/prep/reader.h"
 #include "core/zero_buffer.h"
@@ -418,6 +419,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   // The text a fit will see in all is known for plain input only.
   ctx.input_bytes = any_compressed ? 0 : report.input_bytes;
   const int64_t cache_budget = any_compressed && opt.cache_mb > 0 ? opt.cache_mb << 20 : 0;
+  // Plain files are mapped once for every pass; the second finds the page-table entries the first made.
+  std::unique_ptr<InputMaps> maps;
+  if (opt.map_mb > 0) maps = std::make_unique<InputMaps>(opt.inputs, recipe.input.format.compression, opt.map_mb << 20);
   bool all_cached = false;
   auto chunk_bytes = [](const Chunk& c) {
     int64_t b = static_cast<int64_t>(c.split.capacity() + c.row_index.capacity() * 8);
@@ -443,7 +447,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     const bool fill_cache = pass == 0 && !write && cache_budget > 0;
     std::unique_ptr<TextReader> reader;
     if (!(pass > 0 && all_cached)) {
-      reader = std::make_unique<TextReader>(opt.inputs, recipe.input, 2 * threads);
+      reader = std::make_unique<TextReader>(opt.inputs, recipe.input, 2 * threads, maps.get());
       // A fit pass converts only the columns its operators (and a time split) read: the others are only
       // delimited (Criteo's dense fields, a third of the parsing). Not when dropping bad rows (every field
       // decides which rows count) nor when filling the cache (a later pass replays every column).
@@ -789,7 +793,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   // reuse, the heap's free pages. Left to the process exit, that teardown (tens of MB in 4 KiB pages)
   // came after the commit, ~1 ms on the 2-core VM.
   Joiner releaser;
-  releaser.t = std::thread([done = std::move(ops)]() mutable {
+  releaser.t = std::thread([done = std::move(ops), maps = std::move(maps)]() mutable {
+    maps.reset();
     done.clear();
     release_zeroed_regions();
     malloc_trim(0);

@@ -19,6 +19,7 @@
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
 #include "bluewhale/core/io.h"
+#include "bluewhale/prep/input_map.h"
 #include "core/zero_buffer.h"
 #include "prep/decompress.h"
 #include "prep/parse_number.h"
@@ -231,32 +232,45 @@ ScanResult scan_records(const char* s, std::size_t size, bool eof, char delim, c
 }
 
 // Decompressed bytes of one file in a growable window: fill() appends, take() cuts whole records off the
-// front. A UTF-8 byte order mark at the start of the file is dropped.
+// front. A UTF-8 byte order mark at the start of the file is dropped. Over a mapped file the window is a
+// range of the mapping: fill() widens it, take() hands out views (TextBytes::borrow), nothing is copied.
 class RecordBuffer {
  public:
   explicit RecordBuffer(std::unique_ptr<text::ByteSource> src) : src_(std::move(src)) {}
+  explicit RecordBuffer(InputMaps::View mapped) : map_(mapped.data), map_size_(mapped.size) {}
 
   // Reads until `want` bytes are buffered or the data ends.
   void fill(std::size_t want) {
+    if (map_) {
+      if (have_ < want) have_ = std::min(want, map_size_ - off_);
+      eof_ = off_ + have_ == map_size_;
+      check_bom();
+      return;
+    }
     if (eof_ || have_ >= want) return;
     if (buf_.size() < want) buf_.resize(want);  // new bytes are not initialised: read over next
     const std::size_t got = src_->read_full(buf_.data() + have_, want - have_);
     if (got < want - have_) eof_ = true;
     have_ += got;
-    if (at_start_ && (have_ >= 3 || eof_)) {
-      at_start_ = false;
-      if (have_ >= 3 && std::memcmp(buf_.data(), "\xEF\xBB\xBF", 3) == 0) consume(3);
-    }
+    check_bom();
   }
   // Drops the first n bytes.
   void consume(std::size_t n) {
-    std::memmove(buf_.data(), buf_.data() + n, have_ - n);
+    if (map_)
+      off_ += n;
+    else
+      std::memmove(buf_.data(), buf_.data() + n, have_ - n);
     have_ -= n;
   }
   // Returns the first n bytes and keeps the rest. The big buffer moves out whole so only the (short)
   // partial record after it is copied, into `spare` (a buffer the parser is done with: reusing its memory
   // spares the page faults of a fresh chunk-sized allocation).
   TextBytes take(std::size_t n, TextBytes spare = {}) {
+    if (map_) {
+      TextBytes out = TextBytes::borrow(map_ + off_, n);
+      consume(n);
+      return out;
+    }
     const std::size_t rest = have_ - n;
     if (spare.size() < rest) spare.resize(rest);
     if (rest > 0) std::memcpy(spare.data(), buf_.data() + n, rest);
@@ -269,6 +283,7 @@ class RecordBuffer {
   // Goes on in `buf`'s memory: what is buffered (a partial record, short) is copied there, and the
   // buffer used until now is returned.
   TextBytes adopt(TextBytes buf) {
+    if (map_) return buf;  // nothing buffered outside the mapping
     if (buf.size() < have_) buf.resize(have_);
     if (have_ > 0) std::memcpy(buf.data(), buf_.data(), have_);
     std::swap(buf, buf_);
@@ -279,14 +294,24 @@ class RecordBuffer {
     have_ = 0;
     return std::move(buf_);
   }
-  const char* data() const { return buf_.data(); }
+  const char* data() const { return map_ ? map_ + off_ : buf_.data(); }
   std::size_t size() const { return have_; }
   bool eof() const { return eof_; }
-  text::ByteSource& source() { return *src_; }
+  // On-disk bytes consumed so far (compressed bytes for gzip and zstd), for progress.
+  int64_t raw_bytes() const { return map_ ? static_cast<int64_t>(off_ + have_) : src_->raw_bytes(); }
 
  private:
-  std::unique_ptr<text::ByteSource> src_;
+  void check_bom() {
+    if (at_start_ && (have_ >= 3 || eof_)) {
+      at_start_ = false;
+      if (have_ >= 3 && std::memcmp(data(), "\xEF\xBB\xBF", 3) == 0) consume(3);
+    }
+  }
+
+  std::unique_ptr<text::ByteSource> src_;  // null over a mapped file
   TextBytes buf_;
+  const char* map_ = nullptr;
+  std::size_t map_size_ = 0, off_ = 0;  // the mapping, and where the window starts in it
   std::size_t have_ = 0;
   bool eof_ = false;
   bool at_start_ = true;
@@ -447,6 +472,7 @@ struct TextReader::Impl {
   } cur;
   // Plain input is cut by the callers of next() themselves (see next()); compressed input on `worker`.
   bool pull = true;
+  const InputMaps* maps = nullptr;  // files mapped by the caller, or null
   TextBytes carry;  // pull: the buffer that holds a partial record between chunks
 
   // The next chunk into `out`, false once every file is done. `into` (pull) is the caller's buffer: the
@@ -654,7 +680,7 @@ bool TextReader::Impl::cut_chunk(TextChunk& out, TextBytes* into) {
     c.records = r.records;
     cur.line += r.lines;
     cur.global_row += r.records;
-    const int64_t raw = rb.source().raw_bytes();
+    const int64_t raw = rb.raw_bytes();
     cur.pending_raw += raw - cur.raw_reported;
     cur.raw_reported = raw;
     cur.want = chunk_bytes;
@@ -670,7 +696,9 @@ bool TextReader::Impl::produce_one(TextChunk& out, TextBytes* into) {
     if (!cur.rb) {
       if (cur.file + 1 >= static_cast<int>(files.size())) return false;
       ++cur.file;
-      cur.rb = std::make_unique<RecordBuffer>(text::open_byte_source(files[cur.file], schema.format.compression));
+      const InputMaps::View mapped = maps ? maps->view(static_cast<std::size_t>(cur.file)) : InputMaps::View{};
+      cur.rb = mapped.data ? std::make_unique<RecordBuffer>(mapped)
+                           : std::make_unique<RecordBuffer>(text::open_byte_source(files[cur.file], schema.format.compression));
       cur.line = 1;
       cur.raw_reported = 0;
       cur.need_header = schema.format.header;
@@ -678,7 +706,7 @@ bool TextReader::Impl::produce_one(TextChunk& out, TextBytes* into) {
     }
     if (quotes ? cut_chunk<true>(out, into) : cut_chunk<false>(out, into)) return true;
     if (into) *into = cur.rb->release();  // the caller's buffer serves the next file
-    cur.pending_raw += cur.rb->source().raw_bytes() - cur.raw_reported;
+    cur.pending_raw += cur.rb->raw_bytes() - cur.raw_reported;
     cur.rb.reset();
   }
 }
@@ -1152,9 +1180,11 @@ bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
   return true;
 }
 
-TextReader::TextReader(std::vector<std::string> files, InputSchema schema, int prefetch_chunks)
+TextReader::TextReader(std::vector<std::string> files, InputSchema schema, int prefetch_chunks, const InputMaps* maps)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
+  BW_ASSERT(!maps || maps->files() == files, "TextReader: the maps were made for other files");
+  m.maps = maps;
   m.files = std::move(files);
   m.schema = std::move(schema);
   m.prefetch = static_cast<std::size_t>(std::max(1, prefetch_chunks));
@@ -1193,7 +1223,9 @@ bool TextReader::next(TextChunk& out) {
     if (m.done) return false;
     TextBytes mine = std::move(out.text);
     try {
-      if (m.produce_one(out, &mine)) return true;
+      const bool got = m.produce_one(out, &mine);
+      if (m.maps) m.maps->check_all();
+      if (got) return true;
     } catch (...) {
       m.error = std::current_exception();
       throw;
@@ -1220,13 +1252,21 @@ void TextReader::parse(const TextChunk& in, Chunk& out, BadRowStats& stats) cons
   const Impl& m = *impl_;
   BW_ASSERT(in.file_index >= 0 && static_cast<std::size_t>(in.file_index) < m.plans.size(), "chunk of file ",
             in.file_index, " but the reader has ", m.plans.size(), " files");
-  if (m.quotes) {
-    if (m.fast_path && m.parse_chunk_fast<true>(in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
-    else m.parse_chunk<true>(in, out, stats);
-  } else {
-    if (m.fast_path && m.parse_chunk_fast<false>(in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
-    else m.parse_chunk<false>(in, out, stats);
+  const auto file = static_cast<std::size_t>(in.file_index);
+  try {
+    if (m.quotes) {
+      if (m.fast_path && m.parse_chunk_fast<true>(in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
+      else m.parse_chunk<true>(in, out, stats);
+    } else {
+      if (m.fast_path && m.parse_chunk_fast<false>(in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
+      else m.parse_chunk<false>(in, out, stats);
+    }
+  } catch (const Error&) {
+    // Zero pages where a shrunk file's text was read as fields: the file's change is the error to report.
+    if (m.maps) m.maps->check(file);
+    throw;
   }
+  if (m.maps) m.maps->check(file);
 }
 
 void TextReader::skip_values(const std::vector<std::string>& columns) {
@@ -1258,17 +1298,32 @@ TextBytes& TextBytes::operator=(TextBytes o) noexcept {
   return *this;
 }
 
-TextBytes::~TextBytes() { free_zeroed(p_, cap_, static_cast<Pages>(pages_)); }
+TextBytes::~TextBytes() {
+  if (!borrowed()) free_zeroed(p_, cap_, static_cast<Pages>(pages_));
+}
+
+TextBytes TextBytes::borrow(const char* p, std::size_t n) {
+  TextBytes t;
+  t.p_ = const_cast<char*>(p);  // never written through: every change of size copies first
+  t.n_ = t.cap_ = n;
+  t.pages_ = kBorrowed;
+  return t;
+}
 
 void TextBytes::reserve(std::size_t cap) {
-  if (cap <= cap_) return;
+  if (cap <= cap_ && !borrowed()) return;
+  cap = std::max(cap, n_);
+  if (cap == 0) {  // an empty borrowed view becomes an empty owned array
+    *this = TextBytes();
+    return;
+  }
   // Big buffers round up to whole pages (what their mapping takes anyway).
   constexpr std::size_t kPage = 4096;
   if (cap >= kHugeThreshold) cap = (cap + kPage - 1) & ~(kPage - 1);
   Pages pages = Pages::kSmall;  // text is written and read in order
   char* p = static_cast<char*>(alloc_zeroed(cap, pages));
   if (n_) std::memcpy(p, p_, n_);
-  free_zeroed(p_, cap_, static_cast<Pages>(pages_));
+  if (!borrowed()) free_zeroed(p_, cap_, static_cast<Pages>(pages_));
   p_ = p;
   cap_ = cap;
   pages_ = static_cast<unsigned char>(pages);

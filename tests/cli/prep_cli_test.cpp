@@ -237,7 +237,7 @@ TEST(PrepCli, UnreadableInputIsNamedAndNothingIsWritten) {
   EXPECT_FALSE(fs::exists(dir / "ds"));
 }
 
-TEST(PrepCli, GzipInputGivesTheSameDatasetAsPlainText) {
+TEST(PrepCli, GzipAndReadInputGiveTheSameDatasetAsMappedPlainText) {
   TempDir dir;
   std::string text;
   for (int i = 0; i < 3000; ++i) text += std::to_string(i % 2) + "\t" + std::to_string(i % 17) + "\tv" + std::to_string(i % 11) + "\n";
@@ -247,18 +247,28 @@ TEST(PrepCli, GzipInputGivesTheSameDatasetAsPlainText) {
   gzclose(gz);
   write_text(dir / "r.yaml", "schema: [{name: y, role: label}, {name: x, role: dense}, {name: c, role: categorical}]\n"
                              "ops: [{op: categorify, columns: c}]\nsplit: {by: ratio, valid: 0.2, seed: 3}\n");
-  for (const char* in : {"in.tsv", "in.tsv.gz"}) {
+  // Plain text is mapped by default; --map-mb 0 reads it with read().
+  const std::vector<std::pair<std::string, std::string>> runs = {
+      {"in.tsv", "in.tsv.ds"}, {"in.tsv.gz", "in.tsv.gz.ds"}, {"in.tsv --map-mb 0", "read.ds"}};
+  for (const auto& [in, out] : runs) {
     auto r = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / in).string() + " --out " +
-                     (dir / (std::string(in) + ".ds")).string() + " --quiet");
+                     (dir / out).string() + " --quiet");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
-  Dataset a = Dataset::open(dir / "in.tsv.ds"), b = Dataset::open(dir / "in.tsv.gz.ds");
-  for (Split s : {Split::kTrain, Split::kValid}) {
-    ASSERT_EQ(a.split_rows(s), b.split_rows(s));
-    ShardView va = a.open_shard(s, 0), vb = b.open_shard(s, 0);
-    auto ia = va.ids(a.find("c")), ib = vb.ids(b.find("c"));
-    EXPECT_TRUE(std::equal(ia.begin(), ia.end(), ib.begin()));
+  Dataset a = Dataset::open(dir / "in.tsv.ds");
+  for (const char* other : {"in.tsv.gz.ds", "read.ds"}) {
+    Dataset b = Dataset::open(dir / other);
+    for (Split s : {Split::kTrain, Split::kValid}) {
+      ASSERT_EQ(a.split_rows(s), b.split_rows(s)) << other;
+      ShardView va = a.open_shard(s, 0), vb = b.open_shard(s, 0);
+      auto ia = va.ids(a.find("c")), ib = vb.ids(b.find("c"));
+      EXPECT_TRUE(std::equal(ia.begin(), ia.end(), ib.begin(), ib.end())) << other;
+    }
   }
+  auto neg = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "in.tsv").string() +
+                     " --out " + (dir / "neg.ds").string() + " --map-mb -1");
+  EXPECT_NE(neg.exit_code, 0);
+  EXPECT_NE(neg.output.find("--map-mb must not be negative"), std::string::npos) << neg.output;
   EXPECT_GT(a.split_rows(Split::kValid), 450);
   EXPECT_LT(a.split_rows(Split::kValid), 750);
 }

@@ -178,6 +178,17 @@ TEST_F(PrepPipeline, SameDatasetForAnyThreadCountChunkSizeAndCacheBudget) {
   run_prep(r, nocache);
   EXPECT_EQ(dataset_bytes(dir / "t3"), reference) << "no cache";
 
+  // Plain files are mapped by default (every pass parses the mapping); read(), or only the first mapped.
+  PrepOptions unmapped = options(dir, in, "t8", 2);
+  unmapped.map_mb = 0;
+  run_prep(r, unmapped);
+  EXPECT_EQ(dataset_bytes(dir / "t8"), reference) << "read, not mapped";
+  PrepOptions first_mapped = options(dir, in, "t9", 2);
+  first_mapped.map_mb = static_cast<int64_t>(fs::file_size(in[0]) >> 20) + 1;
+  ASSERT_LT(first_mapped.map_mb << 20, static_cast<int64_t>(fs::file_size(in[0]) + fs::file_size(in[1])));
+  run_prep(r, first_mapped);
+  EXPECT_EQ(dataset_bytes(dir / "t9"), reference) << "first file mapped";
+
   // Plain text is parsed again in every pass; compressed input is what the between-pass cache holds.
   std::vector<std::string> gz = {(dir / "a.tsv.gz").string(), (dir / "b.tsv.gz").string()};
   write_gzip(gz[0], make_rows(150000, 1));

@@ -60,6 +60,10 @@ struct PrepOptions {
   // Parsed rows kept in memory between the fit and the write pass (MiB); what does not fit is read and
   // parsed again. Default: a quarter of the memory this process may use.
   int64_t cache_mb = default_cache_mb();
+  // Plain input files mapped into memory (InputMaps: parsed in place, the mapping shared by the passes)
+  // while their total stays within this many MiB; the rest is read with read(). 0: read every file.
+  // Default: half the memory this process may use.
+  int64_t map_mb = 2 * default_cache_mb();
   std::string temp_dir;          // spill directory; default: next to the output
   bool progress = true;
 };

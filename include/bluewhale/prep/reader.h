@@ -25,14 +25,21 @@
 
 namespace bluewhale {
 
+class InputMaps;  // bluewhale/prep/input_map.h
+
 // A growable byte array for chunk text. Unlike std::string its memory starts on a 2 MiB boundary with
 // huge pages advised (and comes from the process's cache of freed big buffers, see
 // src/core/zero_buffer.h): a 1 MiB chunk costs one page fault instead of 256, on virtual machines where
 // each costs microseconds. Bytes added by resize() are unspecified. Copyable (deep) and movable.
+// It may instead borrow read-only bytes it does not own (borrow(): a view of a mapped input file); the
+// first change of size (resize, reserve, push_back, assign) copies them into owned memory.
 class TextBytes {
  public:
   TextBytes() = default;
   explicit TextBytes(std::string_view s) { assign(s); }
+  // A view of [p, p + n), which must outlive it and every move of it.
+  static TextBytes borrow(const char* p, std::size_t n);
+  bool borrowed() const { return pages_ == kBorrowed; }
   TextBytes(const TextBytes& o) { assign(o.view()); }
   TextBytes(TextBytes&& o) noexcept;
   TextBytes& operator=(TextBytes o) noexcept;
@@ -47,20 +54,22 @@ class TextBytes {
   std::string_view view() const { return {p_, n_}; }
   void reserve(std::size_t cap);
   void resize(std::size_t n) {
-    if (n > cap_) reserve(n);
+    if (n > cap_ || borrowed()) reserve(n);
     n_ = n;
   }
   void push_back(char c) {
-    if (n_ == cap_) reserve(std::max<std::size_t>(2 * cap_, 64));
+    if (n_ >= cap_ || borrowed()) reserve(std::max({2 * cap_, n_ + 1, std::size_t{64}}));
     p_[n_++] = c;
   }
   void assign(std::string_view s);
   friend bool operator==(const TextBytes& a, const TextBytes& b) { return a.view() == b.view(); }
 
  private:
+  static constexpr unsigned char kBorrowed = 0xFF;
   char* p_ = nullptr;
-  std::size_t n_ = 0, cap_ = 0;
-  unsigned char pages_ = 0;  // the kind of memory p_ came from (core/zero_buffer.h: Pages), for freeing it
+  std::size_t n_ = 0, cap_ = 0;  // cap_ of a borrowed view: n_
+  unsigned char pages_ = 0;  // the kind of memory p_ came from (core/zero_buffer.h: Pages), for freeing it,
+                             // or kBorrowed
 };
 
 // Whole records of one input file, decompressed. `text` starts with a record (never a blank line) and
@@ -104,7 +113,11 @@ class TextReader {
   // header the columns may come in any order per file and ignored schema columns may be absent.
   // prefetch_chunks (>= 1) bounds the TextChunks a background thread reads ahead (compressed input), so
   // memory stays about (prefetch_chunks + chunks being parsed) * chunk_bytes whatever the file sizes.
-  TextReader(std::vector<std::string> files, InputSchema schema, int prefetch_chunks = 4);
+  // `maps` (optional; made for the same `files`, must outlive the reader): the files it mapped are cut
+  // into chunks that borrow the mapping's bytes instead of copies (TextBytes::borrow), and a file that
+  // shrinks meanwhile fails next() or parse() with IoError naming it.
+  TextReader(std::vector<std::string> files, InputSchema schema, int prefetch_chunks = 4,
+             const InputMaps* maps = nullptr);
   // Stops the background thread, if any, and joins it.
   ~TextReader();
   TextReader(const TextReader&) = delete;

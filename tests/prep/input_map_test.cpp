@@ -1,0 +1,237 @@
+#include "bluewhale/prep/input_map.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "bluewhale/core/error.h"
+#include "bluewhale/core/hash.h"
+#include "bluewhale/prep/reader.h"
+#include "test_util.h"
+
+namespace bluewhale {
+namespace {
+
+using testing::error_of;
+using testing::TempDir;
+using testing::write_text;
+
+InputSchema schema_of(std::vector<InputColumn> cols, std::string format = "tsv", bool header = false) {
+  InputSchema s;
+  s.format.format = format;
+  s.format.delimiter = format == "csv" ? ',' : '\t';
+  s.format.header = header;
+  s.columns = std::move(cols);
+  return s;
+}
+
+std::string gzip_of(const std::string& text) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&zs, text.size()) + 64, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+// Everything a reader hands out for `files`, chunk by chunk, in a form that compares with ==.
+struct Read {
+  std::vector<std::string> texts;
+  std::vector<std::vector<int64_t>> numbers;  // file_index, first_line, first_row, records per chunk
+  int64_t raw_bytes = 0;
+  std::vector<std::string> values;  // every parsed value, rendered
+  int borrowed = 0;                 // chunks whose text is a view of a mapping
+};
+
+Read read_all(const std::vector<std::string>& files, const InputSchema& schema, const InputMaps* maps) {
+  Read out;
+  TextReader reader(files, schema, 2, maps);
+  TextChunk t;
+  BadRowStats bad;
+  while (reader.next(t)) {
+    out.texts.emplace_back(t.text.view());
+    out.numbers.push_back({t.file_index, t.first_line, t.first_row, t.records});
+    out.raw_bytes += t.raw_bytes;
+    out.borrowed += t.text.borrowed();
+    Chunk c;
+    reader.parse(t, c, bad);
+    for (int64_t r = 0; r < c.rows; ++r)
+      for (const Column& col : c.columns)
+        out.values.push_back(col.kind == ColumnKind::kFloat ? std::to_string(col.f[r])
+                                                            : (col.valid.empty() || col.valid[r] ? std::to_string(col.i[r]) : "-"));
+  }
+  return out;
+}
+
+TEST(TextBytes, BorrowedViewsCopyBeforeAnyChange) {
+  const std::string source = "1\tab\n0\tcd";
+  TextBytes t = TextBytes::borrow(source.data(), source.size());
+  EXPECT_TRUE(t.borrowed());
+  EXPECT_EQ(t.data(), source.data());  // no copy while only read
+  EXPECT_EQ(t.view(), source);
+  TextBytes moved = std::move(t);
+  EXPECT_TRUE(moved.borrowed());
+  EXPECT_EQ(moved.data(), source.data());
+
+  TextBytes copy = moved;  // a copy owns its bytes
+  EXPECT_FALSE(copy.borrowed());
+  EXPECT_NE(copy.data(), source.data());
+  EXPECT_EQ(copy, moved);
+
+  moved.push_back('\n');  // the case of a last record without '\n'
+  EXPECT_FALSE(moved.borrowed());
+  EXPECT_EQ(moved.view(), source + "\n");
+  EXPECT_EQ(source, "1\tab\n0\tcd");  // the borrowed bytes were not written
+
+  TextBytes shrunk = TextBytes::borrow(source.data(), source.size());
+  shrunk.resize(3);
+  EXPECT_FALSE(shrunk.borrowed());
+  EXPECT_EQ(shrunk.view(), "1\ta");
+  TextBytes assigned = TextBytes::borrow(source.data(), source.size());
+  assigned.assign("xyz");
+  EXPECT_EQ(assigned.view(), "xyz");
+  EXPECT_EQ(source, "1\tab\n0\tcd");
+  TextBytes emptied = TextBytes::borrow(source.data(), source.size());
+  emptied.resize(0);
+  EXPECT_FALSE(emptied.borrowed());
+  EXPECT_TRUE(emptied.empty());
+}
+
+TEST(InputMaps, MapsOnlyRegularPlainFilesWithinTheBudget) {
+  TempDir dir;
+  write_text(dir / "a.tsv", std::string(100, 'a'));
+  write_text(dir / "b.tsv", std::string(100, 'b'));
+  write_text(dir / "c.tsv.gz", gzip_of("1\tx\n"));
+  write_text(dir / "empty.tsv", "");
+  const std::vector<std::string> files = {(dir / "a.tsv").string(), (dir / "c.tsv.gz").string(),
+                                          (dir / "empty.tsv").string(), (dir / "b.tsv").string(), "/dev/null"};
+  InputMaps maps(files, "auto", 150);
+  EXPECT_EQ(maps.view(0).size, 100u);
+  ASSERT_NE(maps.view(0).data, nullptr);
+  EXPECT_EQ(std::string(maps.view(0).data, 100), std::string(100, 'a'));
+  EXPECT_EQ(maps.view(1).data, nullptr) << "gzip";
+  EXPECT_EQ(maps.view(2).data, nullptr) << "empty";
+  EXPECT_EQ(maps.view(3).data, nullptr) << "past the budget";
+  EXPECT_EQ(maps.view(4).data, nullptr) << "not a regular file";
+  EXPECT_EQ(maps.mapped_bytes(), 100);
+  maps.check_all();
+
+  InputMaps both(files, "auto", 200);
+  EXPECT_NE(both.view(3).data, nullptr);
+  EXPECT_EQ(both.mapped_bytes(), 200);
+  InputMaps none(files, "auto", 0);
+  EXPECT_EQ(none.view(0).data, nullptr);
+
+  const std::string missing = (dir / "missing.tsv").string();
+  EXPECT_EQ(error_of<IoError>([&] { InputMaps m({missing}, "auto", 1 << 20); }).find(missing) != std::string::npos, true);
+}
+
+TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {
+  TempDir dir;
+  const auto two = schema_of({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}});
+  struct Case {
+    std::string name, text;
+    InputSchema schema;
+  };
+  std::string big;
+  for (int i = 0; i < 3000; ++i) big += std::to_string(i % 2) + "\t" + std::to_string(i * 7919 % 1000) + "abcd\n";
+  auto csv = schema_of({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}}, "csv");
+  auto header = schema_of({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}}, "tsv", true);
+  const std::vector<Case> cases = {
+      {"plain.tsv", "1\ta\n0\tbb\n1\tccc\n", two},
+      {"no_final_newline.tsv", "1\ta\n0\tbb\n1\tccc", two},
+      {"blank_lines.tsv", "\n1\ta\n\n0\tbb\n\r\n1\tccc\n\n", two},
+      {"crlf.tsv", "1\ta\r\n0\tbb\r\n1\tccc\r\n", two},
+      {"bom.tsv", "\xEF\xBB\xBF" "1\ta\n0\tbb\n", two},
+      {"header.tsv", "C1\tlabel\nx\t1\ny\t0\n", header},
+      {"quoted.csv", "1,\"a,b\"\n0,\"line\nbreak\"\n1,c\n", csv},
+      {"big.tsv", big, two},
+  };
+  for (const Case& c : cases)
+    for (int64_t chunk : {int64_t{4}, int64_t{7}, int64_t{64}, int64_t{1} << 20}) {
+      write_text(dir / c.name, c.text);
+      InputSchema schema = c.schema;
+      schema.format.chunk_bytes = chunk;
+      const std::vector<std::string> files = {(dir / c.name).string()};
+      InputMaps maps(files, "auto", 1 << 30);
+      ASSERT_NE(maps.view(0).data, nullptr) << c.name;
+      const Read mapped = read_all(files, schema, &maps);
+      const Read read = read_all(files, schema, nullptr);
+      const std::string where = c.name + ", chunk_bytes " + std::to_string(chunk);
+      EXPECT_EQ(mapped.texts, read.texts) << where;
+      EXPECT_EQ(mapped.numbers, read.numbers) << where;
+      EXPECT_EQ(mapped.raw_bytes, read.raw_bytes) << where;
+      EXPECT_EQ(mapped.values, read.values) << where;
+      EXPECT_FALSE(mapped.values.empty()) << where;
+      EXPECT_EQ(read.borrowed, 0) << where;
+      // Every chunk borrows its text, except a last one that needed the '\n' it lacked.
+      const int copied = c.name == "no_final_newline.tsv" ? 1 : 0;
+      EXPECT_EQ(mapped.borrowed, static_cast<int>(mapped.texts.size()) - copied) << where;
+    }
+
+  // Several files, mapped, compressed and unmapped by budget, in one reader.
+  write_text(dir / "z.tsv.gz", gzip_of("0\tzz\n1\tyy\n"));
+  const std::vector<std::string> files = {(dir / "plain.tsv").string(), (dir / "z.tsv.gz").string(),
+                                          (dir / "big.tsv").string(), (dir / "crlf.tsv").string()};
+  InputSchema schema = two;
+  schema.format.chunk_bytes = 4096;
+  InputMaps maps(files, "auto", static_cast<int64_t>(std::filesystem::file_size(files[0]) + std::filesystem::file_size(files[2])));
+  EXPECT_NE(maps.view(2).data, nullptr);
+  EXPECT_EQ(maps.view(3).data, nullptr);
+  const Read mapped = read_all(files, schema, &maps);
+  const Read read = read_all(files, schema, nullptr);
+  EXPECT_EQ(mapped.texts, read.texts);
+  EXPECT_EQ(mapped.numbers, read.numbers);
+  EXPECT_EQ(mapped.values, read.values);
+  EXPECT_GT(mapped.borrowed, 1);
+}
+
+// A file cut short while mapped: reading its lost pages would raise SIGBUS; the reader fails with an
+// IoError that names the file instead.
+TEST(InputMaps, AFileThatShrinksWhileMappedFailsWithIoError) {
+  TempDir dir;
+  const std::string path = (dir / "a.tsv").string();
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "1\tabcdefgh\n";  // 200 KB: many pages past the cut
+  write_text(path, text);
+  const auto schema = schema_of({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}});
+
+  {
+    InputMaps maps({path}, "auto", 1 << 30);
+    ASSERT_NE(maps.view(0).data, nullptr);
+    ASSERT_EQ(truncate(path.c_str(), 5000), 0);
+    // A byte on a lost page reads as zero instead of ending the process.
+    const volatile char* p = maps.view(0).data;
+    EXPECT_EQ(p[100000], 0);
+    EXPECT_TRUE(maps.shrunk(0));
+    const std::string msg = error_of<IoError>([&] { maps.check(0); });
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("shrank"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("5000 bytes now"), std::string::npos) << msg;
+  }
+
+  write_text(path, text);
+  InputMaps maps({path}, "auto", 1 << 30);
+  ASSERT_EQ(truncate(path.c_str(), 5000), 0);
+  const std::string msg = error_of<IoError>([&] { read_all({path}, schema, &maps); });
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("shrank"), std::string::npos) << msg;
+
+  // A file that keeps its size reads as usual through a new mapping.
+  write_text(path, text);
+  InputMaps again({path}, "auto", 1 << 30);
+  EXPECT_FALSE(again.shrunk(0));
+  EXPECT_EQ(read_all({path}, schema, &again).values.size(), 40000u);
+}
+
+}  // namespace
+}  // namespace bluewhale
