@@ -430,6 +430,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     return b;
   };
 
+  std::optional<std::vector<ChunkCut>> pass_cuts;  // the first pass's chunks, when every file is mapped
   // One streaming pass. `pass` < fit_passes fits the operators whose stage is pass+1; the last pass
   // transforms everything and writes.
   auto run_pass = [&](int pass, bool write) {
@@ -448,6 +449,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     std::unique_ptr<TextReader> reader;
     if (!(pass > 0 && all_cached)) {
       reader = std::make_unique<TextReader>(opt.inputs, recipe.input, 2 * threads, maps.get());
+      if (pass_cuts) reader->replay(*pass_cuts);
       // A fit pass converts only the columns its operators (and a time split) read: the others are only
       // delimited (Criteo's dense fields, a third of the parsing). Not when dropping bad rows (every field
       // decides which rows count) nor when filling the cache (a later pass replays every column).
@@ -699,6 +701,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
                  "); later passes re-read the rest of the input");
     }
     log_debug("prep: pass ", pass + 1, " streamed at ", phase_mark(t0));
+    // Mapped input: later passes take this pass's chunks as cut, without scanning for records again.
+    if (reader && !pass_cuts) pass_cuts = reader->cuts();
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (!write && avail[i] == pass + 1) ops[i]->end_fit();
     progress.finish();

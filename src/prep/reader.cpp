@@ -294,6 +294,8 @@ class RecordBuffer {
     have_ = 0;
     return std::move(buf_);
   }
+  bool mapped() const { return map_ != nullptr; }
+  std::size_t offset() const { return off_; }  // mapped: where the window starts in the mapping
   const char* data() const { return map_ ? map_ + off_ : buf_.data(); }
   std::size_t size() const { return have_; }
   bool eof() const { return eof_; }
@@ -473,6 +475,12 @@ struct TextReader::Impl {
   // Plain input is cut by the callers of next() themselves (see next()); compressed input on `worker`.
   bool pull = true;
   const InputMaps* maps = nullptr;  // files mapped by the caller, or null
+  bool all_mapped = false;           // maps maps every file: cuts are recorded
+  std::vector<ChunkCut> cuts;        // recorded (all_mapped), or being replayed (replaying)
+  bool replaying = false;
+  std::size_t next_cut = 0;
+  // The next chunk of a replay into `out`, false past the last.
+  bool replay_one(TextChunk& out);
   TextBytes carry;  // pull: the buffer that holds a partial record between chunks
 
   // The next chunk into `out`, false once every file is done. `into` (pull) is the caller's buffer: the
@@ -672,6 +680,7 @@ bool TextReader::Impl::cut_chunk(TextChunk& out, TextBytes* into) {
       }
     }
     TextChunk c;
+    if (all_mapped) cuts.push_back(ChunkCut{cur.file, rb.offset(), r.end, cur.line, cur.global_row, r.records, 0});
     c.text = rb.take(r.end, std::move(spare));
     if (c.text.back() != '\n') c.text.push_back('\n');
     c.file_index = cur.file;
@@ -685,10 +694,26 @@ bool TextReader::Impl::cut_chunk(TextChunk& out, TextBytes* into) {
     cur.raw_reported = raw;
     cur.want = chunk_bytes;
     c.raw_bytes = cur.pending_raw;
+    if (all_mapped) cuts.back().raw_bytes = c.raw_bytes;
     cur.pending_raw = 0;
     out = std::move(c);
     return true;
   }
+}
+
+bool TextReader::Impl::replay_one(TextChunk& out) {
+  if (next_cut == cuts.size()) return false;
+  const ChunkCut& k = cuts[next_cut++];
+  const InputMaps::View v = maps->view(static_cast<std::size_t>(k.file_index));
+  BW_ASSERT(k.offset + k.size <= v.size && k.size > 0, "replayed cut outside its mapping");
+  out.text = TextBytes::borrow(v.data + k.offset, k.size);
+  if (out.text.back() != '\n') out.text.push_back('\n');  // as cut_chunk: a last record without one
+  out.file_index = k.file_index;
+  out.first_line = k.first_line;
+  out.first_row = k.first_row;
+  out.records = k.records;
+  out.raw_bytes = k.raw_bytes;
+  return true;
 }
 
 bool TextReader::Impl::produce_one(TextChunk& out, TextBytes* into) {
@@ -1185,6 +1210,8 @@ TextReader::TextReader(std::vector<std::string> files, InputSchema schema, int p
   Impl& m = *impl_;
   BW_ASSERT(!maps || maps->files() == files, "TextReader: the maps were made for other files");
   m.maps = maps;
+  m.all_mapped = maps != nullptr;
+  for (std::size_t i = 0; maps && i < files.size(); ++i) m.all_mapped = m.all_mapped && maps->view(i).data;
   m.files = std::move(files);
   m.schema = std::move(schema);
   m.prefetch = static_cast<std::size_t>(std::max(1, prefetch_chunks));
@@ -1223,7 +1250,7 @@ bool TextReader::next(TextChunk& out) {
     if (m.done) return false;
     TextBytes mine = std::move(out.text);
     try {
-      const bool got = m.produce_one(out, &mine);
+      const bool got = m.replaying ? m.replay_one(out) : m.produce_one(out, &mine);
       if (m.maps) m.maps->check_all();
       if (got) return true;
     } catch (...) {
@@ -1267,6 +1294,22 @@ void TextReader::parse(const TextChunk& in, Chunk& out, BadRowStats& stats) cons
     throw;
   }
   if (m.maps) m.maps->check(file);
+}
+
+std::optional<std::vector<ChunkCut>> TextReader::cuts() const {
+  Impl& m = *impl_;
+  std::lock_guard lk(m.mu);
+  if (!m.all_mapped || !m.done || m.replaying) return std::nullopt;
+  return m.cuts;
+}
+
+void TextReader::replay(std::vector<ChunkCut> cuts) {
+  Impl& m = *impl_;
+  BW_ASSERT(m.all_mapped, "TextReader::replay without maps of every file");
+  std::lock_guard lk(m.mu);
+  BW_ASSERT(m.cur.file < 0 && !m.done, "TextReader::replay after next()");
+  m.cuts = std::move(cuts);
+  m.replaying = true;
 }
 
 void TextReader::skip_values(const std::vector<std::string>& columns) {

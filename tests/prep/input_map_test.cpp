@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,9 +53,12 @@ struct Read {
   int borrowed = 0;                 // chunks whose text is a view of a mapping
 };
 
-Read read_all(const std::vector<std::string>& files, const InputSchema& schema, const InputMaps* maps) {
+// With `cuts_out`: the reader's cuts() once done. With `replay`: the reader replays those cuts.
+Read read_all(const std::vector<std::string>& files, const InputSchema& schema, const InputMaps* maps,
+              std::optional<std::vector<ChunkCut>>* cuts_out = nullptr, const std::vector<ChunkCut>* replay = nullptr) {
   Read out;
   TextReader reader(files, schema, 2, maps);
+  if (replay) reader.replay(*replay);
   TextChunk t;
   BadRowStats bad;
   while (reader.next(t)) {
@@ -69,6 +73,7 @@ Read read_all(const std::vector<std::string>& files, const InputSchema& schema, 
         out.values.push_back(col.kind == ColumnKind::kFloat ? std::to_string(col.f[r])
                                                             : (col.valid.empty() || col.valid[r] ? std::to_string(col.i[r]) : "-"));
   }
+  if (cuts_out) *cuts_out = reader.cuts();
   return out;
 }
 
@@ -164,9 +169,19 @@ TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {
       const std::vector<std::string> files = {(dir / c.name).string()};
       InputMaps maps(files, "auto", 1 << 30);
       ASSERT_NE(maps.view(0).data, nullptr) << c.name;
-      const Read mapped = read_all(files, schema, &maps);
+      std::optional<std::vector<ChunkCut>> cuts;
+      const Read mapped = read_all(files, schema, &maps, &cuts);
       const Read read = read_all(files, schema, nullptr);
       const std::string where = c.name + ", chunk_bytes " + std::to_string(chunk);
+      // A second pass over the same maps replays the first one's cuts: the same chunks, no scan.
+      ASSERT_TRUE(cuts.has_value()) << where;
+      EXPECT_EQ(cuts->size(), mapped.texts.size()) << where;
+      const Read replayed = read_all(files, schema, &maps, nullptr, &*cuts);
+      EXPECT_EQ(replayed.texts, read.texts) << where;
+      EXPECT_EQ(replayed.numbers, read.numbers) << where;
+      EXPECT_EQ(replayed.raw_bytes, read.raw_bytes) << where;
+      EXPECT_EQ(replayed.values, read.values) << where;
+      EXPECT_EQ(replayed.borrowed, mapped.borrowed) << where;
       EXPECT_EQ(mapped.texts, read.texts) << where;
       EXPECT_EQ(mapped.numbers, read.numbers) << where;
       EXPECT_EQ(mapped.raw_bytes, read.raw_bytes) << where;
@@ -187,12 +202,28 @@ TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {
   InputMaps maps(files, "auto", static_cast<int64_t>(std::filesystem::file_size(files[0]) + std::filesystem::file_size(files[2])));
   EXPECT_NE(maps.view(2).data, nullptr);
   EXPECT_EQ(maps.view(3).data, nullptr);
-  const Read mapped = read_all(files, schema, &maps);
+  std::optional<std::vector<ChunkCut>> cuts;
+  const Read mapped = read_all(files, schema, &maps, &cuts);
   const Read read = read_all(files, schema, nullptr);
   EXPECT_EQ(mapped.texts, read.texts);
   EXPECT_EQ(mapped.numbers, read.numbers);
   EXPECT_EQ(mapped.values, read.values);
   EXPECT_GT(mapped.borrowed, 1);
+  EXPECT_FALSE(cuts.has_value()) << "two of the files are not mapped: nothing to replay";
+
+  // Mapped, but not read to the end: no cuts either.
+  InputMaps two_maps({files[0], files[2]}, "auto", 1 << 30);
+  TextReader reader({files[0], files[2]}, schema, 2, &two_maps);
+  TextChunk t;
+  ASSERT_TRUE(reader.next(t));
+  EXPECT_FALSE(reader.cuts().has_value());
+  while (reader.next(t)) {
+  }
+  const std::optional<std::vector<ChunkCut>> done = reader.cuts();
+  ASSERT_TRUE(done.has_value());
+  int64_t rows = 0;
+  for (const ChunkCut& k : *done) rows += k.records;
+  EXPECT_EQ(rows, 3 + 3000);
 }
 
 // A file cut short while mapped: reading its lost pages would raise SIGBUS; the reader fails with an

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,14 @@ struct TextChunk {
   int64_t raw_bytes = 0;    // on-disk (compressed) bytes read since the previous chunk, for progress
 };
 
+// Where next() cut a chunk out of a mapped file (InputMaps), so that a later reader over the same
+// mapping hands out the same chunks without scanning the text for records again (TextReader::replay).
+struct ChunkCut {
+  int file_index = 0;
+  std::size_t offset = 0, size = 0;  // the chunk's text: bytes [offset, offset + size) of the mapping
+  int64_t first_line = 0, first_row = 0, records = 0, raw_bytes = 0;  // as in its TextChunk
+};
+
 // Rows dropped by parse() under on_bad_rows: skip. Keep one per thread and add() them up at the end:
 // first_error is then the message of the earliest bad row in input order, whatever the thread schedule.
 struct BadRowStats {
@@ -132,6 +141,13 @@ class TextReader {
   // a later chunk, so a loop that passes the same TextChunk each time allocates no new text buffers
   // once running.
   bool next(TextChunk& out);
+
+  // With maps that map every file: the cuts of the chunks next() handed out, in order, once next() has
+  // returned false (every file cut); otherwise (a file read, or not done) an empty optional.
+  std::optional<std::vector<ChunkCut>> cuts() const;
+  // Hands out the chunks `cuts` describes (the cuts() of an earlier reader over the same maps) instead
+  // of cutting the files: no scan of the text. Requires maps that map every file; call before next().
+  void replay(std::vector<ChunkCut> cuts);
 
   // Parses `in` into `out`, reusing out's vectors. Thread-safe (const, no shared mutable state): call it
   // from many threads on different chunks, each with its own `out` and `stats`.
