@@ -5,6 +5,8 @@
 #include <tuple>
 #include <vector>
 
+#include "bluewhale/core/error.h"
+
 namespace bluewhale {
 namespace {
 
@@ -110,6 +112,14 @@ void* take_huge_cached(RegionCache& c, std::size_t bytes) {
       c.pieces[k].pop_back();
       return p;
     }
+    // A free piece of a bigger class, halved down to this one (the halves wait in their classes).
+    for (std::size_t b = k + 1; b < kPieceClasses; ++b) {
+      if (c.pieces[b].empty()) continue;
+      char* p = static_cast<char*>(c.pieces[b].back());
+      c.pieces[b].pop_back();
+      for (std::size_t h = b; h-- > k;) c.pieces[h].push_back(p + (kHugeThreshold << h));
+      return p;
+    }
   }
   void* p = take_cached(c, kHugePage, Pages::kHuge);
   if (p) cut_pieces(c, p, k);
@@ -180,6 +190,14 @@ std::size_t zeroed_regions_cached() {
   RegionCache& c = regions();
   std::lock_guard<std::mutex> lk(c.mu);
   return c.bytes;
+}
+
+std::size_t zeroed_pieces_free(std::size_t bytes) {
+  const std::size_t k = piece_class(bytes);
+  BW_ASSERT(bytes >= kHugeThreshold && k < kPieceClasses, "zeroed_pieces_free: ", bytes, " bytes is not a piece size");
+  RegionCache& c = regions();
+  std::lock_guard<std::mutex> lk(c.mu);
+  return c.pieces[k].size();
 }
 
 }  // namespace bluewhale

@@ -75,6 +75,8 @@ inline void free_zeroed(void* p, std::size_t bytes, Pages pages) {
 
 // Bytes of freed large regions kept for reuse (process-wide, both kinds), for tests.
 std::size_t zeroed_regions_cached();
+// Free pieces of the class that serves `bytes` (kHugeThreshold to half a huge page), for tests.
+std::size_t zeroed_pieces_free(std::size_t bytes);
 // Unmaps the freed regions kept for reuse (not the free pieces of huge pages): tests, and prep once nothing
 // more is allocated.
 void release_zeroed_regions();

@@ -61,6 +61,12 @@ class OrderedWriter {
     return !aborted_;
   }
 
+  // Adds a chunk whose buffers take_free() may hand out (an earlier pass's, instead of fresh memory).
+  void add_free(Chunk&& chunk, int tid) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (free_.size() < 2 * max_ahead_) free_.push_back(Owned{tid, std::move(chunk)});
+  }
+
   // A chunk whose buffers can be reused, the last one worker `tid` parsed into if there is one (its
   // lines may still be in that core's cache), or an empty one.
   Chunk take_free(int tid) {

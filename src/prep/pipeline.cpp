@@ -431,6 +431,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   };
 
   std::optional<std::vector<ChunkCut>> pass_cuts;  // the first pass's chunks, when every file is mapped
+  // Chunks a fit pass parsed into, kept for the write pass: their ~1 MB of buffers each would otherwise be
+  // fresh pages there (costly on virtual machines, see core/zero_buffer.h).
+  std::vector<std::unique_ptr<Chunk>> spare_chunks;
   // One streaming pass. `pass` < fit_passes fits the operators whose stage is pass+1; the last pass
   // transforms everything and writes.
   auto run_pass = [&](int pass, bool write) {
@@ -469,7 +472,12 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       }
     }
     std::unique_ptr<OrderedWriter> ordered;
-    if (write) ordered = std::make_unique<OrderedWriter>(writer.get(), static_cast<std::size_t>(2 * threads + 2));
+    if (write) {
+      ordered = std::make_unique<OrderedWriter>(writer.get(), static_cast<std::size_t>(2 * threads + 2));
+      for (std::size_t k = 0; k < spare_chunks.size(); ++k)
+        ordered->add_free(std::move(*spare_chunks[k]), static_cast<int>(k % static_cast<std::size_t>(threads)));
+      spare_chunks.clear();
+    }
     const std::vector<bool> need = write ? std::vector<bool>(ops.size(), true) : needed_in_pass(pass);
     bool transforms_in_pass = write;
     for (std::size_t i = 0; i < ops.size(); ++i) transforms_in_pass = transforms_in_pass || (need[i] && avail[i] <= pass);
@@ -688,6 +696,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       throw;
     }
     if (ordered) ordered->finish(next_index);
+    for (auto& c : ring_store) spare_chunks.push_back(std::move(c));
     for (const auto& w : written)
       for (int sp = 0; sp < kNumSplits; ++sp) {
         report.split_rows[sp] += w[sp];

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -195,6 +196,40 @@ TEST(ZeroBuffer, SubHugePageBuffersArePiecesOfSharedHugePages) {
     for (uint8_t x : again) nonzero += x != 0;
     EXPECT_EQ(nonzero, 0u) << piece;
   }
+}
+
+TEST(ZeroBuffer, FreeBiggerPiecesAreHalvedForSmallerBuffers) {
+  // A freed 1 MiB piece serves four 256 KiB buffers (its halves and quarters), zeroed, before any new
+  // huge page is cut: the dataset writer's slices come from what the fit's tables gave back.
+  const std::size_t big = kHugePage / 2, small = kHugeThreshold;
+  // Use up the free 256 KiB and 512 KiB pieces that earlier tests left, so that what follows must split.
+  std::vector<ZeroBuffer<uint8_t>> drain;
+  for (std::size_t size : {small, 2 * small})
+    while (zeroed_pieces_free(size) > 0) drain.emplace_back(size, Pages::kHuge);
+  uint8_t* base = nullptr;
+  {
+    ZeroBuffer<uint8_t> piece(big, Pages::kHuge);
+    base = piece.data();
+    std::memset(piece.data(), 0xAB, big);
+  }
+  std::vector<ZeroBuffer<uint8_t>> quarters;
+  for (int k = 0; k < 4; ++k) {
+    quarters.emplace_back(small, Pages::kHuge);
+    if (k == 0) {
+      EXPECT_EQ(zeroed_pieces_free(small), 1u);  // the first split: a quarter and a half wait
+      EXPECT_EQ(zeroed_pieces_free(2 * small), 1u);
+    }
+    const uint8_t* p = quarters.back().data();
+    EXPECT_GE(p, base) << k;
+    EXPECT_LT(p, base + big) << k;
+    std::size_t nonzero = 0;
+    for (uint8_t x : quarters.back()) nonzero += x != 0;
+    EXPECT_EQ(nonzero, 0u) << k;
+  }
+  std::vector<const uint8_t*> starts;
+  for (const auto& q : quarters) starts.push_back(q.data());
+  std::sort(starts.begin(), starts.end());
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(starts[k], base + k * small);
 }
 
 }  // namespace

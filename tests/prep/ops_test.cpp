@@ -1391,7 +1391,7 @@ TEST(FlatMap, ProbePackedStopsAtTheKeyOrAnEmptySlot) {
 
 TEST(FlatMap, CompactKeyIndexAnswersAsTheWideOne) {
   std::mt19937_64 rng(21);
-  for (std::size_t n : {0, 1, 5, 700, 30000})
+  for (std::size_t n : {0, 1, 5, 700, 30000, 32767})
     for (int64_t first : {int64_t{0}, (int64_t{1} << 32) - 1 - static_cast<int64_t>(n)}) {
       std::vector<int64_t> keys;
       std::set<int64_t> distinct;
@@ -1407,6 +1407,13 @@ TEST(FlatMap, CompactKeyIndexAnswersAsTheWideOne) {
       }
       ASSERT_TRUE(compact.assign(keys.data(), n, first));
       EXPECT_TRUE(compact.is_compact());
+      // Load <= 1/3, or <= 1/2 for a table past kDenseIndexBytes (32767 keys: 65536 slots, just below 1/2).
+      const std::size_t slots = compact.bytes() / sizeof(uint64_t);
+      const bool dense = (3 * n + 1) * sizeof(uint64_t) > prep_ops::KeyIndex::kDenseIndexBytes;
+      EXPECT_GE(slots, (dense ? 2 : 3) * n + 1) << n;
+      if (n >= 30000) {
+        EXPECT_LE(compact.bytes(), prep_ops::KeyIndex::kDenseIndexBytes) << n;
+      }
       EXPECT_FALSE(wide.is_compact());
       EXPECT_EQ(compact.size(), n);
       std::map<int64_t, int64_t> seen;

@@ -152,5 +152,23 @@ TEST(OrderedWriter, ReusedChunksGoBackToTheWorkerThatParsedThem) {
   ow.finish(2);
 }
 
+TEST(OrderedWriter, ChunksAddedFromAnEarlierPassAreHandedOutFirst) {
+  TempDir tmp;
+  DatasetWriter w(tmp / "ds", schema());
+  OrderedWriter ow(&w, 2);
+  // A fit pass's chunks (their buffers already touched) serve the write pass instead of new ones.
+  ow.add_free(make_chunk(10, 7), 0);  // first_row 70
+  ow.add_free(make_chunk(20, 9), 1);  // first_row 180
+  EXPECT_EQ(ow.take_free(1).first_row, 180);
+  EXPECT_EQ(ow.take_free(0).first_row, 70);
+  EXPECT_EQ(ow.take_free(0).rows, 0);
+  // No more than the most chunks ever in flight (2 * max_ahead) are kept.
+  for (int k = 0; k < 6; ++k) ow.add_free(make_chunk(k, 3), 0);
+  int handed = 0;
+  while (ow.take_free(0).rows > 0) ++handed;
+  EXPECT_EQ(handed, 4);
+  ow.finish(0);
+}
+
 }  // namespace
 }  // namespace bluewhale
