@@ -294,7 +294,6 @@ class RecordBuffer {
     have_ = 0;
     return std::move(buf_);
   }
-  bool mapped() const { return map_ != nullptr; }
   std::size_t offset() const { return off_; }  // mapped: where the window starts in the mapping
   const char* data() const { return map_ ? map_ + off_ : buf_.data(); }
   std::size_t size() const { return have_; }
