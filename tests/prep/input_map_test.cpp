@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <filesystem>
 #include <optional>
@@ -12,37 +11,17 @@
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
 #include "bluewhale/prep/reader.h"
+#include "prep/reader_util.h"
 #include "test_util.h"
 
 namespace bluewhale {
 namespace {
 
 using testing::error_of;
+using testing::gzip_bytes;
+using testing::make_schema;
 using testing::TempDir;
 using testing::write_text;
-
-InputSchema schema_of(std::vector<InputColumn> cols, std::string format = "tsv", bool header = false) {
-  InputSchema s;
-  s.format.format = format;
-  s.format.delimiter = format == "csv" ? ',' : '\t';
-  s.format.header = header;
-  s.columns = std::move(cols);
-  return s;
-}
-
-std::string gzip_of(const std::string& text) {
-  z_stream zs{};
-  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&zs, text.size()) + 64, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  zs.avail_in = static_cast<uInt>(text.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
 
 // Everything a reader hands out for `files`, chunk by chunk, in a form that compares with ==.
 struct Read {
@@ -75,6 +54,14 @@ Read read_all(const std::vector<std::string>& files, const InputSchema& schema, 
   }
   if (cuts_out) *cuts_out = reader.cuts();
   return out;
+}
+
+// The chunks and values of `got` are those of `want` (the read() path's).
+void expect_same_read(const Read& got, const Read& want, const std::string& where) {
+  EXPECT_EQ(got.texts, want.texts) << where;
+  EXPECT_EQ(got.numbers, want.numbers) << where;
+  EXPECT_EQ(got.raw_bytes, want.raw_bytes) << where;
+  EXPECT_EQ(got.values, want.values) << where;
 }
 
 TEST(TextBytes, BorrowedViewsCopyBeforeAnyChange) {
@@ -115,7 +102,7 @@ TEST(InputMaps, MapsOnlyRegularPlainFilesWithinTheBudget) {
   TempDir dir;
   write_text(dir / "a.tsv", std::string(100, 'a'));
   write_text(dir / "b.tsv", std::string(100, 'b'));
-  write_text(dir / "c.tsv.gz", gzip_of("1\tx\n"));
+  write_text(dir / "c.tsv.gz", gzip_bytes("1\tx\n"));
   write_text(dir / "empty.tsv", "");
   const std::vector<std::string> files = {(dir / "a.tsv").string(), (dir / "c.tsv.gz").string(),
                                           (dir / "empty.tsv").string(), (dir / "b.tsv").string(), "/dev/null"};
@@ -142,15 +129,15 @@ TEST(InputMaps, MapsOnlyRegularPlainFilesWithinTheBudget) {
 
 TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {
   TempDir dir;
-  const auto two = schema_of({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}});
+  const auto two = make_schema({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}});
   struct Case {
     std::string name, text;
     InputSchema schema;
   };
   std::string big;
   for (int i = 0; i < 3000; ++i) big += std::to_string(i % 2) + "\t" + std::to_string(i * 7919 % 1000) + "abcd\n";
-  auto csv = schema_of({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}}, "csv");
-  auto header = schema_of({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}}, "tsv", true);
+  auto csv = make_schema({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}}, "csv");
+  auto header = make_schema({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}}, "tsv", true);
   const std::vector<Case> cases = {
       {"plain.tsv", "1\ta\n0\tbb\n1\tccc\n", two},
       {"no_final_newline.tsv", "1\ta\n0\tbb\n1\tccc", two},
@@ -177,15 +164,9 @@ TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {
       ASSERT_TRUE(cuts.has_value()) << where;
       EXPECT_EQ(cuts->size(), mapped.texts.size()) << where;
       const Read replayed = read_all(files, schema, &maps, nullptr, &*cuts);
-      EXPECT_EQ(replayed.texts, read.texts) << where;
-      EXPECT_EQ(replayed.numbers, read.numbers) << where;
-      EXPECT_EQ(replayed.raw_bytes, read.raw_bytes) << where;
-      EXPECT_EQ(replayed.values, read.values) << where;
+      expect_same_read(replayed, read, where + ", replayed");
       EXPECT_EQ(replayed.borrowed, mapped.borrowed) << where;
-      EXPECT_EQ(mapped.texts, read.texts) << where;
-      EXPECT_EQ(mapped.numbers, read.numbers) << where;
-      EXPECT_EQ(mapped.raw_bytes, read.raw_bytes) << where;
-      EXPECT_EQ(mapped.values, read.values) << where;
+      expect_same_read(mapped, read, where);
       EXPECT_FALSE(mapped.values.empty()) << where;
       EXPECT_EQ(read.borrowed, 0) << where;
       // Every chunk borrows its text, except a last one that needed the '\n' it lacked.
@@ -194,7 +175,7 @@ TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {
     }
 
   // Several files, mapped, compressed and unmapped by budget, in one reader.
-  write_text(dir / "z.tsv.gz", gzip_of("0\tzz\n1\tyy\n"));
+  write_text(dir / "z.tsv.gz", gzip_bytes("0\tzz\n1\tyy\n"));
   const std::vector<std::string> files = {(dir / "plain.tsv").string(), (dir / "z.tsv.gz").string(),
                                           (dir / "big.tsv").string(), (dir / "crlf.tsv").string()};
   InputSchema schema = two;
@@ -205,9 +186,7 @@ TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {
   std::optional<std::vector<ChunkCut>> cuts;
   const Read mapped = read_all(files, schema, &maps, &cuts);
   const Read read = read_all(files, schema, nullptr);
-  EXPECT_EQ(mapped.texts, read.texts);
-  EXPECT_EQ(mapped.numbers, read.numbers);
-  EXPECT_EQ(mapped.values, read.values);
+  expect_same_read(mapped, read, "four files");
   EXPECT_GT(mapped.borrowed, 1);
   EXPECT_FALSE(cuts.has_value()) << "two of the files are not mapped: nothing to replay";
 
@@ -234,7 +213,7 @@ TEST(InputMaps, AFileThatShrinksWhileMappedFailsWithIoError) {
   std::string text;
   for (int i = 0; i < 20000; ++i) text += "1\tabcdefgh\n";  // 200 KB: many pages past the cut
   write_text(path, text);
-  const auto schema = schema_of({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}});
+  const auto schema = make_schema({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}});
 
   {
     InputMaps maps({path}, "auto", 1 << 30);

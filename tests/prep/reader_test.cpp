@@ -24,24 +24,18 @@
 #include "bluewhale/core/io.h"
 #include "bluewhale/core/parallel.h"
 #include "prep/parse_number.h"
+#include "prep/reader_util.h"
 #include "test_util.h"
 
 namespace bluewhale {
 namespace {
 
 using testing::TempDir;
+using testing::gzip_bytes;
+using testing::make_schema;
 using testing::write_text;
 
 InputColumn col(std::string name, Role role, char sep = '|') { return InputColumn{std::move(name), role, sep}; }
-
-InputSchema make_schema(std::vector<InputColumn> cols, std::string format = "tsv", bool header = false) {
-  InputSchema s;
-  s.format.format = format;
-  s.format.delimiter = format == "csv" ? ',' : '\t';
-  s.format.header = header;
-  s.columns = std::move(cols);
-  return s;
-}
 
 // The Criteo display-ads layout: label, 13 dense, 26 categorical.
 std::vector<InputColumn> criteo_columns() {
@@ -124,20 +118,6 @@ void expect_same_rows(const Flat& got, const Flat& want) {
     ASSERT_EQ(got.rows[r], want.rows[r]) << "row " << r;
     ASSERT_EQ(got.global_rows[r], want.global_rows[r]) << "row " << r;
   }
-}
-
-std::string gzip_bytes(const std::string& text) {
-  z_stream zs{};
-  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&zs, text.size()) + 64, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  zs.avail_in = static_cast<uInt>(text.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
 }
 
 std::string zstd_bytes(const std::string& text) {
