@@ -386,7 +386,16 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     for (int a : avail) fit_passes = std::max(fit_passes, a);
   }
 
-  for (const auto& f : opt.inputs) report.input_bytes += file_size(f);
+  for (const auto& f : opt.inputs) {
+    // Every input is opened more than once (its compression detected, then read once per pass): a pipe or a
+    // device would lose what the first opening read, and the rows would come out cut.
+    std::error_code ec;
+    const fs::file_status st = fs::status(f, ec);
+    BW_CHECK(ec || fs::is_regular_file(st), IoError, "input '", f,
+             "' is not a regular file (a pipe or a device): prep reads each input more than once (to detect its "
+             "compression, then once per pass); save it to a file first");
+    report.input_bytes += file_size(f);  // a missing or unreadable path fails here, named
+  }
   Splitter splitter(recipe.split, opt.inputs, opt);
 
   std::unique_ptr<DatasetWriter> writer;

@@ -237,6 +237,28 @@ TEST(PrepCli, UnreadableInputIsNamedAndNothingIsWritten) {
   EXPECT_FALSE(fs::exists(dir / "ds"));
 }
 
+TEST(PrepCli, PipedInputIsRefusedWithAClearError) {
+  // Each input is read more than once; a pipe used to give a misleading field-count error on its line 1.
+  TempDir dir;
+  write_text(dir / "in.tsv", "1\t5\n0\t7\n");
+  write_text(dir / "r.yaml", "schema: [{name: y, role: label}, {name: x, role: dense}]\n");
+  auto piped = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input /dev/stdin --out " +
+                           (dir / "ds").string(),
+                       "cat " + (dir / "in.tsv").string() + " |");
+  EXPECT_NE(piped.exit_code, 0);
+  EXPECT_NE(piped.output.find("'/dev/stdin' is not a regular file (a pipe or a device)"), std::string::npos) << piped.output;
+  EXPECT_FALSE(fs::exists(dir / "ds"));
+  // Redirected from a file, standard input is that file: accepted.
+  auto redirected = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input /dev/stdin --out " +
+                            (dir / "ds2").string() + " --quiet < " + (dir / "in.tsv").string());
+  EXPECT_EQ(redirected.exit_code, 0) << redirected.output;
+  EXPECT_EQ(Dataset::open(dir / "ds2").split_rows(Split::kTrain), 2);
+  // A device too.
+  auto device = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input /dev/null --out " + (dir / "ds3").string());
+  EXPECT_NE(device.exit_code, 0);
+  EXPECT_NE(device.output.find("'/dev/null' is not a regular file"), std::string::npos) << device.output;
+}
+
 TEST(PrepCli, GzipAndReadInputGiveTheSameDatasetAsMappedPlainText) {
   TempDir dir;
   std::string text;
