@@ -24,7 +24,8 @@ int cmd_prep(int argc, char** argv) {
             "       bluewhale prep --apply-to DATASET --input FILE... --out DIR [options]",
             "Streams raw click logs through the recipe's schema and operators on all threads and writes a\n"
             "columnar dataset (meta.json + checksummed shards + the fitted pipeline). Inputs may be larger\n"
-            "than memory and gzip or zstd compressed. With --apply-to, the dictionaries and statistics\n"
+            "than memory and gzip or zstd compressed; they must be files, not pipes (each is read once per\n"
+            "pass). With --apply-to, the dictionaries and statistics\n"
             "fitted for an earlier dataset are reused unchanged (nothing is refitted).");
   args.option("recipe", "recipe YAML with input, schema, ops, split and output sections")
       .option("input", "raw input files, in order", "", true)
