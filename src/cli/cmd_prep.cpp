@@ -62,10 +62,15 @@ int cmd_prep(int argc, char** argv) {
   opt.memory_mb = args.get_int("memory-mb");
   BW_CHECK(opt.memory_mb >= 16, ConfigError, "bluewhale prep: --memory-mb must be at least 16");
   opt.temp_dir = args.get("temp-dir");
-  if (args.has("cache-mb")) opt.cache_mb = args.get_int("cache-mb");
-  BW_CHECK(opt.cache_mb >= 0, ConfigError, "bluewhale prep: --cache-mb must not be negative");
-  if (args.has("map-mb")) opt.map_mb = args.get_int("map-mb");
-  BW_CHECK(opt.map_mb >= 0, ConfigError, "bluewhale prep: --map-mb must not be negative");
+  // MiB budgets, turned into bytes (<< 20) later: 2^40 MiB (an exbibyte) is past any machine and keeps
+  // that shift in range.
+  auto mib_budget = [&](const char* name, int64_t& value) {
+    if (args.has(name)) value = args.get_int(name);
+    BW_CHECK(value >= 0 && value <= (int64_t{1} << 40), ConfigError, "bluewhale prep: --", name,
+             " must be between 0 and 2^40 MiB, got ", value);
+  };
+  mib_budget("cache-mb", opt.cache_mb);
+  mib_budget("map-mb", opt.map_mb);
   opt.progress = !args.flag_set("quiet");
   if (opt.progress == false) set_log_level(LogLevel::kWarn);
 

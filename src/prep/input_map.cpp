@@ -35,7 +35,8 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
     const uintptr_t b = s.begin.load(std::memory_order_acquire), e = s.end.load(std::memory_order_acquire);
     if (b == 0 || a < b || a >= e) continue;
     // The file ends before this page now. Zero pages in place of the rest of the mapping let the faulting
-    // load (and every later one) complete; the reader sees the mark and fails with IoError.
+    // load (and every later one) complete; the reader sees the mark and fails with IoError. (mmap is not
+    // on POSIX's list of async-signal-safe functions, but on Linux it is the bare system call, which is.)
     const uintptr_t page = a & ~uintptr_t{kPage - 1};
     void* r = mmap(reinterpret_cast<void*>(page), e - page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (r == MAP_FAILED) break;

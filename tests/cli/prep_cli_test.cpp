@@ -290,7 +290,12 @@ TEST(PrepCli, GzipAndReadInputGiveTheSameDatasetAsMappedPlainText) {
   auto neg = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "in.tsv").string() +
                      " --out " + (dir / "neg.ds").string() + " --map-mb -1");
   EXPECT_NE(neg.exit_code, 0);
-  EXPECT_NE(neg.output.find("--map-mb must not be negative"), std::string::npos) << neg.output;
+  EXPECT_NE(neg.output.find("--map-mb must be between 0 and 2^40 MiB, got -1"), std::string::npos) << neg.output;
+  auto huge = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "in.tsv").string() +
+                      " --out " + (dir / "huge.ds").string() + " --cache-mb 9000000000000");
+  EXPECT_NE(huge.exit_code, 0);
+  EXPECT_NE(huge.output.find("--cache-mb must be between 0 and 2^40 MiB, got 9000000000000"), std::string::npos)
+      << huge.output;
   EXPECT_GT(a.split_rows(Split::kValid), 450);
   EXPECT_LT(a.split_rows(Split::kValid), 750);
 }

@@ -1,8 +1,12 @@
 #include "bluewhale/prep/input_map.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -241,6 +245,27 @@ TEST(InputMaps, AFileThatShrinksWhileMappedFailsWithIoError) {
   InputMaps again({path}, "auto", 1 << 30);
   EXPECT_FALSE(again.shrunk(0));
   EXPECT_EQ(read_all({path}, schema, &again).values.size(), 40000u);
+}
+
+// The handler repairs only the mappings it guards: a SIGBUS anywhere else still ends the process, as it
+// would without it (the previous handler, or the default action, takes it).
+TEST(InputMapsDeathTest, ASigbusOutsideTheGuardedMappingsStillEndsTheProcess) {
+  TempDir dir;
+  const std::string guarded = (dir / "guarded.tsv").string(), other = (dir / "other.tsv").string();
+  write_text(guarded, std::string(1 << 16, 'a'));
+  write_text(other, std::string(1 << 16, 'b'));
+  InputMaps maps({guarded}, "auto", 1 << 30);  // installs the handler
+  ASSERT_NE(maps.view(0).data, nullptr);
+  EXPECT_DEATH(
+      {
+        const int fd = ::open(other.c_str(), O_RDONLY);
+        auto* p = static_cast<const volatile char*>(mmap(nullptr, 1 << 16, PROT_READ, MAP_PRIVATE, fd, 0));
+        if (p == MAP_FAILED || ::ftruncate(::open(other.c_str(), O_WRONLY), 0) != 0) std::abort();
+        std::fprintf(stderr, "%d", p[40000]);  // past the end of the truncated file: SIGBUS
+        std::exit(0);  // not reached
+      },
+      "");
+  EXPECT_FALSE(maps.shrunk(0));
 }
 
 }  // namespace
