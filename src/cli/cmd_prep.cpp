@@ -40,6 +40,10 @@ int cmd_prep(int argc, char** argv) {
       .option("map-mb",
               "plain input only: files mapped into memory and parsed in place, shared by the passes, up to "
               "this total, MiB; the rest is read (default: half of RAM; 0: read every file)")
+      .option("fit-sharing",
+              "how two threads share the first fit pass: chunks, columns, or auto (columns when the two CPUs "
+              "are far apart, e.g. vCPUs on two core complexes); same results",
+              "auto")
       .option("temp-dir", "directory for spill files (default: next to --out)")
       .option("report", "also write the summary as JSON to this file")
       .flag("overwrite", "replace --out if it exists")
@@ -71,6 +75,12 @@ int cmd_prep(int argc, char** argv) {
   };
   mib_budget("cache-mb", opt.cache_mb);
   mib_budget("map-mb", opt.map_mb);
+  const std::string sharing = args.get("fit-sharing");
+  BW_CHECK(sharing == "auto" || sharing == "chunks" || sharing == "columns", ConfigError,
+           "bluewhale prep: --fit-sharing expects auto, chunks or columns, got '", sharing, "'");
+  opt.fit_sharing = sharing == "chunks"    ? PrepOptions::FitSharing::kChunks
+                    : sharing == "columns" ? PrepOptions::FitSharing::kColumns
+                                           : PrepOptions::FitSharing::kAuto;
   opt.progress = !args.flag_set("quiet");
   if (opt.progress == false) set_log_level(LogLevel::kWarn);
 

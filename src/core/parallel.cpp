@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <exception>
@@ -228,6 +229,45 @@ bool pin_current_thread(const std::vector<int>& cpus) {
   CPU_ZERO(&set);
   for (int c : cpus) CPU_SET(c, &set);
   return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+}
+
+double cpu_round_trip_ns(int a, int b, long trips, int batches) {
+  BW_ASSERT(trips >= 1 && batches >= 1);
+  // The line passed back and forth (odd values the ping, even the pong), alone in its cache line.
+  struct alignas(64) Line {
+    std::atomic<uint64_t> value{0};
+  };
+  Line line;
+  std::atomic<bool> pinned{true};
+  const uint64_t total = static_cast<uint64_t>(trips) * static_cast<uint64_t>(batches);
+  std::thread pong([&] {
+    if (!pin_current_thread({b})) pinned = false;
+    for (uint64_t i = 0; i < total; ++i) {
+      while (line.value.load(std::memory_order_acquire) != 2 * i + 1) {
+      }
+      line.value.store(2 * i + 2, std::memory_order_release);
+    }
+  });
+  std::vector<double> ns;
+  std::thread ping([&] {
+    if (!pin_current_thread({a})) pinned = false;
+    uint64_t i = 0;
+    for (int k = 0; k < batches; ++k) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (long j = 0; j < trips; ++j, ++i) {
+        line.value.store(2 * i + 1, std::memory_order_release);
+        while (line.value.load(std::memory_order_acquire) != 2 * i + 2) {
+        }
+      }
+      const std::chrono::duration<double, std::nano> d = std::chrono::steady_clock::now() - t0;
+      ns.push_back(d.count() / static_cast<double>(trips));
+    }
+  });
+  ping.join();
+  pong.join();
+  if (!pinned) return std::nan("");
+  std::sort(ns.begin(), ns.end());
+  return ns[ns.size() / 2];
 }
 
 double process_cpu_seconds() {

@@ -27,6 +27,7 @@
 #include "bluewhale/prep/ops.h"
 #include "bluewhale/prep/reader.h"
 #include "core/zero_buffer.h"
+#include "prep/column_split.h"
 #include "prep/decompress.h"
 #include "prep/ops/math_kernels.h"
 #include "prep/ordered_writer.h"
@@ -185,11 +186,13 @@ struct MissingCounter {
   // Columns the first pass leaves unparsed (TextReader::skip_values), counted in the write pass instead.
   std::vector<bool> deferred;
   // Counts the columns of a freshly parsed chunk that belong to this pass (deferred ones or the others).
-  void count(const Chunk& c, int tid, bool deferred_pass) {
+  // `only`, when given, marks the columns to count (a thread that converted only some of them).
+  void count(const Chunk& c, int tid, bool deferred_pass, const std::vector<uint8_t>* only = nullptr) {
     auto& m = per_thread[tid];
     if (m.size() < c.columns.size()) m.resize(c.columns.size(), 0);
     for (std::size_t k = 0; k < c.columns.size(); ++k) {
       if ((k < deferred.size() && deferred[k]) != deferred_pass) continue;
+      if (only && (k >= only->size() || !(*only)[k])) continue;
       const Column& col = c.columns[k];
       int64_t n = 0;
       // One tight loop per kind (not is_missing per row): this runs over every parsed value.
@@ -609,7 +612,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     auto fit_own_parts = [&](const Chunk& c, int tid) {
       for (std::size_t i = 0; i < ops.size(); ++i)
         for (std::size_t p = 0; p < part_owner[i].size(); ++p)
-          if (part_owner[i][p] == tid) ops[i]->fit_chunk_part(c, static_cast<int>(p), tid);
+          if (part_owner[i][p] == tid) ops[i]->fit_chunk_part(c, static_cast<int>(p), tid, true);
     };
     auto parts_worker = [&](int tid) {
       TextChunk text;
@@ -666,50 +669,125 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         ring_cv.notify_all();
       }
     };
-    if (by_parts) {
+    // On two threads, a first pass whose fits all split into parts that read raw columns, with nothing
+    // else needing whole chunks (no operator transforms in it, no cache to fill, every bad row an error),
+    // is shared by columns instead of by chunks (prep/column_split.h).
+    std::vector<ColumnSplitFit::Part> split_parts;
+    bool by_columns = by_parts && threads == ColumnSplitFit::kThreads && pass == 0 && reader && !fill_cache &&
+                      !transforms_in_pass && recipe.input.format.on_bad_rows == "error" &&
+                      opt.fit_sharing != PrepOptions::FitSharing::kChunks;
+    for (std::size_t i = 0; by_columns && i < ops.size(); ++i) {
+      if (avail[i] != pass + 1) continue;
+      by_columns = ops[i]->fit_parts() > 0;
+      for (int p = 0; by_columns && p < ops[i]->fit_parts(); ++p) {
+        ColumnSplitFit::Part part{static_cast<int>(i), p, {}};
+        const std::vector<std::string> names = ops[i]->fit_part_inputs(p);
+        by_columns = !names.empty();
+        for (const std::string& name : names) {
+          const auto it = std::find(raw_names.begin(), raw_names.end(), name);
+          by_columns = by_columns && it != raw_names.end();
+          if (it != raw_names.end()) part.columns.push_back(static_cast<int>(it - raw_names.begin()));
+        }
+        split_parts.push_back(std::move(part));
+      }
+    }
+    if (by_columns && opt.fit_sharing == PrepOptions::FitSharing::kAuto) {
+      // Sharing by chunks moves every parsed key of the other thread's columns between the cores: cheap
+      // within a core complex (it beat sharing by columns by ~10 % of the pass there), 35-50 % of the
+      // pass across two (by columns then saves ~20 %; 1M Criteo rows, 2026-12-05). A ~0.5 ms probe.
+      const std::vector<int> cpus = allowed_cpus();
+      const double ns = cpus.size() == 2 ? cpu_round_trip_ns(cpus[0], cpus[1], 1000, 3) : std::nan("");
+      by_columns = ns > PrepOptions::kFarRoundTripNs;  // false for NaN
+      log_debug("prep: cores ", cpus.size() == 2 ? str_cat(static_cast<int>(ns), " ns apart") : std::string("not probed"),
+                ": fit shared by ", by_columns ? "columns" : "chunks");
+    }
+    if (pass == 0 && by_parts) report.fit_sharing = by_columns ? "columns" : "chunks";
+    if (by_columns) {
+      std::vector<int> always;
+      if (recipe.split.by == "time") {
+        const auto it = std::find(raw_names.begin(), raw_names.end(), recipe.split.column);
+        if (it != raw_names.end()) always.push_back(static_cast<int>(it - raw_names.begin()));
+      }
+      ColumnSplitFit::Hooks hooks;
+      hooks.next = next_work;
+      hooks.plan = [&](const std::vector<uint8_t>& convert) {
+        std::vector<std::string> skip;
+        for (const auto& c : recipe.input.columns) {
+          const auto it = std::find(raw_names.begin(), raw_names.end(), c.name);
+          if (it != raw_names.end() && !convert[static_cast<std::size_t>(it - raw_names.begin())] &&
+              kind_for_role(c.role) != ColumnKind::kList)
+            skip.push_back(c.name);
+        }
+        return reader->plan_skipping(skip);
+      };
+      hooks.parse = [&](const TextChunk& text, std::size_t, Chunk& c, int tid, const TextReader::ParsePlan* plan) {
+        reader->parse(text, c, pass_bad[tid], plan);
+        splitter.assign(c);
+      };
+      hooks.parsed = [&](const Chunk& c, const TextChunk& text, int tid, const std::vector<uint8_t>& counted, bool first) {
+        missing.count(c, tid, false, &counted);
+        if (!first) return;
+        if (c.split.empty()) fit_rows[tid][0] += c.rows;
+        else
+          for (uint8_t sp : c.split) fit_rows[tid][sp]++;
+        progress.add(c.rows, text.raw_bytes);
+      };
+      hooks.fit = [&](const Chunk& c, const ColumnSplitFit::Part& p, int tid, bool sole) {
+        ops[static_cast<std::size_t>(p.op)]->fit_chunk_part(c, p.part, tid, sole);
+      };
+      hooks.size = [&](const ColumnSplitFit::Part& p, int tid) {
+        return ops[static_cast<std::size_t>(p.op)]->fit_part_size(p.part, tid);
+      };
+      ColumnSplitFit split(std::move(split_parts), raw_names.size(), std::move(always), ctx.input_bytes, std::move(hooks));
+      ring_store.push_back(new_chunk());
+      ring_store.push_back(new_chunk());
+      split.run(*ring_store[0], *ring_store[1]);
+    } else if (by_parts) {
       for (int k = 0; k < threads; ++k) {
         ring_store.push_back(new_chunk());
         ring_free.push_back(ring_store.back().get());
       }
     }
-    try {
-      parallel_for(threads, threads, [&](int64_t, int64_t, int tid) {
-        if (by_parts) {
+    if (!by_columns) {
+      try {
+        parallel_for(threads, threads, [&](int64_t, int64_t, int tid) {
+          if (by_parts) {
+            try {
+              parts_worker(tid);
+            } catch (...) {
+              failed = true;
+              std::lock_guard<std::mutex> lk(ring_mu);
+              ring_failed = true;
+              ring_cv.notify_all();
+              throw;
+            }
+            return;
+          }
+          TextChunk text;
+          std::size_t at = 0;
+          Chunk scratch;  // a fit pass keeps nothing of its chunks: one buffer per worker, reused
           try {
-            parts_worker(tid);
+            while (next_work(text, at)) {
+              if (ordered) {
+                Chunk c = ordered->take_free(tid);
+                process(text, at, c, tid);
+                if (!ordered->put(at, std::move(c), tid)) break;  // another worker failed
+              } else {
+                process(text, at, scratch, tid);
+              }
+            }
           } catch (...) {
             failed = true;
-            std::lock_guard<std::mutex> lk(ring_mu);
-            ring_failed = true;
-            ring_cv.notify_all();
+            // The others may be waiting for this worker's chunk to be written (they are at most
+            // max_ahead chunks ahead of it): they stop instead.
+            if (ordered) ordered->abort();
             throw;
           }
-          return;
-        }
-        TextChunk text;
-        std::size_t at = 0;
-        Chunk scratch;  // a fit pass keeps nothing of its chunks: one buffer per worker, reused
-        try {
-          while (next_work(text, at)) {
-            if (ordered) {
-              Chunk c = ordered->take_free(tid);
-              process(text, at, c, tid);
-              if (!ordered->put(at, std::move(c), tid)) break;  // another worker failed
-            } else {
-              process(text, at, scratch, tid);
-            }
-          }
-        } catch (...) {
-          failed = true;
-          // The others may be waiting for this worker's chunk to be written (they are at most
-          // max_ahead chunks ahead of it): they stop instead.
-          if (ordered) ordered->abort();
-          throw;
-        }
-      });
-    } catch (...) {
-      if (ordered) ordered->abort();
-      throw;
+        });
+      } catch (...) {
+        if (ordered) ordered->abort();
+        throw;
+      }
     }
     if (ordered) ordered->finish(next_index);
     for (auto& c : ring_store) spare_chunks.push_back(std::move(c));
@@ -859,6 +937,7 @@ std::string PrepReport::to_json() const {
   j["seconds"] = seconds;
   j["fit_seconds"] = fit_seconds;
   j["write_seconds"] = write_seconds;
+  if (!fit_sharing.empty()) j["fit_sharing"] = fit_sharing;
   j["rows_per_second"] = seconds > 0 ? double(rows + skipped_rows) / seconds : 0.0;
   j["input_mb_per_second"] = seconds > 0 ? double(input_bytes) * passes / 1e6 / seconds : 0.0;
   json cols = json::array();

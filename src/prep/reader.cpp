@@ -500,9 +500,15 @@ struct TextReader::Impl {
   void prepare_columns(Chunk& out, std::vector<OutCol>& oc) const;
 
   template <bool kQuotes>
-  void parse_chunk(const TextChunk& in, Chunk& out, BadRowStats& stats) const;
+  void parse_chunk(const std::vector<FilePlan>& fplans, const TextChunk& in, Chunk& out, BadRowStats& stats) const;
   template <bool kQuotes>
-  bool parse_chunk_fast(const TextChunk& in, Chunk& out) const;
+  bool parse_chunk_fast(const std::vector<FilePlan>& fplans, const TextChunk& in, Chunk& out) const;
+  // Marks the values of `columns` (scalar schema columns that are read) left unconverted in `fplans`.
+  void skip_in(std::vector<FilePlan>& fplans, const std::vector<std::string>& columns) const;
+};
+
+struct TextReader::ParsePlan {
+  std::vector<FilePlan> files;  // per input file, as Impl::plans
 };
 
 void TextReader::Impl::validate_schema() {
@@ -781,10 +787,11 @@ void TextReader::Impl::prepare_columns(Chunk& out, std::vector<OutCol>& oc) cons
 }
 
 template <bool kQuotes>
-void TextReader::Impl::parse_chunk(const TextChunk& in, Chunk& out, BadRowStats& stats) const {
-  BW_ASSERT(in.file_index >= 0 && static_cast<std::size_t>(in.file_index) < plans.size(), "chunk of file ",
-            in.file_index, " but the reader has ", plans.size(), " files");
-  const std::vector<FieldPlan>& plan = plans[in.file_index].fields;
+void TextReader::Impl::parse_chunk(const std::vector<FilePlan>& fplans, const TextChunk& in, Chunk& out,
+                                   BadRowStats& stats) const {
+  BW_ASSERT(in.file_index >= 0 && static_cast<std::size_t>(in.file_index) < fplans.size(), "chunk of file ",
+            in.file_index, " but the reader has ", fplans.size(), " files");
+  const std::vector<FieldPlan>& plan = fplans[in.file_index].fields;
   const int nfields = static_cast<int>(plan.size());
   const char* s = in.text.data();
   const std::size_t n = in.text.size();
@@ -1066,8 +1073,8 @@ namespace {
 // parses the chunk with parse_chunk, which gives the usual rows, errors and line numbers. Accepted
 // chunks give exactly what parse_chunk gives (tests/prep/reader_test.cpp compares them).
 template <bool kQuotes>
-bool TextReader::Impl::parse_chunk_fast(const TextChunk& in, Chunk& out) const {
-  const FilePlan& fplan = plans[in.file_index];
+bool TextReader::Impl::parse_chunk_fast(const std::vector<FilePlan>& fplans, const TextChunk& in, Chunk& out) const {
+  const FilePlan& fplan = fplans[in.file_index];
   const std::size_t n = in.text.size();
   if (!fplan.fast || in.records <= 0 || n == 0 || n >= std::numeric_limits<uint32_t>::max() - 64) return false;
   const std::vector<FieldPlan>& plan = fplan.fields;
@@ -1274,18 +1281,19 @@ bool TextReader::next(TextChunk& out) {
   return false;
 }
 
-void TextReader::parse(const TextChunk& in, Chunk& out, BadRowStats& stats) const {
+void TextReader::parse(const TextChunk& in, Chunk& out, BadRowStats& stats, const ParsePlan* plan) const {
   const Impl& m = *impl_;
-  BW_ASSERT(in.file_index >= 0 && static_cast<std::size_t>(in.file_index) < m.plans.size(), "chunk of file ",
-            in.file_index, " but the reader has ", m.plans.size(), " files");
+  const std::vector<FilePlan>& fplans = plan ? plan->files : m.plans;
+  BW_ASSERT(in.file_index >= 0 && static_cast<std::size_t>(in.file_index) < fplans.size(), "chunk of file ",
+            in.file_index, " but the reader has ", fplans.size(), " files");
   const auto file = static_cast<std::size_t>(in.file_index);
   try {
     if (m.quotes) {
-      if (m.fast_path && m.parse_chunk_fast<true>(in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
-      else m.parse_chunk<true>(in, out, stats);
+      if (m.fast_path && m.parse_chunk_fast<true>(fplans, in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
+      else m.parse_chunk<true>(fplans, in, out, stats);
     } else {
-      if (m.fast_path && m.parse_chunk_fast<false>(in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
-      else m.parse_chunk<false>(in, out, stats);
+      if (m.fast_path && m.parse_chunk_fast<false>(fplans, in, out)) m.fast_chunks.fetch_add(1, std::memory_order_relaxed);
+      else m.parse_chunk<false>(fplans, in, out, stats);
     }
   } catch (const Error&) {
     // Zero pages where a shrunk file's text was read as fields: the file's change is the error to report.
@@ -1293,6 +1301,14 @@ void TextReader::parse(const TextChunk& in, Chunk& out, BadRowStats& stats) cons
     throw;
   }
   if (m.maps) m.maps->check(file);
+}
+
+std::shared_ptr<const TextReader::ParsePlan> TextReader::plan_skipping(const std::vector<std::string>& columns) const {
+  const Impl& m = *impl_;
+  auto plan = std::make_shared<ParsePlan>();
+  plan->files = m.plans;
+  m.skip_in(plan->files, columns);
+  return plan;
 }
 
 std::optional<std::vector<ChunkCut>> TextReader::cuts() const {
@@ -1313,17 +1329,21 @@ void TextReader::replay(std::vector<ChunkCut> cuts) {
 
 void TextReader::skip_values(const std::vector<std::string>& columns) {
   Impl& m = *impl_;
-  BW_CHECK(!m.skip_bad || columns.empty(), ConfigError,
+  m.skip_in(m.plans, columns);
+}
+
+void TextReader::Impl::skip_in(std::vector<FilePlan>& fplans, const std::vector<std::string>& columns) const {
+  BW_CHECK(!skip_bad || columns.empty(), ConfigError,
            "input: values can be left unparsed only with on_bad_rows: error (skipping bad rows checks every field)");
   for (const std::string& name : columns) {
     int k = -1;
-    for (std::size_t j = 0; j < m.schema.columns.size(); ++j)
-      if (m.schema.columns[j].name == name) k = static_cast<int>(j);
+    for (std::size_t j = 0; j < schema.columns.size(); ++j)
+      if (schema.columns[j].name == name) k = static_cast<int>(j);
     BW_CHECK(k >= 0, ConfigError, "input: cannot skip the values of '", name, "': no such schema column");
-    const Role role = m.schema.columns[k].role;
+    const Role role = schema.columns[k].role;
     BW_CHECK(role != Role::kIgnore && column_kind(role) != ColumnKind::kList, ConfigError, "input: cannot skip the values of '",
              name, "' (role ", role_name(role), "): only scalar columns that are read");
-    for (FilePlan& p : m.plans)
+    for (FilePlan& p : fplans)
       for (FieldPlan& f : p.fields)
         if (f.schema_col == k) f.kind = FieldKind::kSkip;  // its output column stays, sized and unwritten
   }

@@ -259,6 +259,35 @@ TEST(PrepCli, PipedInputIsRefusedWithAClearError) {
   EXPECT_NE(device.output.find("'/dev/null' is not a regular file"), std::string::npos) << device.output;
 }
 
+TEST(PrepCli, FitSharingByColumnsOrChunksGivesTheSameDataset) {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 20000; ++i)
+    text += std::to_string(i % 2) + "\tv" + std::to_string(i * 7919 % 15000) + "\tw" + std::to_string(i % 13) + "\n";
+  write_text(dir / "in.tsv", text);
+  write_text(dir / "r.yaml", "schema: [{name: y, role: label}, {name: a, role: categorical}, {name: b, role: categorical}]\n"
+                             "ops: [{op: categorify, columns: [a, b]}]\n");
+  for (const char* how : {"columns", "chunks"}) {
+    auto r = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "in.tsv").string() + " --out " +
+                     (dir / how).string() + " --threads 2 --quiet --fit-sharing " + how + " --report " +
+                     (dir / (std::string(how) + ".json")).string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(read_file(dir / (std::string(how) + ".json")).find(std::string("\"fit_sharing\": \"") + how + "\""),
+              std::string::npos)
+        << how;
+  }
+  Dataset a = Dataset::open(dir / "columns"), b = Dataset::open(dir / "chunks");
+  ShardView va = a.open_shard(Split::kTrain, 0), vb = b.open_shard(Split::kTrain, 0);
+  for (const char* c : {"a", "b"}) {
+    auto ia = va.ids(a.find(c)), ib = vb.ids(b.find(c));
+    EXPECT_TRUE(std::equal(ia.begin(), ia.end(), ib.begin(), ib.end())) << c;
+  }
+  auto bad = run_cli("prep --recipe " + (dir / "r.yaml").string() + " --input " + (dir / "in.tsv").string() +
+                     " --out " + (dir / "bad").string() + " --fit-sharing rows");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--fit-sharing expects auto, chunks or columns, got 'rows'"), std::string::npos) << bad.output;
+}
+
 TEST(PrepCli, GzipAndReadInputGiveTheSameDatasetAsMappedPlainText) {
   TempDir dir;
   std::string text;

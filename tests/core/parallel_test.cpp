@@ -1,12 +1,12 @@
 #include "bluewhale/core/parallel.h"
 
 #include <gtest/gtest.h>
-
 #include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <stdexcept>
 #include <thread>
@@ -119,6 +119,22 @@ TEST(PinCurrentThread, RunsTheThreadOnTheCpuItWasPinnedTo) {
     t.join();
     EXPECT_TRUE(pinned) << cpu;
     EXPECT_EQ(ran_on, cpu);
+  }
+}
+
+// The round trip between two CPUs is a positive time well under a millisecond (~50-400 ns on the
+// development VMs), whatever the caller's mask; a CPU outside the mask gives NaN instead of a hang.
+TEST(CpuRoundTrip, MeasuresTwoCpusAndRefusesOnesOutsideTheMask) {
+  const std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "one usable CPU";
+  const double ns = cpu_round_trip_ns(cpus[0], cpus[1], 2000, 3);
+  EXPECT_GT(ns, 1.0);
+  EXPECT_LT(ns, 1e5);
+  EXPECT_EQ(allowed_cpus(), cpus) << "the caller's mask is left as it was";
+  int outside = 0;
+  while (std::find(cpus.begin(), cpus.end(), outside) != cpus.end()) ++outside;
+  if (outside < CPU_SETSIZE) {
+    EXPECT_TRUE(std::isnan(cpu_round_trip_ns(cpus[0], outside, 100, 1)));
   }
 }
 

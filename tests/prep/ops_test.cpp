@@ -1666,6 +1666,54 @@ TEST(FlatMap, KeyCounterCountsTinyColumnsExactly) {
       }
 }
 
+// A column counted on one thread but for a few batches on another (a fit shared by columns after its
+// calibration chunks; prep/column_split.h) reaches finish() as one big table and a small one: the small
+// one is merged into the big one, which goes to the packed sink whole, with the reference counts. Columns
+// counted in turn on both threads (two big tables) still go through the per-key sink. distinct_on counts
+// one thread's keys.
+TEST(FlatMap, KeyCounterMergesAColumnsSmallTablesIntoItsBigOne) {
+  TempDir dir;
+  std::mt19937_64 rng(91);
+  std::vector<Counts> ref(2);
+  prep_ops::KeyCounter kc("test");
+  kc.begin(2, 2, int64_t{1} << 30, dir.path().string(), false);
+  for (int b = 0; b < 60; ++b) {
+    std::vector<int64_t> keys(2000);
+    for (int64_t& k : keys) k = rng() % 97 == 0 ? prep_ops::kEmptyKey : hex_key(rng() % 150000);
+    for (std::size_t c = 0; c < 2; ++c) {
+      for (int64_t k : keys) ++ref[c][k];
+      const int t = c == 0 ? (b < 3 ? 0 : 1) : b % 2;
+      kc.add_many(c, t, keys.data(), nullptr, keys.size());
+    }
+  }
+  EXPECT_LE(kc.distinct_on(0, 0), 6000u);
+  EXPECT_GE(kc.distinct_on(0, 1), 8 * kc.distinct_on(0, 0));
+  EXPECT_EQ(kc.distinct_upper_bound(0), kc.distinct_on(0, 0) + kc.distinct_on(0, 1));
+  std::vector<Counts> got(2);
+  std::vector<int> per_key(2, 0), packed_calls(2, 0);
+  std::mutex mu;
+  kc.finish(
+      2,
+      [&](std::size_t col, const prep_ops::KeyCount& c) {
+        std::lock_guard<std::mutex> lk(mu);
+        EXPECT_EQ(got[col].count(c.key), 0u);
+        got[col][c.key] = c.count;
+        ++per_key[col];
+      },
+      1,
+      [&](std::size_t col, prep_ops::CountTable::Packed&& p) {
+        std::lock_guard<std::mutex> lk(mu);
+        ++packed_calls[col];
+        for (std::size_t j = 0; j < p.n; ++j)
+          got[col][prep_ops::unpack_hex_key(static_cast<uint32_t>(p.words[j]))] = static_cast<int64_t>(p.words[j] >> 32);
+        if (p.has_empty_key) got[col][prep_ops::kEmptyKey] = p.empty_key.count;
+      });
+  EXPECT_EQ(packed_calls, (std::vector<int>{1, 0}));
+  EXPECT_EQ(per_key[0], 0);
+  EXPECT_GT(per_key[1], 0);
+  EXPECT_EQ(got, ref);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Throughput (printed, not asserted): 10M distinct keys over 50M values, fit in memory and spilling,
 // then transform lookups on one thread. BW_OPS_PERF_SCALE=0.1 shrinks it.

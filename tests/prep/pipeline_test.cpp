@@ -279,6 +279,65 @@ TEST_F(PrepPipeline, FitByPartsGivesTheSameDatasetForAnyThreadCountAndBudget) {
   EXPECT_TRUE(any_spill) << "the budget was meant to force spills";
 }
 
+TEST_F(PrepPipeline, FitSharedByColumnsGivesTheSameDatasetAsByChunksAndOneThread) {
+  // Two threads share the counting of categorify's columns by chunks, or by columns (both read every
+  // chunk, each converts its own columns; prep/column_split.h). Chunks of 64 KiB, so that the first few
+  // calibrate and the big columns get owners. Frequency and first-appearance order, a ratio split, a time
+  // split (its column converted by every parse), a counting budget small enough to spill: every run gives
+  // the single-thread dataset, cardinalities and missing rates, and reports how the fit was shared.
+  write_text(dir / "a.tsv", make_wide_rows(90000, 3));
+  write_text(dir / "b.tsv", make_wide_rows(40000, 4));
+  auto recipe = [](const std::string& schema, const std::string& split, int memory_mb) {
+    Recipe r = parse_recipe(schema + "ops:\n  - {op: categorify, columns: c1..c4, min_count: 2, memory_mb: " +
+                                std::to_string(memory_mb) + "}\n  - {op: categorify, columns: [c5, c6], order: first, memory_mb: " +
+                                std::to_string(memory_mb) + "}\n" + split + "output: {shard_rows: 16384}\n",
+                            "w.yaml");
+    r.input.format.chunk_bytes = 64 << 10;
+    return r;
+  };
+  const std::string timed_schema =
+      "schema: [{name: y, role: label}, {name: x, role: timestamp}, {names: c1..c6, role: categorical}]\n";
+  const std::vector<Recipe> recipes = {
+      recipe(kWideSchema, "split: {by: ratio, valid: 0.1, test: 0.1, seed: 9}\n", 0),
+      recipe(timed_schema, "split: {by: time, column: x, valid_from: 800, test_from: 900}\n", 0),
+      recipe(kWideSchema, "", 1)};
+  std::vector<std::string> in = {(dir / "a.tsv").string(), (dir / "b.tsv").string()};
+  for (std::size_t k = 0; k < recipes.size(); ++k) {
+    PrepReport ref = run_prep(recipes[k], options(dir, in, "one" + std::to_string(k), 1));
+    EXPECT_EQ(ref.fit_sharing, "");
+    const std::string reference = dataset_bytes(dir / ("one" + std::to_string(k)));
+    for (auto sharing : {PrepOptions::FitSharing::kChunks, PrepOptions::FitSharing::kColumns}) {
+      const std::string name = sharing == PrepOptions::FitSharing::kColumns ? "columns" : "chunks";
+      const std::string out = name + std::to_string(k);
+      PrepOptions o = options(dir, in, out, 2);
+      o.fit_sharing = sharing;
+      PrepReport rep = run_prep(recipes[k], o);
+      EXPECT_EQ(rep.fit_sharing, name) << k;
+      EXPECT_TRUE(dataset_bytes(dir / out) == reference) << "recipe " << k << ", by " << name;
+      ASSERT_EQ(rep.columns.size(), ref.columns.size());
+      for (std::size_t c = 0; c < rep.columns.size(); ++c) {
+        EXPECT_EQ(rep.columns[c].cardinality, ref.columns[c].cardinality) << rep.columns[c].name << ", by " << name;
+        EXPECT_EQ(rep.columns[c].missing_rate, ref.columns[c].missing_rate) << rep.columns[c].name << ", by " << name;
+      }
+    }
+  }
+  // Where sharing by columns does not apply, it goes by chunks: a fit without parts in the pass
+  // (bucketize), three threads.
+  Recipe mixed = parse_recipe(std::string(kWideSchema) +
+                                  "ops:\n  - {op: bucketize, columns: x, num_buckets: 4}\n  - {op: categorify, columns: c1..c6}\n",
+                              "m.yaml");
+  PrepReport one = run_prep(mixed, options(dir, in, "m1", 1));
+  PrepOptions o2 = options(dir, in, "m2", 2);
+  o2.fit_sharing = PrepOptions::FitSharing::kColumns;
+  EXPECT_EQ(run_prep(mixed, o2).fit_sharing, "chunks");
+  EXPECT_TRUE(dataset_bytes(dir / "m2") == dataset_bytes(dir / "m1"));
+  PrepOptions o3 = options(dir, in, "m3", 3);
+  o3.fit_sharing = PrepOptions::FitSharing::kColumns;
+  EXPECT_EQ(run_prep(recipes[0], o3).fit_sharing, "chunks");
+  EXPECT_TRUE(dataset_bytes(dir / "m3") == dataset_bytes(dir / "one0"));
+  EXPECT_EQ(one.rows, 130000);
+}
+
 // Runs categorify over `good` with line `line` changed by `edit` (given the text and where the line
 // starts) on 2 and 3 threads: each run must stop with an InputError naming "bad.tsv:<line>: " + what,
 // leave no dataset behind, and not hang.
@@ -291,9 +350,11 @@ void expect_bad_line_stops(const TempDir& dir, const std::string& good, int line
   write_text(dir / "bad.tsv", text);
   Recipe r = parse_recipe(std::string(kWideSchema) + "input: {chunk_mb: 1}\nops: [{op: categorify, columns: c1..c6}]\n",
                           "b.yaml");
-  for (int threads : {2, 3}) {
+  for (int threads : {2, 3, -2}) {  // -2: two threads sharing the fit by columns
     try {
-      run_prep(r, options(dir, {(dir / "bad.tsv").string()}, "bad", threads));
+      PrepOptions o = options(dir, {(dir / "bad.tsv").string()}, "bad", std::abs(threads));
+      if (threads < 0) o.fit_sharing = PrepOptions::FitSharing::kColumns;
+      run_prep(r, o);
       ADD_FAILURE() << "line " << line << " was accepted";
     } catch (const InputError& e) {
       EXPECT_NE(std::string(e.what()).find("bad.tsv:" + std::to_string(line) + ": " + what), std::string::npos)

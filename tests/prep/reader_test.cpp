@@ -1267,19 +1267,21 @@ TEST(TextReaderFastPath, CleanTextTakesItForEveryChunkWithIdenticalValues) {
   EXPECT_EQ(expect_same_outcome({(dir / "b.tsv").string()}, small, "tail"), 1);
 }
 
-// parse() of every chunk with skip_values(skip), the skipped columns left out of the rows; each skipped
-// column must still have one slot per row.
+// parse() of every chunk with skip_values(skip), or with a plan_skipping(skip) (by_plan), the skipped
+// columns left out of the rows; each skipped column must still have one slot per row.
 Flat parse_skipping(const std::vector<std::string>& files, const InputSchema& schema, bool fast,
-                    const std::vector<std::string>& skip) {
+                    const std::vector<std::string>& skip, bool by_plan = false) {
   TextReader reader(files, schema, 2);
   reader.set_fast_path(fast);
-  reader.skip_values(skip);
+  std::shared_ptr<const TextReader::ParsePlan> plan;
+  if (by_plan) plan = reader.plan_skipping(skip);
+  else reader.skip_values(skip);
   TextChunk t;
   Chunk c;
   BadRowStats stats;
   Flat flat;
   while (reader.next(t)) {
-    reader.parse(t, c, stats);
+    reader.parse(t, c, stats, plan.get());
     Chunk kept = c;
     kept.columns.clear();
     for (const Column& col : c.columns) {
@@ -1324,10 +1326,11 @@ TEST(TextReader, SkippedValuesLeaveTheOtherColumnsAsTheyWere) {
       }
       ref.global_rows = all.flat.global_rows;
     }
-    for (bool fast : {false, true}) {
-      SCOPED_TRACE(fast ? "fast path" : "general loop");
-      expect_same_rows(parse_skipping({path}, schema, fast, dense), ref);
-    }
+    for (bool fast : {false, true})
+      for (bool by_plan : {false, true}) {
+        SCOPED_TRACE(std::string(fast ? "fast path" : "general loop") + (by_plan ? ", plan_skipping" : ", skip_values"));
+        expect_same_rows(parse_skipping({path}, schema, fast, dense, by_plan), ref);
+      }
   }
 
   // A value that is not a number in a skipped column goes unnoticed; parsed, it is an error.
@@ -1340,6 +1343,43 @@ TEST(TextReader, SkippedValuesLeaveTheOtherColumnsAsTheyWere) {
     EXPECT_EQ(got.rows[0], "label=1;C1=" + std::to_string(categorical_key("ab")) + ";");
   }
   EXPECT_NE(error_of<InputError>({bad}, schema).find("column 'I1'"), std::string::npos);
+}
+
+// A plan made by plan_skipping adds its columns to what skip_values left out, for the parses given it
+// only: the reader's own parse still converts them, and several plans coexist.
+TEST(TextReader, PlansSkipForTheParsesGivenThemOnly) {
+  TempDir dir;
+  const std::string path = (dir / "a.tsv").string();
+  write_text(path, "1\t5\tab\tcd\n0\t7\tef\tgh\n");
+  auto schema = make_schema({col("label", Role::kLabel), col("I1", Role::kDense), col("C1", Role::kCategorical),
+                             col("C2", Role::kCategorical)});
+  for (bool fast : {false, true}) {
+    TextReader reader({path}, schema, 2);
+    reader.set_fast_path(fast);
+    reader.skip_values({"I1"});
+    const auto no_c1 = reader.plan_skipping({"C1"});
+    const auto no_c2 = reader.plan_skipping({"C2", "label"});
+    TextChunk t;
+    ASSERT_TRUE(reader.next(t));
+    BadRowStats stats;
+    Chunk own, a, b;
+    reader.parse(t, own, stats);
+    reader.parse(t, a, stats, no_c1.get());
+    reader.parse(t, b, stats, no_c2.get());
+    for (const Chunk* c : {&own, &a, &b}) ASSERT_EQ(c->rows, 2);
+    EXPECT_EQ(own.columns[2].i[1], categorical_key("ef"));
+    EXPECT_EQ(own.columns[3].i[1], categorical_key("gh"));
+    EXPECT_EQ(own.columns[0].f[1], 0.0f);
+    EXPECT_EQ(a.columns[3].i[1], categorical_key("gh"));  // C2 converted, C1 not (not checked: unspecified)
+    EXPECT_EQ(a.columns[0].f[0], 1.0f);
+    EXPECT_EQ(b.columns[2].i[0], categorical_key("ab"));  // C1 converted; C2 and label not
+  }
+  // The same refusals as skip_values.
+  TextReader reader({path}, schema, 2);
+  EXPECT_THROW(reader.plan_skipping({"C9"}), ConfigError);
+  schema.format.on_bad_rows = "skip";
+  TextReader lenient({path}, schema, 2);
+  EXPECT_THROW(lenient.plan_skipping({"C1"}), ConfigError);
 }
 
 TEST(TextReader, SkippingValuesIsRefusedWhereItWouldChangeResults) {

@@ -6,8 +6,8 @@
 //      operators and the dataset writer know the output schema before any data is read;
 //   3. if needs_fit(): begin_fit(threads), then fit_chunk(chunk, thread_id) from several threads on
 //      different chunks (in any order; results must not depend on the order), or, for a fit split into
-//      parts (fit_parts() > 0) on several threads, fit_chunk_part(chunk, part, owner) for every chunk and
-//      part, each part always on the same thread; then end_fit();
+//      parts (fit_parts() > 0) on several threads, fit_chunk_part(chunk, part, thread, sole) for every
+//      chunk and part, each part mostly on one owner thread; then end_fit();
 //   4. transform(chunk) from several threads at once (const, no shared mutable state).
 //   5. save_state()/load_state() persist what fit learned, with the dataset, so `--apply-to` maps new
 //      files with the same dictionaries and statistics.
@@ -111,11 +111,19 @@ class Op {
   // Only rows whose split is kTrain (chunk.split empty or == 0) are to be counted.
   virtual void fit_chunk(const Chunk& /*chunk*/, int /*thread_id*/) {}
   // A fit whose state splits into independent parts (categorify: one per column) may report them here;
-  // the pipeline then gives part p of every chunk to one thread only, the part's owner for the whole
-  // pass, through fit_chunk_part instead of fit_chunk, so that each part's state is built by one thread
-  // (one counting table per column instead of one per column and thread). 0: fit_chunk only.
+  // the pipeline then hands each chunk to the fit part by part, through fit_chunk_part instead of
+  // fit_chunk. Mostly a part has one owner thread that counts it in every chunk (`sole`: this thread
+  // gets every later chunk of the part), so that each part's state is built by one thread (one counting
+  // table per column instead of one per column and thread); a part may also go to whichever thread has
+  // the chunk (`sole` false), as with fit_chunk. 0: fit_chunk only.
   virtual int fit_parts() const { return 0; }
-  virtual void fit_chunk_part(const Chunk& /*chunk*/, int /*part*/, int /*thread_id*/) {}
+  // The columns part `part` reads, all of them; empty when not known. A pipeline may then parse only
+  // those columns of a chunk for the thread that fits the part.
+  virtual std::vector<std::string> fit_part_inputs(int /*part*/) const { return {}; }
+  // How many entries part `part`'s fit state holds on thread `thread_id` so far (categorify: distinct
+  // keys counted), -1 when not known; a pipeline may share the parts out by it. Called from that thread.
+  virtual int64_t fit_part_size(int /*part*/, int /*thread_id*/) const { return -1; }
+  virtual void fit_chunk_part(const Chunk& /*chunk*/, int /*part*/, int /*thread_id*/, bool /*sole*/) {}
   virtual void end_fit() {}
 
   // `fitted_rows` is true when transforming the very rows fit() saw (the prep run itself): operators

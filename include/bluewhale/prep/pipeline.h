@@ -66,6 +66,15 @@ struct PrepOptions {
   int64_t map_mb = 2 * default_cache_mb();
   std::string temp_dir;          // spill directory; default: next to the output
   bool progress = true;
+  // How two threads share a first fit pass whose fits split into parts (categorify's columns). By chunks:
+  // each thread parses chunks in turn and counts its own columns of every chunk, whoever parsed it. By
+  // columns (prep/column_split.h): both read every chunk and parse only their own columns; nothing moves
+  // between their cores, at the price of scanning every chunk twice. Auto: by columns when the process
+  // has two CPUs that are far apart right now (cpu_round_trip_ns over kFarRoundTripNs: vCPUs on two core
+  // complexes), else by chunks. Other thread counts always go by chunks. Results are the same.
+  enum class FitSharing { kAuto, kChunks, kColumns };
+  FitSharing fit_sharing = FitSharing::kAuto;
+  static constexpr double kFarRoundTripNs = 200;
 };
 
 struct PrepColumnSummary {
@@ -82,6 +91,9 @@ struct PrepReport {
   int64_t input_bytes = 0;
   int passes = 0;
   double seconds = 0, fit_seconds = 0, write_seconds = 0;
+  // How the threads shared the first fit pass (PrepOptions::FitSharing): "chunks" or "columns"; empty
+  // when it was not shared (one thread, or nothing fitted by parts).
+  std::string fit_sharing;
   std::vector<PrepColumnSummary> columns;  // output columns
   std::vector<std::string> op_summaries;
   std::string to_json() const;

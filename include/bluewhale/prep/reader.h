@@ -111,6 +111,7 @@ struct BadRowStats {
 
 class TextReader {
  public:
+  struct ParsePlan;  // see plan_skipping
   // Opens every file up front, detects its compression and reads its header (once; streaming reopens the
   // files in turn, on next()'s callers or the background thread, so only one is open at a time). Errors:
   //   IoError      a path cannot be opened or read (the message names it);
@@ -167,7 +168,9 @@ class TextReader {
   // and under on_bad_rows: skip is dropped, counted in stats.skipped, its message kept in
   // stats.first_error when it comes before every bad row `stats` has seen. Fields are parsed strictly: no spaces are trimmed, and "nan" or
   // "inf" are not numbers.
-  void parse(const TextChunk& in, Chunk& out, BadRowStats& stats) const;
+  //
+  // With `plan` (from plan_skipping), the columns it skips are left unconverted too.
+  void parse(const TextChunk& in, Chunk& out, BadRowStats& stats, const ParsePlan* plan = nullptr) const;
 
   // parse() takes a specialised loop for chunks of the common shape (no quotes, no CRLF, the expected
   // field count on every record, well-formed numbers, no multi/sequence columns) and the general one for
@@ -183,6 +186,12 @@ class TextReader {
   // every field checked) and scalar columns of the schema (not ignored, not multi/sequence); throws
   // ConfigError otherwise. Call before the first parse(), not while other threads parse.
   void skip_values(const std::vector<std::string>& columns);
+
+  // A parse() that also leaves `columns` unconverted, for callers that each need other columns of the same
+  // chunks (threads that share a fit by columns): the reader's plans as they stand (skip_values included)
+  // with these columns skipped as skip_values would, and the same checks. Immutable once made; parse()
+  // may use it from many threads. Make it after skip_values(), and only while no thread parses.
+  std::shared_ptr<const ParsePlan> plan_skipping(const std::vector<std::string>& columns) const;
 
   // Sum of the on-disk sizes of all files in bytes. Every chunk's raw_bytes add up to it, except the bytes
   // of trailing files that hold no record (they have no later chunk to be reported with).

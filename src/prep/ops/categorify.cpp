@@ -220,8 +220,12 @@ class CategorifyOp : public ColumnsOp {
   }
 
   int fit_parts() const override { return static_cast<int>(columns_.size()); }
-  void fit_chunk_part(const Chunk& chunk, int part, int thread_id) override {
-    fit_column(chunk, static_cast<std::size_t>(part), thread_id, true);
+  std::vector<std::string> fit_part_inputs(int part) const override { return {columns_[static_cast<std::size_t>(part)]}; }
+  int64_t fit_part_size(int part, int thread_id) const override {
+    return static_cast<int64_t>(counter_.distinct_on(static_cast<std::size_t>(part), thread_id));
+  }
+  void fit_chunk_part(const Chunk& chunk, int part, int thread_id, bool sole) override {
+    fit_column(chunk, static_cast<std::size_t>(part), thread_id, sole);
   }
 
   // Counts column ci's training keys of one chunk on thread thread_id; `whole`: this thread counts every

@@ -22,6 +22,8 @@ constexpr std::size_t kMaxFanIn = 64;
 constexpr std::size_t kIoRecords = 8192;
 // Up to this many threads' tables are combined by lookups (for_each_union), more by merging.
 constexpr std::size_t kMaxUnionTables = 4;
+// Tables of a column holding at most 1/kAbsorbRatio as many keys as its biggest are merged into it.
+constexpr std::size_t kAbsorbRatio = 8;
 
 std::atomic<uint64_t> g_run_serial{0};
 
@@ -276,11 +278,15 @@ int64_t KeyCounter::spilled_runs() const {
 
 std::size_t KeyCounter::distinct_upper_bound(std::size_t col) const {
   std::size_t n = 0;
-  for (const auto& ts : threads_) {
-    n += ts->tables[col].size();
-    if (!ts->tiny_on.empty() && ts->tiny_on[col]) n += ts->tiny[col].size();
-    for (const RunFile& r : ts->runs[col]) n += static_cast<std::size_t>(r.records());
-  }
+  for (std::size_t t = 0; t < threads_.size(); ++t) n += distinct_on(col, static_cast<int>(t));
+  return n;
+}
+
+std::size_t KeyCounter::distinct_on(std::size_t col, int thread) const {
+  const ThreadState& ts = *threads_[static_cast<std::size_t>(thread)];
+  std::size_t n = ts.tables[col].size();
+  if (!ts.tiny_on.empty() && ts.tiny_on[col]) n += ts.tiny[col].size();
+  for (const RunFile& r : ts.runs[col]) n += static_cast<std::size_t>(r.records());
   return n;
 }
 
@@ -314,6 +320,23 @@ void KeyCounter::finish_column(std::size_t col, const std::function<void(std::si
     for (auto& r : ts->runs[col]) runs.push_back(std::move(r));
     ts->runs[col].clear();
     if (ts->tables[col].size() > 0) tables.push_back(&ts->tables[col]);
+  }
+  // Counted mostly on one thread, with a few chunks on others (a fit shared by columns that counted its
+  // first chunks whole): the small tables go into the big one, which then takes the packed path (no
+  // per-key calls; the union of two large tables below costs more than merging them).
+  if (runs.empty() && tables.size() > 1) {
+    std::size_t big = 0, rest = 0;
+    for (std::size_t i = 1; i < tables.size(); ++i)
+      if (tables[i]->size() > tables[big]->size()) big = i;
+    for (std::size_t i = 0; i < tables.size(); ++i) rest += i == big ? 0 : tables[i]->size();
+    if (rest * kAbsorbRatio <= tables[big]->size()) {
+      for (std::size_t i = 0; i < tables.size(); ++i)
+        if (i != big) {
+          tables[big]->merge_from(*tables[i]);
+          *tables[i] = CountTable();
+        }
+      tables = {tables[big]};
+    }
   }
   if (packed && runs.empty() && tables.size() == 1 && tables[0]->packable()) {
     CountTable::Packed counts = tables[0]->release_packed(packed_min_count);

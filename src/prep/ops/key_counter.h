@@ -92,6 +92,9 @@ class KeyCounter {
   // At least the number of distinct keys finish() will visit in column col (no more than the keys
   // counted so far, merged runs included), for sizing what the visits fill.
   std::size_t distinct_upper_bound(std::size_t col) const;
+  // Distinct keys of column col counted on thread `thread` so far (spilled runs included: an upper
+  // bound). Call it from that thread, or while it does not count.
+  std::size_t distinct_on(std::size_t col, int thread) const;
 
   // Runs written so far (all columns and threads), for tests and summaries.
   int64_t spilled_runs() const;
