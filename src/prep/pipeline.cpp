@@ -485,7 +485,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     }
     std::unique_ptr<OrderedWriter> ordered;
     if (write) {
-      ordered = std::make_unique<OrderedWriter>(writer.get(), static_cast<std::size_t>(2 * threads + 2));
+      ordered = std::make_unique<OrderedWriter>(writer.get(), static_cast<std::size_t>(2 * threads + 2), threads);
       for (std::size_t k = 0; k < spare_chunks.size(); ++k)
         ordered->add_free(std::move(*spare_chunks[k]), static_cast<int>(k % static_cast<std::size_t>(threads)));
       spare_chunks.clear();
@@ -776,6 +776,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
                 process(text, at, scratch, tid);
               }
             }
+            if (ordered) ordered->done(tid);
           } catch (...) {
             failed = true;
             // The others may be waiting for this worker's chunk to be written (they are at most

@@ -63,6 +63,7 @@ std::vector<std::exception_ptr> run_workers(OrderedWriter& ow, int workers, int6
           if (i == fail_index) throw InputError("chunk " + std::to_string(i) + " does not parse");
           if (!ow.put(static_cast<std::size_t>(i), std::move(c), w)) return;
         }
+        ow.done(w);
       } catch (...) {
         errors[static_cast<std::size_t>(w)] = std::current_exception();
         ow.abort();
@@ -78,7 +79,7 @@ TEST(OrderedWriter, ChunksPutOutOfOrderByManyWorkersAreWrittenInIndexOrder) {
     const int64_t chunks = 60, rows = 37;
     {
       DatasetWriter w(tmp / "ds", schema(), {.shard_rows = 500});
-      OrderedWriter ow(&w, 3);
+      OrderedWriter ow(&w, 3, workers);
       auto errors = run_workers(ow, workers, chunks, rows, -1, 7);
       for (const auto& e : errors) EXPECT_FALSE(e) << workers << " workers";
       ow.finish(static_cast<std::size_t>(chunks));
@@ -102,7 +103,7 @@ TEST(OrderedWriter, WriterErrorReachesTheWorkersWithoutHanging) {
   for (int workers : {1, 2, 4}) {
     TempDir tmp;
     DatasetWriter w(tmp / "ds", schema(), {.shard_rows = 500});
-    OrderedWriter ow(&w, 2);
+    OrderedWriter ow(&w, 2, workers);
     auto errors = run_workers(ow, workers, 40, 25, 11, 3);
     // The worker that appended chunk 11 got the writer's message; the others either stopped on the
     // same error or returned when the run was aborted.
@@ -127,7 +128,7 @@ TEST(OrderedWriter, AWorkerThatFailsBeforeItsPutStopsTheOthers) {
   for (int workers : {2, 3}) {
     TempDir tmp;
     DatasetWriter w(tmp / "ds", schema());
-    OrderedWriter ow(&w, 2);
+    OrderedWriter ow(&w, 2, workers);
     auto errors = run_workers(ow, workers, 200, 10, -1, 9, 7);
     int failed = 0;
     for (const auto& e : errors) failed += e ? 1 : 0;
@@ -139,11 +140,14 @@ TEST(OrderedWriter, AWorkerThatFailsBeforeItsPutStopsTheOthers) {
 TEST(OrderedWriter, ReusedChunksGoBackToTheWorkerThatParsedThem) {
   TempDir tmp;
   DatasetWriter w(tmp / "ds", schema());
-  OrderedWriter ow(&w, 4);
-  // Worker 0 puts chunk 1 (it waits), worker 1 puts chunk 0: worker 1 appends both.
+  OrderedWriter ow(&w, 4, 2);
+  // Worker 0 puts chunk 1 (it waits), worker 1 puts chunk 0 and appends it; worker 0 appends chunk 1 when
+  // it is done.
   Chunk a = make_chunk(1, 10), b = make_chunk(0, 10);
   EXPECT_TRUE(ow.put(1, std::move(a), 0));
   EXPECT_TRUE(ow.put(0, std::move(b), 1));
+  ow.done(0);
+  ow.done(1);
   Chunk for1 = ow.take_free(1);   // asked first: not simply the last one freed (chunk 1)
   Chunk for0 = ow.take_free(0);
   EXPECT_EQ(for1.first_row, 0);   // chunk 0's buffers, parsed by worker 1
@@ -152,10 +156,44 @@ TEST(OrderedWriter, ReusedChunksGoBackToTheWorkerThatParsedThem) {
   ow.finish(2);
 }
 
+TEST(OrderedWriter, EachWorkerAppendsItsOwnChunksWhileTheOtherParses) {
+  // A chunk that is next in order waits for the worker that parsed it (its next put or done), unless that
+  // worker is waiting itself; then another one appends it.
+  TempDir tmp;
+  DatasetWriter w(tmp / "ds", schema());
+  OrderedWriter ow(&w, 8, 2);
+  EXPECT_TRUE(ow.put(1, make_chunk(1, 10), 0));  // not next: waits
+  EXPECT_TRUE(ow.put(0, make_chunk(0, 10), 1));  // next: worker 1 appends it, not worker 0's chunk 1
+  EXPECT_EQ(ow.written(), 1u);
+  EXPECT_TRUE(ow.put(2, make_chunk(2, 10), 1));  // worker 0 is parsing: chunk 1 still waits for it
+  EXPECT_EQ(ow.written(), 1u);
+  EXPECT_TRUE(ow.put(3, make_chunk(3, 10), 0));  // worker 0 appends its chunk 1, then stops at worker 1's 2
+  EXPECT_EQ(ow.written(), 2u);
+  ow.done(1);  // worker 1 appends its chunk 2; chunk 3 waits for worker 0 (between puts: parsing)
+  EXPECT_EQ(ow.written(), 3u);
+  ow.done(0);
+  EXPECT_EQ(ow.written(), 4u);
+  ow.finish(4);
+
+  // A worker waiting for room (too far ahead) lets the other append its chunks.
+  TempDir tmp2;
+  DatasetWriter w2(tmp2 / "ds", schema());
+  OrderedWriter ow2(&w2, 2, 2);
+  EXPECT_TRUE(ow2.put(1, make_chunk(1, 10), 0));
+  std::thread ahead([&] { EXPECT_TRUE(ow2.put(2, make_chunk(2, 10), 0)); });  // 2 >= 0 + max_ahead: waits
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(ow2.put(0, make_chunk(0, 10), 1));  // appends 0, then worker 0's chunk 1 (worker 0 waits)
+  ahead.join();
+  ow2.done(0);
+  ow2.done(1);
+  EXPECT_EQ(ow2.written(), 3u);
+  ow2.finish(3);
+}
+
 TEST(OrderedWriter, ChunksAddedFromAnEarlierPassAreHandedOutFirst) {
   TempDir tmp;
   DatasetWriter w(tmp / "ds", schema());
-  OrderedWriter ow(&w, 2);
+  OrderedWriter ow(&w, 2, 1);
   // A fit pass's chunks (their buffers already touched) serve the write pass instead of new ones.
   ow.add_free(make_chunk(10, 7), 0);  // first_row 70
   ow.add_free(make_chunk(20, 9), 1);  // first_row 180
