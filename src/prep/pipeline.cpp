@@ -212,6 +212,13 @@ struct MissingCounter {
   }
 };
 
+// Adds c's rows to `rows` by split (no split: every row is a training row).
+void count_split_rows(const Chunk& c, std::array<int64_t, kNumSplits>& rows) {
+  if (c.split.empty()) rows[0] += c.rows;
+  else
+    for (uint8_t sp : c.split) rows[sp]++;
+}
+
 std::string op_state_file(std::size_t index, const std::string& name) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "op-%02zu-%s.bin", index, name.c_str());
@@ -312,6 +319,11 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   const std::size_t raw_columns = plan.columns.size();
   std::vector<std::string> raw_names;
   for (const auto& c : plan.columns) raw_names.push_back(c.name);
+  // The index of a raw input column (Chunk::columns as parsed), -1 for other names.
+  auto raw_index = [&](const std::string& name) {
+    const auto it = std::find(raw_names.begin(), raw_names.end(), name);
+    return it == raw_names.end() ? -1 : static_cast<int>(it - raw_names.begin());
+  };
   for (const auto& op : ops) op->plan(plan);
 
   // Catch what would otherwise fail only after a full fit pass.
@@ -559,11 +571,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       const int64_t rows = c.rows;
       if (pass == 0) missing.count(c, tid, false);
       if (write && pass > 0) missing.count(c, tid, true);  // nothing deferred when pass 0 filled the cache
-      if (pass == 0 && !write) {
-        if (c.split.empty()) fit_rows[tid][0] += c.rows;
-        else
-          for (uint8_t sp : c.split) fit_rows[tid][sp]++;
-      }
+      if (pass == 0 && !write) count_split_rows(c, fit_rows[tid]);
       for (std::size_t i = 0; i < ops.size(); ++i) {
         if (write) {
           ops[i]->transform(c, !applying);
@@ -573,11 +581,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
           if (!by_parts || ops[i]->fit_parts() == 0) ops[i]->fit_chunk(c, tid);
         }
       }
-      if (write) {
-        if (c.split.empty()) written[tid][0] += c.rows;
-        else
-          for (uint8_t sp : c.split) written[tid][sp]++;
-      }
+      if (write) count_split_rows(c, written[tid]);
       // Nothing changed the parsed chunk in this pass: pack it now, after the operators read it.
       if (fill_cache && !transforms_in_pass && !*slot) {
         int64_t b = chunk_bytes(c);
@@ -684,9 +688,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
         const std::vector<std::string> names = ops[i]->fit_part_inputs(p);
         by_columns = !names.empty();
         for (const std::string& name : names) {
-          const auto it = std::find(raw_names.begin(), raw_names.end(), name);
-          by_columns = by_columns && it != raw_names.end();
-          if (it != raw_names.end()) part.columns.push_back(static_cast<int>(it - raw_names.begin()));
+          part.columns.push_back(raw_index(name));
+          by_columns = by_columns && part.columns.back() >= 0;
         }
         split_parts.push_back(std::move(part));
       }
@@ -704,18 +707,14 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     if (pass == 0 && by_parts) report.fit_sharing = by_columns ? "columns" : "chunks";
     if (by_columns) {
       std::vector<int> always;
-      if (recipe.split.by == "time") {
-        const auto it = std::find(raw_names.begin(), raw_names.end(), recipe.split.column);
-        if (it != raw_names.end()) always.push_back(static_cast<int>(it - raw_names.begin()));
-      }
+      if (recipe.split.by == "time" && raw_index(recipe.split.column) >= 0) always.push_back(raw_index(recipe.split.column));
       ColumnSplitFit::Hooks hooks;
       hooks.next = next_work;
       hooks.plan = [&](const std::vector<uint8_t>& convert) {
         std::vector<std::string> skip;
         for (const auto& c : recipe.input.columns) {
-          const auto it = std::find(raw_names.begin(), raw_names.end(), c.name);
-          if (it != raw_names.end() && !convert[static_cast<std::size_t>(it - raw_names.begin())] &&
-              kind_for_role(c.role) != ColumnKind::kList)
+          const int k = raw_index(c.name);
+          if (k >= 0 && !convert[static_cast<std::size_t>(k)] && kind_for_role(c.role) != ColumnKind::kList)
             skip.push_back(c.name);
         }
         return reader->plan_skipping(skip);
@@ -727,9 +726,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       hooks.parsed = [&](const Chunk& c, const TextChunk& text, int tid, const std::vector<uint8_t>& counted, bool first) {
         missing.count(c, tid, false, &counted);
         if (!first) return;
-        if (c.split.empty()) fit_rows[tid][0] += c.rows;
-        else
-          for (uint8_t sp : c.split) fit_rows[tid][sp]++;
+        count_split_rows(c, fit_rows[tid]);
         progress.add(c.rows, text.raw_bytes);
       };
       hooks.fit = [&](const Chunk& c, const ColumnSplitFit::Part& p, int tid, bool sole) {
@@ -919,8 +916,8 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     s.name = c.name;
     s.role = std::string(role_name(c.role));
     s.cardinality = c.cardinality;
-    auto it = std::find(raw_names.begin(), raw_names.end(), c.name);
-    s.missing_rate = it == raw_names.end() || total_rows == 0 ? 0.0 : double(miss[it - raw_names.begin()]) / double(total_rows);
+    const int k = raw_index(c.name);
+    s.missing_rate = k < 0 || total_rows == 0 ? 0.0 : double(miss[static_cast<std::size_t>(k)]) / double(total_rows);
     report.columns.push_back(s);
   }
   report.seconds = since(t0);
