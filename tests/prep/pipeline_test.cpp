@@ -321,6 +321,20 @@ TEST_F(PrepPipeline, FitSharedByColumnsGivesTheSameDatasetAsByChunksAndOneThread
       }
     }
   }
+  // By columns over text that is read (not mapped) and over gzip input with no cache between the passes:
+  // the chunks' texts are then buffers the two threads share until both are done with them.
+  write_gzip((dir / "a.tsv.gz").string(), make_wide_rows(90000, 3));
+  write_gzip((dir / "b.tsv.gz").string(), make_wide_rows(40000, 4));
+  for (bool gz : {false, true}) {
+    const std::string out = gz ? "columns_gz" : "columns_read";
+    PrepOptions o = options(dir, gz ? std::vector<std::string>{(dir / "a.tsv.gz").string(), (dir / "b.tsv.gz").string()} : in,
+                            out, 2);
+    o.fit_sharing = PrepOptions::FitSharing::kColumns;
+    o.map_mb = 0;
+    o.cache_mb = 0;
+    EXPECT_EQ(run_prep(recipes[0], o).fit_sharing, "columns") << out;
+    EXPECT_TRUE(dataset_bytes(dir / out) == dataset_bytes(dir / "one0")) << out;
+  }
   // Where sharing by columns does not apply, it goes by chunks: a fit without parts in the pass
   // (bucketize), three threads.
   Recipe mixed = parse_recipe(std::string(kWideSchema) +
