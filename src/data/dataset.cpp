@@ -110,6 +110,8 @@ std::string_view kind_name(ColumnKind k) {
 // rather than the bitmap (a read-modify-write per value, one after the other when ids repeat: the most
 // frequent ids are the most common values).
 inline constexpr int64_t kMaxByteMapCardinality = int64_t{1} << 20;
+// A missing int64 value on disk.
+inline constexpr int64_t kMissingI64 = std::numeric_limits<int64_t>::min();
 
 // Running statistics of one column; `present` counts the values min/max/mean are over.
 struct StatAcc {
@@ -117,6 +119,12 @@ struct StatAcc {
   double sum = 0, min = std::numeric_limits<double>::infinity(), max = -std::numeric_limits<double>::infinity();
   std::vector<uint64_t> seen;       // id bitmap for distinct counts (large cardinalities)
   std::vector<uint8_t> seen_bytes;  // or one byte per id (up to kMaxByteMapCardinality), plus a spare one
+  uint64_t low_marks = 0;           // bit v: id v < 64 occurred (from the id kernels, at no extra cost)
+  // Ids in [present_from, cardinality) are known to occur (DatasetWriter::assume_ids_present): only the
+  // low marks are kept. -1: not known.
+  int64_t present_from = -1;
+  // Whether distinct ids come from low_marks alone, without the per-id marks.
+  bool low_only(int64_t card) const { return present_from >= 0 || card <= 64; }
 
   void add(double v) {
     ++present;
@@ -133,7 +141,11 @@ struct StatAcc {
       s.max = max;
       s.mean = sum / static_cast<double>(present);
     }
-    if (is_id_role(c.role) && c.cardinality <= kMaxDistinctCardinality) {
+    if (is_id_role(c.role) && low_only(c.cardinality)) {
+      const int64_t from = present_from >= 0 ? present_from : 64;  // ids below `from` counted from the marks
+      const uint64_t below = from >= 64 ? ~uint64_t{0} : (uint64_t{1} << from) - 1;
+      s.distinct = std::popcount(low_marks & below) + std::max<int64_t>(c.cardinality - from, 0);
+    } else if (is_id_role(c.role) && c.cardinality <= kMaxDistinctCardinality) {
       s.distinct = 0;
       for (uint64_t w : seen) s.distinct += std::popcount(w);
       for (std::size_t k = 0; k + 1 < seen_bytes.size(); ++k) s.distinct += seen_bytes[k];  // the last: spare
@@ -217,6 +229,92 @@ void float_stats(const float* x, int64_t n, StatAcc& st) {
       st.max = std::max(st.max, static_cast<double>(hi[j]));
     }
   }
+}
+
+// Statistics of n categorical ids of column dc, chunk rows row0 .. row0 + n (present where valid[k] != 0,
+// or all when valid is null), stored to dst as int32 (missing ones as 0) through the ISA-level kernel
+// (data/id_kernels.h), then the distinct-id marks, random stores, once the range is checked. Throws
+// InputError naming the first id outside [0, cardinality).
+void id_stats(const DatasetColumn& dc, const Chunk& chunk, const int64_t* src, const uint8_t* valid, int64_t n,
+              int64_t row0, int32_t* dst, StatAcc& st) {
+  const int64_t card = dc.cardinality;
+  const bool low_only = st.low_only(card);
+  if (st.seen.empty() && st.seen_bytes.empty() && !low_only) {
+    if (card <= kMaxByteMapCardinality) st.seen_bytes.assign(static_cast<std::size_t>(card) + 1, 0);
+    else if (card <= kMaxDistinctCardinality) st.seen.assign((card + 63) / 64, 0);
+  }
+  const IdStretch got = store_ids_for(simd_level())(src, valid, n, static_cast<uint64_t>(card), dst);
+  if (got.out_of_range) {
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t v = src[k];
+      BW_CHECK((valid && !valid[k]) || static_cast<uint64_t>(v) < static_cast<uint64_t>(card), InputError, "column '",
+               dc.name, "': id ", v, " outside [0, ", card, ") at input row ", chunk.global_row(row0 + k),
+               " (input file #", chunk.file_index, ")");
+    }
+  }
+  st.low_marks |= got.low_marks;
+  // (Neither map exists when the low marks are enough.)
+  if (!st.seen_bytes.empty()) {
+    uint8_t* seen_bytes = st.seen_bytes.data();
+    if (valid) {
+      // Missing rows (stored as 0) mark the spare byte past the ids: index 0 + card, without a branch.
+      for (int64_t k = 0; k < n; ++k) seen_bytes[dst[k] + (card & -static_cast<int64_t>(valid[k] == 0))] = 1;
+    } else {
+      for (int64_t k = 0; k < n; ++k) seen_bytes[dst[k]] = 1;
+    }
+  } else if (!st.seen.empty()) {
+    uint64_t* seen = st.seen.data();
+    for (int64_t k = 0; k < n; ++k) {
+      const uint32_t v = static_cast<uint32_t>(dst[k]);
+      const uint64_t m = valid ? (valid[k] != 0) : 1;
+      seen[v >> 6] |= m << (v & 63);
+    }
+  }
+  st.missing += n - got.present;
+  if (got.present > 0) {
+    st.present += got.present;
+    st.sum += static_cast<double>(got.sum);
+    st.min = std::min(st.min, static_cast<double>(got.lo));
+    st.max = std::max(st.max, static_cast<double>(got.hi));
+  }
+}
+
+// Statistics of n int64 values as stored (INT64_MIN, the missing marker on disk, counts as missing).
+void i64_stats(const int64_t* x, int64_t n, StatAcc& st) {
+  for (int64_t k = 0; k < n; ++k) {
+    if (x[k] == std::numeric_limits<int64_t>::min())
+      ++st.missing;
+    else
+      st.add(static_cast<double>(x[k]));
+  }
+}
+
+// Statistics of the lists of chunk rows first .. first + n of column dc (lengths; distinct ids); throws
+// InputError naming the first id outside [0, cardinality).
+void list_stats(const DatasetColumn& dc, const Chunk& chunk, const Column& col, int64_t first, int64_t n,
+                StatAcc& st) {
+  const int64_t card = dc.cardinality;
+  const bool low_only = st.low_only(card);
+  if (st.seen.empty() && card <= kMaxDistinctCardinality && !low_only) st.seen.assign((card + 63) / 64, 0);
+  const bool track = !st.seen.empty();
+  uint64_t low_marks = 0;
+  const int64_t* so = col.offsets.data();
+  for (int64_t r = first; r < first + n; ++r) {
+    const int64_t len = so[r + 1] - so[r];
+    const int64_t* sv = col.i.data() + so[r];
+    for (int64_t j = 0; j < len; ++j) {
+      const int64_t v = sv[j];
+      BW_CHECK(static_cast<uint64_t>(v) < static_cast<uint64_t>(card), InputError, "column '", dc.name, "': id ", v,
+               " outside [0, ", card, ") at input row ", chunk.global_row(r), " (input file #", chunk.file_index, ")");
+      low_marks |= static_cast<uint64_t>(v < 64) << (v & 63);
+      if (track) st.seen[v >> 6] |= uint64_t{1} << (v & 63);
+    }
+    if (len == 0)
+      ++st.missing;
+    else
+      st.add(static_cast<double>(len));
+  }
+  st.low_marks |= low_marks;
 }
 
 json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -335,6 +433,7 @@ struct DatasetWriter::Impl {
   bool committed = false;
   // Scratch for routing rows of mixed-split chunks.
   std::array<std::vector<int64_t>, kNumSplits> routed;
+  std::vector<std::vector<int32_t>> routed_ids;  // per id column: the chunk's ids as stored
   std::vector<const Column*> src;
   SequentialFileWriter file;  // whole-shard mode: shard files, one at a time; flusher thread only
   std::array<std::unique_ptr<OpenShard>, kNumSplits> open_shards;  // streamed mode, per split; flusher only
@@ -366,6 +465,9 @@ struct DatasetWriter::Impl {
     flusher.join();
   }
 
+  // The statistics of every column over the whole chunk (checking its ids), for a chunk whose rows go to
+  // more than one split: its ids are stored to routed_ids, from which append_rows() gathers each split's.
+  void chunk_stats(const Chunk& chunk);
   void append_rows(SplitBuf& sb, const Chunk& chunk, const int64_t* rows, int64_t first, int64_t n);
   // Rows of the current shard of split s (streamed mode: known in advance).
   int64_t shard_target(const SplitBuf& sb) const {
@@ -433,6 +535,19 @@ DatasetWriter::DatasetWriter(fs::path out, std::vector<DatasetColumn> columns, D
 DatasetWriter::~DatasetWriter() = default;
 
 fs::path DatasetWriter::staging_path() const { return impl_->staged.path(); }
+
+void DatasetWriter::assume_ids_present(const std::string& name, int64_t from) {
+  Impl& m = *impl_;
+  std::size_t c = 0;
+  while (c < m.columns.size() && m.columns[c].name != name) ++c;
+  BW_CHECK(c < m.columns.size(), ConfigError, "dataset writer: assume_ids_present: no column '", name, "'");
+  BW_CHECK(is_id_role(m.columns[c].role), ConfigError, "dataset writer: assume_ids_present: column '", name,
+           "' (role ", role_name(m.columns[c].role), ") holds no ids");
+  BW_CHECK(from >= 0 && from <= 64, ConfigError, "dataset writer: assume_ids_present: column '", name,
+           "': from must be in [0, 64], got ", from);
+  BW_ASSERT(m.stats[c].rows == 0, "assume_ids_present() after append()");
+  m.stats[c].present_from = from;
+}
 
 void DatasetWriter::expect_rows(const std::array<int64_t, kNumSplits>& rows) {
   Impl& m = *impl_;
@@ -505,6 +620,9 @@ void DatasetWriter::append(const Chunk& chunk) {
     feed(s, nullptr, chunk.rows);
     return;
   }
+  // Statistics over the whole chunk in the column kernels, rather than row by row as each split's rows are
+  // gathered (a chunk of a ratio split has all three splits' rows interleaved).
+  m.chunk_stats(chunk);
   for (auto& v : m.routed) v.clear();
   for (int64_t r = 0; r < chunk.rows; ++r) {
     BW_ASSERT(chunk.split[r] < kNumSplits, "split id ", int(chunk.split[r]));
@@ -514,7 +632,38 @@ void DatasetWriter::append(const Chunk& chunk) {
     if (!m.routed[s].empty()) feed(s, m.routed[s].data(), static_cast<int64_t>(m.routed[s].size()));
 }
 
-// Appends rows[first .. first+n) (or rows first .. first+n of the chunk when rows is null) to sb.
+void DatasetWriter::Impl::chunk_stats(const Chunk& chunk) {
+  const int64_t n = chunk.rows;
+  if (routed_ids.size() < columns.size()) routed_ids.resize(columns.size());
+  for (size_t c = 0; c < columns.size(); ++c) {
+    const DatasetColumn& dc = columns[c];
+    const Column& col = *src[c];
+    StatAcc& st = stats[c];
+    st.rows += n;
+    switch (dc.dtype) {
+      case DType::kF32: float_stats(col.f.data(), n, st); break;
+      case DType::kI32: {
+        std::vector<int32_t>& ids = routed_ids[c];
+        if (static_cast<int64_t>(ids.size()) < n) ids.resize(static_cast<size_t>(n));
+        id_stats(dc, chunk, col.i.data(), col.valid.empty() ? nullptr : col.valid.data(), n, 0, ids.data(), st);
+        break;
+      }
+      case DType::kI64:
+        for (int64_t r = 0; r < n; ++r) {
+          if (!col.valid.empty() && !col.valid[r])
+            ++st.missing;
+          else
+            i64_stats(&col.i[r], 1, st);
+        }
+        break;
+      case DType::kListI32: list_stats(dc, chunk, col, 0, n, st); break;
+    }
+  }
+}
+
+// Appends rows[first .. first+n) (or rows first .. first+n of the chunk when rows is null) to sb. With rows,
+// chunk_stats() has taken the statistics of the whole chunk (and checked its ids) already: only the values
+// are copied.
 void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const int64_t* rows, int64_t first,
                                       int64_t n) {
   auto row_at = [&](int64_t k) { return rows ? rows[first + k] : first + k; };
@@ -526,12 +675,13 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
   auto ensure = [&](auto& vec, size_t want) {
     if (vec.capacity() < want) vec.reserve(std::max(want, reserve_rows));
   };
+  const int64_t* at = rows ? rows + first : nullptr;
   for (size_t c = 0; c < columns.size(); ++c) {
     const DatasetColumn& dc = columns[c];
     const Column& col = *src[c];
     ColBuf& buf = sb.cols[c];
     StatAcc& st = stats[c];
-    st.rows += n;
+    if (!rows) st.rows += n;
     switch (dc.dtype) {
       case DType::kF32: {
         size_t base = buf.f.size();
@@ -541,10 +691,10 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
         const float* s = col.f.data();
         if (!rows) {
           std::memcpy(dst, s + first, n * sizeof(float));
+          float_stats(dst, n, st);
         } else {
-          for (int64_t k = 0; k < n; ++k) dst[k] = s[row_at(k)];
+          for (int64_t k = 0; k < n; ++k) dst[k] = s[at[k]];
         }
-        float_stats(dst, n, st);
         break;
       }
       case DType::kI32: {
@@ -552,80 +702,12 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
         ensure(buf.i32, base + n);
         buf.i32.resize_for_overwrite(base + n);
         int32_t* dst = buf.i32.data() + base;
-        const int64_t card = dc.cardinality;
-        if (st.seen.empty() && st.seen_bytes.empty()) {
-          if (card <= kMaxByteMapCardinality) st.seen_bytes.assign(static_cast<std::size_t>(card) + 1, 0);
-          else if (card <= kMaxDistinctCardinality) st.seen.assign((card + 63) / 64, 0);
-        }
-        const bool track = !st.seen.empty() || !st.seen_bytes.empty();
-        int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
-        double sum = 0;
-        int64_t present = 0;
         if (!rows) {
-          // Contiguous rows (every chunk of an unsplit or single-split run): the same result as the
-          // plain loop below (sums are exact integers either way), through the ISA-level kernel
-          // (data/id_kernels.h). The seen marks, random stores, follow once the range is checked.
-          const int64_t* src = col.i.data() + first;
-          const uint8_t* valid = col.valid.empty() ? nullptr : col.valid.data() + first;
-          const IdStretch got = store_ids_for(simd_level())(src, valid, n, static_cast<uint64_t>(card), dst);
-          const bool bad = got.out_of_range;
-          lo = got.lo;
-          hi = got.hi;
-          if (bad) {
-            for (int64_t k = 0; k < n; ++k) {
-              const int64_t v = src[k];
-              BW_CHECK((valid && !valid[k]) || static_cast<uint64_t>(v) < static_cast<uint64_t>(card), InputError,
-                       "column '", dc.name, "': id ", v, " outside [0, ", card, ") at input row ",
-                       chunk.global_row(first + k), " (input file #", chunk.file_index, ")");
-            }
-          }
-          // Every stored id is in [0, card) now.
-          if (!st.seen_bytes.empty()) {
-            uint8_t* seen_bytes = st.seen_bytes.data();
-            if (valid) {
-              // Missing rows (stored as 0) mark the spare byte past the ids: index 0 + card, without a branch.
-              for (int64_t k = 0; k < n; ++k) seen_bytes[dst[k] + (card & -static_cast<int64_t>(valid[k] == 0))] = 1;
-            } else {
-              for (int64_t k = 0; k < n; ++k) seen_bytes[dst[k]] = 1;
-            }
-          } else if (!st.seen.empty()) {
-            uint64_t* seen = st.seen.data();
-            for (int64_t k = 0; k < n; ++k) {
-              const uint32_t v = static_cast<uint32_t>(dst[k]);
-              const uint64_t m = valid ? (valid[k] != 0) : 1;
-              seen[v >> 6] |= m << (v & 63);
-            }
-          }
-          st.missing += n - got.present;
-          sum = static_cast<double>(got.sum);
-          present = got.present;
-        }
-        for (int64_t k = 0; rows && k < n; ++k) {
-          int64_t r = row_at(k);
-          if (!col.valid.empty() && !col.valid[r]) {
-            // Ids come from categorify/hash, which give missing values an id of their own; anything still
-            // missing here is stored as 0 rather than failing a long prep run.
-            ++st.missing;
-            dst[k] = 0;
-            continue;
-          }
-          int64_t v = col.i[r];
-          BW_CHECK(static_cast<uint64_t>(v) < static_cast<uint64_t>(card), InputError, "column '", dc.name,
-                   "': id ", v, " outside [0, ", card, ") at input row ", chunk.global_row(r), " (input file #",
-                   chunk.file_index, ")");
-          dst[k] = static_cast<int32_t>(v);
-          lo = std::min(lo, v);
-          hi = std::max(hi, v);
-          sum += static_cast<double>(v);
-          ++present;
-          if (!st.seen_bytes.empty()) st.seen_bytes[v] = 1;
-          else if (track) st.seen[v >> 6] |= uint64_t{1} << (v & 63);
-        }
-        if (present > 0) {
-          st.present += present;
-          st.sum += sum;
-          st.min = std::min(st.min, static_cast<double>(lo));
-          st.max = std::max(st.max, static_cast<double>(hi));
+          id_stats(dc, chunk, col.i.data() + first, col.valid.empty() ? nullptr : col.valid.data() + first, n, first,
+                   dst, st);
+        } else {
+          const int32_t* ids = routed_ids[c].data();  // stored by chunk_stats, missing ones as 0
+          for (int64_t k = 0; k < n; ++k) dst[k] = ids[at[k]];
         }
         break;
       }
@@ -635,58 +717,35 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
         buf.i64.resize_for_overwrite(base + n);
         int64_t* dst = buf.i64.data() + base;
         for (int64_t k = 0; k < n; ++k) {
-          int64_t r = row_at(k);
-          if (!col.valid.empty() && !col.valid[r]) {
-            dst[k] = std::numeric_limits<int64_t>::min();
-            ++st.missing;
-          } else {
-            dst[k] = col.i[r];
-            // INT64_MIN is the missing marker on disk, so an input value equal to it reads back as missing.
-            if (dst[k] == std::numeric_limits<int64_t>::min())
-              ++st.missing;
-            else
-              st.add(static_cast<double>(dst[k]));
-          }
+          const int64_t r = row_at(k);
+          dst[k] = !col.valid.empty() && !col.valid[r] ? kMissingI64 : col.i[r];
         }
+        if (!rows) i64_stats(dst, n, st);
         break;
       }
       case DType::kListI32: {
-        const int64_t card = dc.cardinality;
-        if (st.seen.empty() && card <= kMaxDistinctCardinality) st.seen.assign((card + 63) / 64, 0);
-        const bool track = !st.seen.empty();
+        if (!rows) list_stats(dc, chunk, col, first, n, st);
         const int64_t* so = col.offsets.data();
         int64_t total = 0;
         for (int64_t k = 0; k < n; ++k) {
-          int64_t r = row_at(k);
+          const int64_t r = row_at(k);
           total += so[r + 1] - so[r];
         }
         size_t vbase = buf.i32.size();
         buf.i32.resize_for_overwrite(vbase + total);
-        int32_t* vdst = buf.i32.data() + vbase;
+        int32_t* w = buf.i32.data() + vbase;
         size_t obase = buf.offsets.size();
         buf.offsets.resize_for_overwrite(obase + n);
         int64_t* odst = buf.offsets.data() + obase;
         int64_t pos = static_cast<int64_t>(vbase);
-        int32_t* w = vdst;
         for (int64_t k = 0; k < n; ++k) {
-          int64_t r = row_at(k);
-          int64_t len = so[r + 1] - so[r];
+          const int64_t r = row_at(k);
+          const int64_t len = so[r + 1] - so[r];
           const int64_t* sv = col.i.data() + so[r];
-          for (int64_t j = 0; j < len; ++j) {
-            int64_t v = sv[j];
-            BW_CHECK(static_cast<uint64_t>(v) < static_cast<uint64_t>(card), InputError, "column '", dc.name,
-                     "': id ", v, " outside [0, ", card, ") at input row ", chunk.global_row(r),
-                     " (input file #", chunk.file_index, ")");
-            w[j] = static_cast<int32_t>(v);
-            if (track) st.seen[v >> 6] |= uint64_t{1} << (v & 63);
-          }
+          for (int64_t j = 0; j < len; ++j) w[j] = static_cast<int32_t>(sv[j]);  // checked by list_stats
           w += len;
           pos += len;
           odst[k] = pos;
-          if (len == 0)
-            ++st.missing;
-          else
-            st.add(static_cast<double>(len));
         }
         break;
       }

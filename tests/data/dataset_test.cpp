@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -267,8 +268,8 @@ TEST(Dataset, DenseStatsMatchTheirDefinitionExactly) {
 // rows routed to several splits: the same rows must give the same stats either way (stats cover all
 // splits together).
 // Distinct ids are marked as bits of one word for columns of up to 64 ids, in a byte map up to 2^20 ids
-// and in a bitmap above (append_rows): all give the reference counts, for contiguous rows (every SIMD level's id kernel) and
-// for rows routed to two splits (the plain loop); missing rows and out-of-range values under a missing
+// and in a bitmap above (append_rows): all give the reference counts, for contiguous rows and for rows
+// routed to two splits (every SIMD level's id kernel, per stretch or per chunk); missing rows and out-of-range values under a missing
 // flag mark nothing (id 0 never occurs as a present value here, so a mark left by a missing row would
 // show).
 TEST(Dataset, DistinctIdsCountTheSameInWordByteMapAndBitmap) {
@@ -334,8 +335,73 @@ TEST(Dataset, DistinctIdsCountTheSameInWordByteMapAndBitmap) {
   set_simd_level(before);
 }
 
-// Contiguous rows go through the id kernel of the SIMD level in force (data/id_kernels.h), routed rows
-// through the plain loop: at every level both give the same stats, and the known ones for c0.
+// assume_ids_present: ids from `from` up are promised to occur, so only the ids below are marked (the id
+// kernels' low marks). The count equals the one of a writer without the promise whether ids 0 and 1 occur
+// or not, for contiguous and routed rows and a list column; bad arguments name the column.
+TEST(Dataset, PromisedIdsCountAsTheMarkedOnes) {
+  for (bool routed : {false, true})
+    for (int low : {0, 1, 2, 3}) {  // which of ids 0 and 1 occur as present values: bit 0 and bit 1
+      TempDir tmp;
+      const std::string at = std::string(routed ? "routed" : "contiguous") + ", low " + std::to_string(low);
+      auto write = [&](const fs::path& out, bool promise) {
+        DatasetWriter w(out, {col("c", Role::kCategorical, 3000), col("m", Role::kMulti, 70)}, {});
+        if (promise) {
+          w.assume_ids_present("c", 2);
+          w.assume_ids_present("m", 2);
+        }
+        for (int64_t first = 0; first < 20000; first += 4999) {
+          Chunk ch;
+          ch.rows = std::min<int64_t>(4999, 20000 - first);
+          ch.first_row = first;
+          if (routed)
+            for (int64_t r = 0; r < ch.rows; ++r) ch.split.push_back(static_cast<uint8_t>((first + r) % 5 % 3));
+          ch.add_column("c", Role::kCategorical, ColumnKind::kInt);
+          Column& m = ch.add_column("m", Role::kMulti, ColumnKind::kList);  // (moves c)
+          Column& c = *ch.find("c");
+          m.offsets.assign(1, 0);
+          for (int64_t r = 0; r < ch.rows; ++r) {
+            const int64_t g = first + r;
+            const int64_t v = g % 3000 < 2 ? ((low >> (g % 3000)) & 1 ? g % 3000 : 5) : g % 3000;  // every id >= 2
+            c.i[r] = g % 13 == 0 ? 0 : v;  // missing rows hold 0: not id 0
+            c.valid[r] = g % 13 != 0;
+            for (int64_t k = 0; k < g % 3; ++k) m.i.push_back(g % 70 < 2 && !((low >> (g % 70)) & 1) ? 9 : g % 70);
+            m.offsets.push_back(static_cast<int64_t>(m.i.size()));
+          }
+          w.append(ch);
+        }
+        w.commit();
+      };
+      write(tmp / "marked", false);
+      write(tmp / "promised", true);
+      Dataset a = Dataset::open(tmp / "marked"), b = Dataset::open(tmp / "promised");
+      const int64_t low_ids = std::popcount(static_cast<unsigned>(low));
+      EXPECT_EQ(a.columns()[0].stats.distinct, 2998 + low_ids) << at;
+      EXPECT_EQ(b.columns()[0].stats.distinct, 2998 + low_ids) << at;
+      EXPECT_EQ(a.columns()[1].stats.distinct, 68 + low_ids) << at;
+      EXPECT_EQ(b.columns()[1].stats.distinct, 68 + low_ids) << at;
+      EXPECT_EQ(a.columns()[0].stats.missing, b.columns()[0].stats.missing) << at;
+      EXPECT_EQ(a.columns()[0].stats.mean, b.columns()[0].stats.mean) << at;
+    }
+  TempDir tmp;
+  DatasetWriter w(tmp / "ds", all_roles_schema(), {});
+  auto error_of = [&](const std::string& name, int64_t from) {
+    try {
+      w.assume_ids_present(name, from);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of("nope", 2).find("no column 'nope'"), std::string::npos) << error_of("nope", 2);
+  EXPECT_NE(error_of("d0", 2).find("column 'd0' (role dense) holds no ids"), std::string::npos) << error_of("d0", 2);
+  EXPECT_NE(error_of("c0", 65).find("from must be in [0, 64], got 65"), std::string::npos) << error_of("c0", 65);
+  EXPECT_NE(error_of("m0", -1).find("got -1"), std::string::npos) << error_of("m0", -1);
+  EXPECT_EQ(error_of("s0", 64), "no error");
+}
+
+// Contiguous rows go through the id kernel of the SIMD level in force (data/id_kernels.h) as they are
+// appended, a chunk of routed rows through it before its rows are gathered into their splits: at every
+// level both give the same stats, and the known ones for c0.
 TEST(Dataset, StatsOfRoutedRowsEqualStatsOfContiguousRows) {
   TempDir tmp;
   const int64_t n = 1000;

@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <set>
 
 #include "bluewhale/core/log.h"
 #include "bluewhale/data/dataset.h"
@@ -580,6 +581,89 @@ TEST_F(PrepPipeline, FitUsesTrainingRowsOnly) {
   ShardView v = ds.open_shard(Split::kTest, 0);
   auto ids = v.ids(ds.find("c"));
   EXPECT_EQ(std::vector<int32_t>(ids.begin(), ids.end()), (std::vector<int32_t>{1, 1, 2}));
+}
+
+// meta.json's distinct ids per id column against a count over the stored shards. The write pass of a run
+// that fitted categorify counts only the ids below its first kept id (the rest all occur: the writer's
+// assume_ids_present); the rare and missing ids occur or not depending on the split and the threshold
+// (in valid/test rows only, say). A hash after categorify on the same column, a categorify column that
+// is hashed into another, list columns and --apply-to take the counting path.
+TEST_F(PrepPipeline, DistinctIdsInMetaEqualACountOverTheShards) {
+  // Columns: y, x, c (categorical, skewed), m (multi, '|'), day. c is missing in some rows (not in
+  // every variant).
+  auto rows = [](int n, uint64_t seed, bool missing) {
+    std::mt19937_64 rng(seed);
+    std::string s;
+    for (int i = 0; i < n; ++i) {
+      const int c = static_cast<int>(std::min<uint64_t>(rng() % 300, rng() % 300));
+      std::string m;
+      for (int k = 0, len = static_cast<int>(rng() % 3); k < len; ++k) m += (k ? "|t" : "t") + std::to_string(rng() % 50);
+      s += std::to_string(rng() % 2) + "\t" + std::to_string(rng() % 100) + "\t" +
+           (missing && rng() % 9 == 0 ? std::string() : "v" + std::to_string(c)) + "\t" + m + "\t" +
+           std::to_string(i / 100) + "\n";
+    }
+    return s;
+  };
+  const std::string schema =
+      "schema: [{name: y, role: label}, {name: x, role: dense}, {name: c, role: categorical}, "
+      "{name: m, role: multi, separator: '|'}, {name: day, role: timestamp}]\n";
+  struct Variant {
+    const char* name;
+    const char* ops;
+    const char* split;
+    bool missing;
+  };
+  const std::vector<Variant> variants = {
+      {"ratio", "[{op: categorify, columns: [c, m], min_count: 2}]", "{by: ratio, valid: 0.1, test: 0.1}", true},
+      {"no-rare-no-missing", "[{op: categorify, columns: [c, m]}]", "{by: ratio, valid: 0, test: 0}", false},
+      // Rare values in training rows are few with this threshold: the rare id may occur in test rows only.
+      {"by-file", "[{op: categorify, columns: [c, m], min_count: 1}]", "{by: file, test_files: [b.tsv]}", false},
+      {"max-size-first", "[{op: categorify, columns: [c, m], max_size: 20, order: first}]", "{by: ratio, valid: 0.2, test: 0}", true},
+      {"hashed-after", "[{op: categorify, columns: [c, m], min_count: 3}, {op: hash, columns: c, buckets: 5000}]",
+       "{by: ratio, valid: 0.1, test: 0.1}", true},
+      {"crossed", "[{op: categorify, columns: c, min_count: 2}, {op: hash, columns: m, buckets: 1000}, "
+       "{op: cross, columns: [c, day], buckets: 97, out: cd}]", "{by: ratio, valid: 0.1, test: 0.1}", true}};
+  for (const Variant& v : variants) {
+    write_text(dir / "a.tsv", rows(3000, 1, v.missing));
+    write_text(dir / "b.tsv", rows(700, 2, v.missing));
+    Recipe r = parse_recipe(schema + "ops: " + v.ops + "\nsplit: " + v.split + "\n", "r.yaml");
+    const std::vector<std::string> inputs = {(dir / "a.tsv").string(), (dir / "b.tsv").string()};
+    const std::string out = std::string("ds-") + v.name;
+    run_prep(r, options(dir, inputs, out));
+    PrepOptions apply = options(dir, inputs, out + "-applied");
+    apply.apply_to = (dir / out).string();
+    write_text(dir / "b.tsv", rows(900, 3, true));  // values the fit never saw, and missing ones
+    run_prep(r, apply);
+    for (const std::string& name : {out, out + "-applied"}) {
+      Dataset ds = Dataset::open(dir / name);
+      int id_columns = 0;
+      for (std::size_t c = 0; c < ds.columns().size(); ++c) {
+        const DatasetColumn& dc = ds.columns()[c];
+        if (dc.role != Role::kCategorical && dc.role != Role::kMulti) continue;
+        ++id_columns;
+        // Id 0 is the missing id of categorify, hash and cross: those rows count as missing, not as an id.
+        std::set<int32_t> ids;
+        int64_t zeros = 0;
+        for (int s = 0; s < kNumSplits; ++s)
+          for (std::size_t k = 0; k < ds.shards(Split(s)).size(); ++k) {
+            ShardView view = ds.open_shard(Split(s), k);
+            if (dc.role == Role::kCategorical) {
+              for (int32_t id : view.ids(static_cast<int>(c))) {
+                zeros += id == 0;
+                if (id != 0) ids.insert(id);
+              }
+            } else {
+              for (int32_t id : view.values(static_cast<int>(c))) ids.insert(id);
+            }
+          }
+        EXPECT_EQ(dc.stats.distinct, static_cast<int64_t>(ids.size())) << name << " column " << dc.name;
+        if (dc.role == Role::kCategorical) {
+          EXPECT_EQ(dc.stats.missing, zeros) << name << " column " << dc.name;
+        }
+      }
+      EXPECT_GE(id_columns, 2) << name;
+    }
+  }
 }
 
 TEST_F(PrepPipeline, RecipeErrorsSurfaceBeforeAnyDataIsRead) {

@@ -118,6 +118,14 @@ class DatasetWriter {
   // commit() short of it): in prep, the input changed between its passes.
   void expect_rows(const std::array<int64_t, kNumSplits>& rows);
 
+  // Promises that every id in [from, cardinality) of id column `name` (categorical, multi or sequence)
+  // occurs in the rows that will be appended (before the first append), as for a dictionary fitted on
+  // these very rows: the distinct count (ColumnStats::distinct) then tracks only the ids below `from`,
+  // which the id kernels mark at no cost, instead of marking every id (a random store per value).
+  // ConfigError for an unknown or non-id column, or `from` outside [0, 64]. A broken promise gives a
+  // wrong distinct count, nothing else.
+  void assume_ids_present(const std::string& name, int64_t from);
+
   // The staging directory; the prep driver writes pipeline/ files here before commit().
   fs::path staging_path() const;
 

@@ -133,6 +133,12 @@ class Op {
   virtual void save_state(BinaryWriter& /*out*/) const {}
   virtual void load_state(BinaryReader& /*in*/) {}
 
+  // After fit() in this run (not load_state): an id from which every id of output `column` up to its
+  // cardinality occurs in the values transform(chunk, true) gives over all the rows fit() saw, so the
+  // dataset writer need not mark those ids to count them (DatasetWriter::assume_ids_present); -1 when
+  // not known. Categorify: 2, every kept value occurring in the training rows.
+  virtual int64_t ids_present_from(const std::string& /*column*/) const { return -1; }
+
   // A short human summary of what fit learned ("C3: 1.2M values kept of 10.1M, min_count 2").
   virtual std::string summary() const { return ""; }
 

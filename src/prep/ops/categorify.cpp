@@ -315,6 +315,16 @@ class CategorifyOp : public ColumnsOp {
     });
     dicts_ = std::move(dicts);
     fitted_ = true;
+    fitted_here_ = true;
+  }
+
+  // Every kept value occurs in the training rows (at least min_count times), so every id from the first
+  // kept one up occurs in their transform.
+  int64_t ids_present_from(const std::string& column) const override {
+    if (!fitted_here_) return -1;
+    for (const auto& c : columns_)
+      if (c == column) return kFirstKeptId;
+    return -1;
   }
 
   void transform(Chunk& chunk, bool) const override {
@@ -354,6 +364,7 @@ class CategorifyOp : public ColumnsOp {
     }
     dicts_ = std::move(dicts);
     fitted_ = true;
+    fitted_here_ = false;
   }
 
   std::string summary() const override {
@@ -391,6 +402,7 @@ class CategorifyOp : public ColumnsOp {
   bool by_first_ = false;
   std::vector<Dictionary> dicts_;
   bool fitted_ = false;
+  bool fitted_here_ = false;  // by end_fit(), from this run's rows (not load_state)
   int64_t last_spilled_runs_ = 0;
 };
 
