@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 
@@ -88,8 +89,23 @@ void free_slot(int k) {
 
 }  // namespace
 
-InputMaps::InputMaps(const std::vector<std::string>& files, const std::string& compression, int64_t max_bytes)
-    : files_(files), maps_(files.size()) {
+namespace {
+
+// Nanoseconds per page to first touch the first `bytes` of a new mapping, one load per page.
+double first_touch_ns(const char* p, std::size_t bytes) {
+  const auto t0 = std::chrono::steady_clock::now();
+  unsigned sum = 0;
+  for (std::size_t off = 0; off < bytes; off += kPage) sum += static_cast<unsigned char>(*static_cast<const volatile char*>(p + off));
+  const auto t1 = std::chrono::steady_clock::now();
+  static_cast<void>(sum);
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(bytes / kPage);
+}
+
+}  // namespace
+
+InputMaps::InputMaps(const std::vector<std::string>& files, const std::string& compression, int64_t max_bytes,
+                     double touch_limit_ns)
+    : files_(files), maps_(files.size()), touch_ns_(files.size(), -1.0) {
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string& path = files[i];
     if (text::open_byte_source(path, compression)->compression() != text::Compression::kNone) continue;
@@ -103,12 +119,21 @@ InputMaps::InputMaps(const std::vector<std::string>& files, const std::string& c
       if (p != MAP_FAILED) {
         const auto b = reinterpret_cast<uintptr_t>(p);
         install_handler();
-        const int slot = take_slot(b, b + ((size + kPage - 1) & ~(kPage - 1)));
+        int slot = take_slot(b, b + ((size + kPage - 1) & ~(kPage - 1)));
+        // Probed once guarded: a file that shrinks under the probe reads zero pages, and read() then
+        // finds it shorter.
+        if (slot >= 0 && size >= kProbeBytes) {
+          touch_ns_[i] = first_touch_ns(static_cast<const char*>(p), kProbeBytes);
+          if (!(touch_ns_[i] <= touch_limit_ns)) {
+            free_slot(slot);
+            slot = -1;
+          }
+        }
         if (slot >= 0) {
           maps_[i] = Map{p, size, slot};
           mapped_bytes_ += st.st_size;
         } else {
-          munmap(p, size);  // no slot to guard it with: read() instead
+          munmap(p, size);  // unguarded, or dearer than reading: read() instead
         }
       }
     }

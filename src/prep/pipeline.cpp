@@ -445,7 +445,13 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   const int64_t cache_budget = any_compressed && opt.cache_mb > 0 ? opt.cache_mb << 20 : 0;
   // Plain files are mapped once for every pass; the second finds the page-table entries the first made.
   std::unique_ptr<InputMaps> maps;
-  if (opt.map_mb > 0) maps = std::make_unique<InputMaps>(opt.inputs, recipe.input.format.compression, opt.map_mb << 20);
+  if (opt.map_mb > 0) {
+    maps = std::make_unique<InputMaps>(opt.inputs, recipe.input.format.compression, opt.map_mb << 20);
+    for (std::size_t i = 0; i < opt.inputs.size(); ++i)
+      if (maps->touch_ns(i) >= 0)
+        log_debug("prep: ", opt.inputs[i], ": first touch ", static_cast<int>(maps->touch_ns(i)), " ns a page: ",
+                  maps->view(i).data ? "mapped" : "read (the page cache holds it in small pages)");
+  }
   bool all_cached = false;
   auto chunk_bytes = [](const Chunk& c) {
     int64_t b = static_cast<int64_t>(c.split.capacity() + c.row_index.capacity() * 8);

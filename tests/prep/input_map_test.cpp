@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -129,6 +130,40 @@ TEST(InputMaps, MapsOnlyRegularPlainFilesWithinTheBudget) {
 
   const std::string missing = (dir / "missing.tsv").string();
   EXPECT_EQ(error_of<IoError>([&] { InputMaps m({missing}, "auto", 1 << 20); }).find(missing) != std::string::npos, true);
+}
+
+// Files of kProbeBytes or more are mapped only when their first touch is cheap enough: a limit of 0 ns
+// a page leaves a big file to read() (same rows, nothing borrowed from a mapping), an infinite one maps
+// it; small files are not probed.
+TEST(InputMaps, BigFilesAreMappedOnlyWhenTheirFirstTouchIsCheap) {
+  TempDir dir;
+  std::string big;
+  for (int64_t r = 0; big.size() < 3 * InputMaps::kProbeBytes; ++r) big += std::to_string(r % 2) + "\t" + std::to_string(r * 7) + "\n";
+  write_text(dir / "big.tsv", big);
+  write_text(dir / "small.tsv", "1\t5\n0\t6\n");
+  const std::vector<std::string> files = {(dir / "big.tsv").string(), (dir / "small.tsv").string()};
+  const auto schema = make_schema({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}});
+
+  InputMaps never(files, "auto", int64_t{1} << 30, 0.0);
+  EXPECT_GT(never.touch_ns(0), 0.0);
+  EXPECT_EQ(never.view(0).data, nullptr) << "a first touch dearer than the limit";
+  EXPECT_EQ(never.touch_ns(1), -1.0) << "not probed";
+  EXPECT_NE(never.view(1).data, nullptr);
+  EXPECT_EQ(never.mapped_bytes(), static_cast<int64_t>(std::filesystem::file_size(files[1])));
+
+  InputMaps always(files, "auto", int64_t{1} << 30, std::numeric_limits<double>::infinity());
+  EXPECT_GT(always.touch_ns(0), 0.0);
+  ASSERT_NE(always.view(0).data, nullptr);
+  EXPECT_EQ(std::string(always.view(0).data, always.view(0).size), big);
+
+  const Read plain = read_all(files, schema, nullptr);
+  const Read half = read_all(files, schema, &never);
+  const Read mapped = read_all(files, schema, &always);
+  EXPECT_EQ(half.values, plain.values);
+  EXPECT_EQ(mapped.values, plain.values);
+  EXPECT_GT(plain.values.size(), 400000u);
+  EXPECT_EQ(half.borrowed, 1) << "only the small file's chunk is a view";
+  EXPECT_EQ(mapped.borrowed, static_cast<int>(mapped.texts.size()));
 }
 
 TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {

@@ -6,6 +6,14 @@
 // place; its page-table entries are made once, in the first pass (~19 ms for the same file), and the
 // second pass finds them made.
 //
+// Whether mapping pays depends on how the page cache holds the file. On the VMs prep runs on, the first
+// touch of each 4 KiB page through a new mapping costs ~2 us when the file sits in 4 KiB folios (written
+// in small pieces) and ~0.03-0.3 us in 2 MiB ones (written in large pieces, or copied by cp or dd): a
+// first pass over the 243 MB file then costs ~100-150 ms of page touches against ~10-35, where read()
+// copies it in ~40-55 ms either way (2026-12-05). So a file of at least kProbeBytes is mapped only when
+// touching its first kProbeBytes (one load a page, work the first pass would do anyway) costs at most
+// a given limit per page; otherwise it is unmapped again and left to read().
+//
 // A mapped file that shrinks while mapped (rewritten or truncated by another program) would kill the
 // process with SIGBUS when the parser reaches the lost pages. Instead a process-wide SIGBUS handler
 // replaces the rest of that mapping with zero pages and marks it: the reader then raises IoError naming
@@ -27,7 +35,14 @@ class InputMaps {
   // none, or auto and no gzip/zstd magic bytes), in order, while the mapped total stays at most
   // max_bytes; the others (compressed, pipes, empty, past the budget) are left to read(). Throws IoError
   // naming a path that cannot be opened; a file that cannot be mapped is left to read() as well.
-  InputMaps(const std::vector<std::string>& files, const std::string& compression, int64_t max_bytes);
+  // Files of kProbeBytes or more are mapped only when the first touch of their first kProbeBytes costs
+  // at most touch_limit_ns per 4 KiB page (infinity: always).
+  InputMaps(const std::vector<std::string>& files, const std::string& compression, int64_t max_bytes,
+            double touch_limit_ns = kTouchLimitNs);
+  static constexpr std::size_t kProbeBytes = std::size_t{1} << 20;
+  // Per 4 KiB page: above ~0.2-0.25 us (read()'s copy of a page) mapping costs more than it saves; 2 MiB
+  // folios measured ~0.03-0.3 us, and up to ~1.3 us for a file just written; 4 KiB folios 2 us and more.
+  static constexpr double kTouchLimitNs = 500;
   ~InputMaps();  // unmaps
   InputMaps(const InputMaps&) = delete;
   InputMaps& operator=(const InputMaps&) = delete;
@@ -44,6 +59,9 @@ class InputMaps {
   bool shrunk(std::size_t i) const;
   const std::vector<std::string>& files() const { return files_; }
   int64_t mapped_bytes() const { return mapped_bytes_; }
+  // The first touch's cost measured for files[i] in ns per page (mapped or not), or -1 when not probed
+  // (not mapped at all, or smaller than kProbeBytes).
+  double touch_ns(std::size_t i) const { return touch_ns_.at(i); }
 
  private:
   struct Map {
@@ -53,6 +71,7 @@ class InputMaps {
   };
   std::vector<std::string> files_;
   std::vector<Map> maps_;
+  std::vector<double> touch_ns_;
   int64_t mapped_bytes_ = 0;
 };
 
