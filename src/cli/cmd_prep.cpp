@@ -39,7 +39,8 @@ int cmd_prep(int argc, char** argv) {
               "again, MiB (default: a quarter of RAM; plain text is parsed again)")
       .option("map-mb",
               "plain input only: files mapped into memory and parsed in place, shared by the passes, up to "
-              "this total, MiB; the rest is read (default: half of RAM; 0: read every file)")
+              "this total, MiB; the rest is read, as is a file whose pages cost more to touch through a "
+              "mapping than to read (default: half of RAM; 0: read every file)")
       .option("fit-sharing",
               "how two threads share the first fit pass: chunks, columns, or auto (columns when the two CPUs "
               "are far apart, e.g. vCPUs on two core complexes); same results",
