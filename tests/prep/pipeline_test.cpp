@@ -612,6 +612,7 @@ TEST_F(PrepPipeline, DistinctIdsInMetaEqualACountOverTheShards) {
     const char* ops;
     const char* split;
     bool missing;
+    bool bad_rows = false;  // on_bad_rows: skip, with rows whose only fault is x (values found nowhere else)
   };
   const std::vector<Variant> variants = {
       {"ratio", "[{op: categorify, columns: [c, m], min_count: 2}]", "{by: ratio, valid: 0.1, test: 0.1}", true},
@@ -622,11 +623,17 @@ TEST_F(PrepPipeline, DistinctIdsInMetaEqualACountOverTheShards) {
       {"hashed-after", "[{op: categorify, columns: [c, m], min_count: 3}, {op: hash, columns: c, buckets: 5000}]",
        "{by: ratio, valid: 0.1, test: 0.1}", true},
       {"crossed", "[{op: categorify, columns: c, min_count: 2}, {op: hash, columns: m, buckets: 1000}, "
-       "{op: cross, columns: [c, day], buckets: 97, out: cd}]", "{by: ratio, valid: 0.1, test: 0.1}", true}};
+       "{op: cross, columns: [c, day], buckets: 97, out: cd}]", "{by: ratio, valid: 0.1, test: 0.1}", true},
+      {"bad-rows", "[{op: categorify, columns: [c, m], min_count: 1}]", "{by: ratio, valid: 0.1, test: 0.1}", true,
+       true}};
   for (const Variant& v : variants) {
-    write_text(dir / "a.tsv", rows(3000, 1, v.missing));
+    std::string bad;
+    for (int k = 0; v.bad_rows && k < 5; ++k) bad += "1\tnot-a-number\tonly-here" + std::to_string(k) + "\tt99|t98\t1\n";
+    write_text(dir / "a.tsv", rows(1500, 1, v.missing) + bad + rows(1500, 4, v.missing));
     write_text(dir / "b.tsv", rows(700, 2, v.missing));
-    Recipe r = parse_recipe(schema + "ops: " + v.ops + "\nsplit: " + v.split + "\n", "r.yaml");
+    Recipe r = parse_recipe(schema + (v.bad_rows ? "input: {on_bad_rows: skip}\n" : "") + "ops: " + v.ops +
+                                "\nsplit: " + v.split + "\n",
+                            "r.yaml");
     const std::vector<std::string> inputs = {(dir / "a.tsv").string(), (dir / "b.tsv").string()};
     const std::string out = std::string("ds-") + v.name;
     run_prep(r, options(dir, inputs, out));
