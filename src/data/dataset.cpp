@@ -282,7 +282,7 @@ void id_stats(const DatasetColumn& dc, const Chunk& chunk, const int64_t* src, c
 // Statistics of n int64 values as stored (INT64_MIN, the missing marker on disk, counts as missing).
 void i64_stats(const int64_t* x, int64_t n, StatAcc& st) {
   for (int64_t k = 0; k < n; ++k) {
-    if (x[k] == std::numeric_limits<int64_t>::min())
+    if (x[k] == kMissingI64)
       ++st.missing;
     else
       st.add(static_cast<double>(x[k]));
