@@ -271,6 +271,7 @@ class RecordBuffer {
       consume(n);
       return out;
     }
+    if (spare.borrowed()) spare = TextBytes();  // a view of a mapped file: its memory is not ours to write
     const std::size_t rest = have_ - n;
     if (spare.size() < rest) spare.resize(rest);
     if (rest > 0) std::memcpy(spare.data(), buf_.data() + n, rest);
@@ -284,6 +285,9 @@ class RecordBuffer {
   // buffer used until now is returned.
   TextBytes adopt(TextBytes buf) {
     if (map_) return buf;  // nothing buffered outside the mapping
+    // A caller's text from a mapped file (the other parsing thread was there last) is a view of the
+    // read-only mapping: read into memory of our own instead.
+    if (buf.borrowed()) buf = TextBytes();
     if (buf.size() < have_) buf.resize(have_);
     if (have_ > 0) std::memcpy(buf.data(), buf_.data(), have_);
     std::swap(buf, buf_);
@@ -1270,7 +1274,8 @@ bool TextReader::next(TextChunk& out) {
   m.not_empty.wait(lk, [&] { return !m.queue.empty() || m.done; });
   if (!m.queue.empty()) {
     // The caller is done with the text it got last time (the usual loop reuses one TextChunk).
-    if (out.text.capacity() > 0 && m.spare_texts.size() < m.prefetch + 2) m.spare_texts.push_back(std::move(out.text));
+    if (out.text.capacity() > 0 && !out.text.borrowed() && m.spare_texts.size() < m.prefetch + 2)
+      m.spare_texts.push_back(std::move(out.text));
     out = std::move(m.queue.front());
     m.queue.pop_front();
     lk.unlock();

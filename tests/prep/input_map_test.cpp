@@ -244,6 +244,39 @@ TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {
   EXPECT_EQ(rows, 3 + 3000);
 }
 
+// Callers that take turns with their TextChunks (two parsing threads) hand a view of a mapped file's text
+// back while the reader cuts a file it reads: that view must never be read into (it is the read-only
+// mapping), whether the text is cut by the callers (plain input) or ahead by the reader's thread.
+TEST(InputMaps, TextsOfAMappedFileAreNotReusedForAReadOne) {
+  TempDir dir;
+  std::string a, b;
+  for (int i = 0; i < 400; ++i) a += std::to_string(i % 2) + "\ta" + std::to_string(i) + "\n";
+  for (int i = 0; i < 400; ++i) b += std::to_string(i % 2) + "\tb" + std::to_string(i * 7) + "\n";
+  write_text(dir / "a.tsv", a);
+  write_text(dir / "b.tsv", b);
+  write_text(dir / "c.tsv.gz", gzip_bytes("1\tc\n"));
+  auto schema = make_schema({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}});
+  schema.format.chunk_bytes = 64;
+  for (bool compressed : {false, true}) {
+    // Plain: callers cut the text. With a gzip file first: the reader's thread cuts all of it.
+    std::vector<std::string> files = {(dir / "a.tsv").string(), (dir / "b.tsv").string()};
+    if (compressed) files.insert(files.begin(), (dir / "c.tsv.gz").string());
+    InputMaps maps(files, "auto", static_cast<int64_t>(a.size()));  // a mapped, b read
+    ASSERT_NE(maps.view(compressed ? 1 : 0).data, nullptr);
+    ASSERT_EQ(maps.view(compressed ? 2 : 1).data, nullptr);
+    TextReader reader(files, schema, 2, &maps);
+    TextChunk t[2];
+    std::string all;
+    int borrowed = 0;
+    for (int k = 0; reader.next(t[k % 2]); ++k) {
+      all += t[k % 2].text.view();
+      borrowed += t[k % 2].text.borrowed();
+    }
+    EXPECT_EQ(all, (compressed ? std::string("1\tc\n") : std::string()) + a + b) << compressed;
+    EXPECT_GT(borrowed, 2) << compressed;
+  }
+}
+
 // A file cut short while mapped: reading its lost pages would raise SIGBUS; the reader fails with an
 // IoError that names the file instead.
 TEST(InputMaps, AFileThatShrinksWhileMappedFailsWithIoError) {
