@@ -421,9 +421,16 @@ struct DatasetWriter::Impl {
     std::vector<StreamHash> hash;    // per column block
     uint64_t head_bytes = 0, end = 0;
   };
-  // Streamed slices: 65536 rows, so every slice but a shard's last is a whole number of 4 KiB pages of
-  // each column (4 or 8 bytes a value) and the buffers (256 KiB+) are page aligned.
+  // Streamed slices: 65536 rows, or kBigSliceRows for a dataset of at least kBigSliceFrom rows; either way
+  // every slice but a shard's last is a whole number of 4 KiB pages of each column (4 or 8 bytes a value)
+  // and the buffers (256 KiB+) are page aligned. Bigger slices write bigger blocks (512 instead of 256 KiB
+  // a 4-byte column; this VM's disk takes O_DIRECT writes at ~0.95 GB/s in 256 KiB and ~1.1 GB/s in 1 MiB):
+  // at 5M Criteo rows, where the write pass waits for the disk, it took 1,100-1,136 ms instead of
+  // 1,238-1,309; at 1M, where it does not, the bigger buffers and the longer last slice cost 20-30 ms.
   static constexpr int64_t kSliceRows = 65536;
+  static constexpr int64_t kBigSliceRows = 131072;
+  static constexpr int64_t kBigSliceFrom = int64_t{1} << 21;
+  int64_t slice_rows = kSliceRows;
 
   StagedDirectory staged;
   std::vector<DatasetColumn> columns;
@@ -482,7 +489,7 @@ struct DatasetWriter::Impl {
   BufSet new_slice_set() const {
     BufSet set;
     set.cols.resize(columns.size());
-    for (std::size_t c = 0; c < columns.size(); ++c) set.cols[c].reserve_fixed(columns[c].dtype, kSliceRows);
+    for (std::size_t c = 0; c < columns.size(); ++c) set.cols[c].reserve_fixed(columns[c].dtype, static_cast<std::size_t>(slice_rows));
     return set;
   }
   void flush_loop();
@@ -553,6 +560,9 @@ void DatasetWriter::expect_rows(const std::array<int64_t, kNumSplits>& rows) {
   Impl& m = *impl_;
   for (const DatasetColumn& dc : m.columns)
     if (dc.dtype == DType::kListI32) return;
+  int64_t total = 0;
+  for (int s = 0; s < kNumSplits; ++s) total += rows[s];
+  m.slice_rows = total >= Impl::kBigSliceFrom ? Impl::kBigSliceRows : Impl::kSliceRows;
   for (int s = 0; s < kNumSplits; ++s) {
     Impl::SplitBuf& sb = m.splits[s];
     BW_ASSERT(sb.total == 0, "expect_rows() after append()");
@@ -601,13 +611,13 @@ void DatasetWriter::append(const Chunk& chunk) {
     while (done < n) {
       const int64_t target = m.shard_target(sb);
       int64_t room = target - sb.buffered;
-      if (sb.expected >= 0) room = std::min(room, Impl::kSliceRows - (sb.buffered - sb.slice_begin));
+      if (sb.expected >= 0) room = std::min(room, m.slice_rows - (sb.buffered - sb.slice_begin));
       BW_CHECK(room > 0, InputError, "dataset writer: split ", kSplitNames[s], " gets more rows than the ", sb.expected,
                " promised (did the input change while it was being read?)");
       int64_t take = std::min(n - done, room);
       m.append_rows(sb, chunk, rows, done, take);
       done += take;
-      if (sb.buffered == target || (sb.expected >= 0 && sb.buffered - sb.slice_begin == Impl::kSliceRows)) m.flush(s);
+      if (sb.buffered == target || (sb.expected >= 0 && sb.buffered - sb.slice_begin == m.slice_rows)) m.flush(s);
     }
   };
 
@@ -671,7 +681,7 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
   // doubling copied every value several times. Capped so a huge shard_rows does not reserve gigabytes
   // up front; untouched reserved pages cost nothing.
   const size_t reserve_rows =
-      static_cast<size_t>(sb.expected >= 0 ? kSliceRows : std::min<int64_t>(options.shard_rows, int64_t{1} << 22));
+      static_cast<size_t>(sb.expected >= 0 ? slice_rows : std::min<int64_t>(options.shard_rows, int64_t{1} << 22));
   auto ensure = [&](auto& vec, size_t want) {
     if (vec.capacity() < want) vec.reserve(std::max(want, reserve_rows));
   };

@@ -523,6 +523,31 @@ TEST(DatasetWriter, StreamedShardsHoldTheSameRowsAsBufferedOnes) {
   EXPECT_EQ(last_end, bytes.size());
 }
 
+// From 2^21 rows in all the writer streams slices of 131072 rows (bigger disk writes): shards of 300000
+// rows then end mid-slice, and the split's last slice is short; the rows and stats are those of buffered
+// shards.
+TEST(DatasetWriter, BigDatasetsStreamBigSlicesWithTheSameRows) {
+  TempDir tmp;
+  const int64_t n = (int64_t{1} << 21) + 4099;
+  write_fixed(tmp / "streamed", n, 65537, {.shard_rows = 300000}, split_three_ways, true);
+  write_fixed(tmp / "buffered", n, 65537, {.shard_rows = 300000}, split_three_ways, false);
+  Dataset st = Dataset::open(tmp / "streamed"), bu = Dataset::open(tmp / "buffered");
+  for (Split sp : {Split::kTrain, Split::kValid, Split::kTest}) {
+    std::vector<int64_t> rows;
+    for (int64_t g = 0; g < n; ++g)
+      if (split_three_ways(g) == static_cast<uint8_t>(sp)) rows.push_back(g);
+    expect_split_matches(st, sp, rows);
+    ASSERT_EQ(st.num_shards(sp), bu.num_shards(sp));
+  }
+  EXPECT_EQ(st.num_shards(Split::kTrain), 5);  // 1,260,751 rows
+  for (std::size_t c = 0; c < st.columns().size(); ++c) {
+    EXPECT_EQ(st.columns()[c].stats.rows, bu.columns()[c].stats.rows);
+    EXPECT_EQ(st.columns()[c].stats.missing, bu.columns()[c].stats.missing);
+    EXPECT_DOUBLE_EQ(st.columns()[c].stats.mean, bu.columns()[c].stats.mean);
+    EXPECT_EQ(st.columns()[c].stats.distinct, bu.columns()[c].stats.distinct);
+  }
+}
+
 TEST(DatasetWriter, StreamedSplitsOfExactShardMultiplesAndEmptySplits) {
   TempDir tmp;
   // All rows train, exactly two shards of 65536 (one slice each); valid and test empty.
