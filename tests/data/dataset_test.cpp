@@ -487,6 +487,17 @@ void write_fixed(const fs::path& out, int64_t n, int64_t chunk, DatasetWriterOpt
 
 uint8_t split_three_ways(int64_t g) { return g % 10 == 3 ? 2 : g % 3 == 1 ? 1 : 0; }
 
+// Streamed and buffered shards of the same rows give the same column statistics.
+void expect_same_stats(const Dataset& st, const Dataset& bu) {
+  ASSERT_EQ(st.columns().size(), bu.columns().size());
+  for (std::size_t c = 0; c < st.columns().size(); ++c) {
+    EXPECT_EQ(st.columns()[c].stats.rows, bu.columns()[c].stats.rows);
+    EXPECT_EQ(st.columns()[c].stats.missing, bu.columns()[c].stats.missing);
+    EXPECT_DOUBLE_EQ(st.columns()[c].stats.mean, bu.columns()[c].stats.mean);
+    EXPECT_EQ(st.columns()[c].stats.distinct, bu.columns()[c].stats.distinct);
+  }
+}
+
 TEST(DatasetWriter, StreamedShardsHoldTheSameRowsAsBufferedOnes) {
   // Shards of 150000 rows are written in 65536-row slices; chunks of 7001 rows line up with neither,
   // and rows are routed to three splits, so slices and shards end mid-chunk in every split.
@@ -505,12 +516,7 @@ TEST(DatasetWriter, StreamedShardsHoldTheSameRowsAsBufferedOnes) {
     for (int s = 0; s < st.num_shards(sp); ++s) EXPECT_EQ(st.shards(sp)[s].rows, bu.shards(sp)[s].rows);
   }
   // Same stats; blocks of streamed shards start at 4096-byte offsets and the file ends with the last one.
-  for (std::size_t c = 0; c < st.columns().size(); ++c) {
-    EXPECT_EQ(st.columns()[c].stats.rows, bu.columns()[c].stats.rows);
-    EXPECT_EQ(st.columns()[c].stats.missing, bu.columns()[c].stats.missing);
-    EXPECT_DOUBLE_EQ(st.columns()[c].stats.mean, bu.columns()[c].stats.mean);
-    EXPECT_EQ(st.columns()[c].stats.distinct, bu.columns()[c].stats.distinct);
-  }
+  expect_same_stats(st, bu);
   const std::string bytes = read_file(tmp / "streamed" / "train" / "shard-00001.bwd");
   uint64_t last_end = 0;
   for (int k = 0; k < 5; ++k) {
@@ -540,12 +546,7 @@ TEST(DatasetWriter, BigDatasetsStreamBigSlicesWithTheSameRows) {
     ASSERT_EQ(st.num_shards(sp), bu.num_shards(sp));
   }
   EXPECT_EQ(st.num_shards(Split::kTrain), 5);  // 1,260,751 rows
-  for (std::size_t c = 0; c < st.columns().size(); ++c) {
-    EXPECT_EQ(st.columns()[c].stats.rows, bu.columns()[c].stats.rows);
-    EXPECT_EQ(st.columns()[c].stats.missing, bu.columns()[c].stats.missing);
-    EXPECT_DOUBLE_EQ(st.columns()[c].stats.mean, bu.columns()[c].stats.mean);
-    EXPECT_EQ(st.columns()[c].stats.distinct, bu.columns()[c].stats.distinct);
-  }
+  expect_same_stats(st, bu);
 }
 
 TEST(DatasetWriter, StreamedSplitsOfExactShardMultiplesAndEmptySplits) {
