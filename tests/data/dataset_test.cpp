@@ -487,6 +487,20 @@ void write_fixed(const fs::path& out, int64_t n, int64_t chunk, DatasetWriterOpt
 
 uint8_t split_three_ways(int64_t g) { return g % 10 == 3 ? 2 : g % 3 == 1 ? 1 : 0; }
 
+// Streamed (st) and buffered (bu) shards of rows 0 .. n-1 split three ways hold those rows, split by split,
+// in shards of the same sizes.
+void expect_same_splits(const Dataset& st, const Dataset& bu, int64_t n) {
+  for (Split sp : {Split::kTrain, Split::kValid, Split::kTest}) {
+    std::vector<int64_t> rows;
+    for (int64_t g = 0; g < n; ++g)
+      if (split_three_ways(g) == static_cast<uint8_t>(sp)) rows.push_back(g);
+    expect_split_matches(st, sp, rows);
+    expect_split_matches(bu, sp, rows);
+    ASSERT_EQ(st.num_shards(sp), bu.num_shards(sp));
+    for (int s = 0; s < st.num_shards(sp); ++s) EXPECT_EQ(st.shards(sp)[s].rows, bu.shards(sp)[s].rows);
+  }
+}
+
 // Streamed and buffered shards of the same rows give the same column statistics.
 void expect_same_stats(const Dataset& st, const Dataset& bu) {
   ASSERT_EQ(st.columns().size(), bu.columns().size());
@@ -506,15 +520,7 @@ TEST(DatasetWriter, StreamedShardsHoldTheSameRowsAsBufferedOnes) {
   write_fixed(tmp / "streamed", n, 7001, {.shard_rows = 150000}, split_three_ways, true);
   write_fixed(tmp / "buffered", n, 7001, {.shard_rows = 150000}, split_three_ways, false);
   Dataset st = Dataset::open(tmp / "streamed"), bu = Dataset::open(tmp / "buffered");
-  for (Split sp : {Split::kTrain, Split::kValid, Split::kTest}) {
-    std::vector<int64_t> rows;
-    for (int64_t g = 0; g < n; ++g)
-      if (split_three_ways(g) == static_cast<uint8_t>(sp)) rows.push_back(g);
-    expect_split_matches(st, sp, rows);
-    expect_split_matches(bu, sp, rows);
-    ASSERT_EQ(st.num_shards(sp), bu.num_shards(sp));
-    for (int s = 0; s < st.num_shards(sp); ++s) EXPECT_EQ(st.shards(sp)[s].rows, bu.shards(sp)[s].rows);
-  }
+  expect_same_splits(st, bu, n);
   // Same stats; blocks of streamed shards start at 4096-byte offsets and the file ends with the last one.
   expect_same_stats(st, bu);
   const std::string bytes = read_file(tmp / "streamed" / "train" / "shard-00001.bwd");
@@ -538,13 +544,7 @@ TEST(DatasetWriter, BigDatasetsStreamBigSlicesWithTheSameRows) {
   write_fixed(tmp / "streamed", n, 65537, {.shard_rows = 300000}, split_three_ways, true);
   write_fixed(tmp / "buffered", n, 65537, {.shard_rows = 300000}, split_three_ways, false);
   Dataset st = Dataset::open(tmp / "streamed"), bu = Dataset::open(tmp / "buffered");
-  for (Split sp : {Split::kTrain, Split::kValid, Split::kTest}) {
-    std::vector<int64_t> rows;
-    for (int64_t g = 0; g < n; ++g)
-      if (split_three_ways(g) == static_cast<uint8_t>(sp)) rows.push_back(g);
-    expect_split_matches(st, sp, rows);
-    ASSERT_EQ(st.num_shards(sp), bu.num_shards(sp));
-  }
+  expect_same_splits(st, bu, n);
   EXPECT_EQ(st.num_shards(Split::kTrain), 5);  // 1,260,751 rows
   expect_same_stats(st, bu);
 }
