@@ -49,25 +49,32 @@ int64_t file_size(const fs::path& path) {
   return static_cast<int64_t>(st.st_size);
 }
 
+bool write_fully(int fd, const void* data, std::size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = EIO;  // no progress (not expected of a regular file)
+      return false;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
 void write_file_atomic(const fs::path& path, std::string_view bytes) {
   fs::path tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw_os("create", tmp);
-  const char* p = bytes.data();
-  std::size_t left = bytes.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      errno = e;
-      throw_os("write", tmp);
-    }
-    p += n;
-    left -= static_cast<std::size_t>(n);
+  if (!write_fully(fd, bytes.data(), bytes.size())) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    errno = e;
+    throw_os("write", tmp);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     int e = errno;

@@ -279,10 +279,11 @@ void id_stats(const DatasetColumn& dc, const Chunk& chunk, const int64_t* src, c
   }
 }
 
-// Statistics of n int64 values as stored (INT64_MIN, the missing marker on disk, counts as missing).
-void i64_stats(const int64_t* x, int64_t n, StatAcc& st) {
+// Statistics of n int64 values, missing where valid[k] == 0 (valid may be null) or equal to INT64_MIN (the
+// missing marker on disk).
+void i64_stats(const int64_t* x, const uint8_t* valid, int64_t n, StatAcc& st) {
   for (int64_t k = 0; k < n; ++k) {
-    if (x[k] == kMissingI64)
+    if ((valid && !valid[k]) || x[k] == kMissingI64)
       ++st.missing;
     else
       st.add(static_cast<double>(x[k]));
@@ -658,14 +659,7 @@ void DatasetWriter::Impl::chunk_stats(const Chunk& chunk) {
         id_stats(dc, chunk, col.i.data(), col.valid.empty() ? nullptr : col.valid.data(), n, 0, ids.data(), st);
         break;
       }
-      case DType::kI64:
-        for (int64_t r = 0; r < n; ++r) {
-          if (!col.valid.empty() && !col.valid[r])
-            ++st.missing;
-          else
-            i64_stats(&col.i[r], 1, st);
-        }
-        break;
+      case DType::kI64: i64_stats(col.i.data(), col.valid.empty() ? nullptr : col.valid.data(), n, st); break;
       case DType::kListI32: list_stats(dc, chunk, col, 0, n, st); break;
     }
   }
@@ -730,7 +724,7 @@ void DatasetWriter::Impl::append_rows(SplitBuf& sb, const Chunk& chunk, const in
           const int64_t r = row_at(k);
           dst[k] = !col.valid.empty() && !col.valid[r] ? kMissingI64 : col.i[r];
         }
-        if (!rows) i64_stats(dst, n, st);
+        if (!rows) i64_stats(dst, nullptr, n, st);
         break;
       }
       case DType::kListI32: {

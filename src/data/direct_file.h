@@ -214,14 +214,7 @@ class SequentialFileWriter {
   }
 
   void write_all(const void* p, std::size_t n) {
-    const char* c = static_cast<const char*>(p);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, c, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) fail("cannot write");
-      c += w;
-      n -= static_cast<std::size_t>(w);
-    }
+    if (!write_fully(fd_, p, n)) fail("cannot write");
   }
 
   // Writes the first n bytes of the staging buffer (n a multiple of kDirectAlign, or the whole buffer).

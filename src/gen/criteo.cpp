@@ -574,15 +574,8 @@ class TempOutput {
 
   // Writes the first n pending bytes.
   void drain(std::size_t n) {
-    const char* p = pending_.data();
-    std::size_t left = n;
-    while (left > 0) {
-      const ssize_t w = ::write(fd_, p, left);
-      if (w < 0 && errno == EINTR) continue;
-      BW_CHECK(w > 0, IoError, "gen criteo: cannot write '", tmp_.string(), "': ", std::strerror(errno));
-      p += w;
-      left -= static_cast<std::size_t>(w);
-    }
+    BW_CHECK(write_fully(fd_, pending_.data(), n), IoError, "gen criteo: cannot write '", tmp_.string(), "': ",
+             std::strerror(errno));
     pending_.erase(0, n);
   }
 

@@ -450,7 +450,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     for (std::size_t i = 0; i < opt.inputs.size(); ++i)
       if (maps->touch_ns(i) >= 0)
         log_debug("prep: ", opt.inputs[i], ": first touch ", static_cast<int>(maps->touch_ns(i)), " ns a page: ",
-                  maps->view(i).data ? "mapped" : "read (the page cache holds it in small pages)");
+                  maps->view(i).data ? "mapped" : "read (touching it through a mapping costs more)");
   }
   bool all_cached = false;
   auto chunk_bytes = [](const Chunk& c) {
@@ -840,18 +840,16 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
   wopt.shard_rows = recipe.shard_rows;
   wopt.overwrite = opt.overwrite;
   writer = std::make_unique<DatasetWriter>(opt.out, out_cols, wopt);
-  // The write pass transforms the rows the fit saw: an id column whose last writer knows which of its ids
-  // all occur there is counted without marking those (its distinct ids in meta.json).
-  if (!applying)
-    for (const auto& d : out_cols) {
-      if (d.role != Role::kCategorical && d.role != Role::kMulti && d.role != Role::kSequence) continue;
-      const Op* last = nullptr;
-      for (const auto& op : ops)
-        for (const auto& o : op->outputs())
-          if (o == d.name) last = op.get();
-      const int64_t from = last ? last->ids_present_from(d.name) : -1;
-      if (from >= 0) writer->assume_ids_present(d.name, from);
-    }
+  // A column whose last writer fitted on these very rows and knows which of its ids all occur there is
+  // counted without marking those (its distinct ids in meta.json); applied state promises nothing.
+  for (const auto& d : out_cols) {
+    const Op* last = nullptr;
+    for (const auto& op : ops)
+      for (const auto& o : op->outputs())
+        if (o == d.name) last = op.get();
+    const int64_t from = last ? last->ids_present_from(d.name) : -1;
+    if (from >= 0) writer->assume_ids_present(d.name, from);
+  }
   if (fit_passes > 0) {
     std::array<int64_t, kNumSplits> expect{};
     for (const auto& t : fit_rows)

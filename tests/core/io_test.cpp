@@ -1,6 +1,11 @@
 #include "bluewhale/core/io.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <thread>
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/progress.h"
@@ -19,6 +24,29 @@ TEST(WriteFileAtomic, ReplacesContentAndLeavesNoTemporary) {
   int files = 0;
   for (auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file();
   EXPECT_EQ(files, 1);
+}
+
+// write_fully: every byte of a big buffer (a pipe takes 64 KiB at a time: short writes), and false with
+// errno set on a bad descriptor.
+TEST(WriteFully, WritesEveryByteThroughShortWritesAndReportsErrors) {
+  std::string data(3 << 20, 'x');
+  for (std::size_t k = 0; k < data.size(); ++k) data[k] = static_cast<char>('a' + k * 7 % 26);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  std::string got;
+  std::thread reader([&] {
+    char buf[1 << 15];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+  });
+  EXPECT_TRUE(write_fully(fds[1], data.data(), data.size()));
+  ::close(fds[1]);
+  reader.join();
+  ::close(fds[0]);
+  EXPECT_EQ(got, data);
+  errno = 0;
+  EXPECT_FALSE(write_fully(-1, data.data(), 10));
+  EXPECT_EQ(errno, EBADF);
+  EXPECT_TRUE(write_fully(-1, data.data(), 0));  // nothing to write
 }
 
 TEST(ReadFile, MissingPathNamesIt) {

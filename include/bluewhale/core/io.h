@@ -16,6 +16,10 @@ namespace fs = std::filesystem;
 std::string read_file(const fs::path& path);
 int64_t file_size(const fs::path& path);
 
+// Writes all n bytes to fd at its offset, going on after signals and short writes. False, with errno set,
+// on an error.
+bool write_fully(int fd, const void* data, std::size_t n);
+
 // Writes bytes to path.tmp.<pid>, fsyncs, then renames over path: readers see the old or the new file,
 // never a partial one.
 void write_file_atomic(const fs::path& path, std::string_view bytes);
