@@ -23,6 +23,7 @@
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/hash.h"
+#include "bluewhale/core/log.h"
 #include "bluewhale/core/version.h"
 #include "core/zero_buffer.h"
 #include "data/direct_file.h"
@@ -444,6 +445,7 @@ struct DatasetWriter::Impl {
   std::vector<std::vector<int32_t>> routed_ids;  // per id column: the chunk's ids as stored
   std::vector<const Column*> src;
   SequentialFileWriter file;  // whole-shard mode: shard files, one at a time; flusher thread only
+  WriteModeChoice write_mode;  // flusher thread only
   std::array<std::unique_ptr<OpenShard>, kNumSplits> open_shards;  // streamed mode, per split; flusher only
   SyncQueue syncs;  // flusher thread, then commit() once the flusher is idle
 
@@ -461,7 +463,10 @@ struct DatasetWriter::Impl {
   std::thread flusher;
 
   Impl(fs::path out, std::vector<DatasetColumn> cols, DatasetWriterOptions opts)
-      : staged(std::move(out), opts.overwrite), columns(std::move(cols)), options(opts) {
+      : staged(std::move(out), opts.overwrite),
+        columns(std::move(cols)),
+        options(opts),
+        write_mode(opts.page_cache_limit_ns_per_mib) {
     flusher = std::thread([this] { flush_loop(); });
   }
   ~Impl() {
@@ -487,6 +492,9 @@ struct DatasetWriter::Impl {
   void flush(int split);
   void write_shard(FlushJob& job);
   void write_slice(FlushJob& job);
+  // Writes n bytes at `offset` of a streamed shard, timing buffered writes for write_mode.
+  void write_block(PositionalFileWriter& file, const char* p, std::size_t n, uint64_t offset);
+  void note_buffered(std::size_t bytes, int64_t t0);
   BufSet new_slice_set() const {
     BufSet set;
     set.cols.resize(columns.size());
@@ -878,8 +886,8 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
   // A split's last slice is what the commit waits for, and often short (1M rows leave 16,960 in it: 40
   // blocks of 68 KiB). Through O_DIRECT each block waited for the disk, ~0.1 ms apiece, ~4.5 ms in all on
   // the 2-core VM; through the page cache they are copied in ~1 ms and the shard's sync sends them at once
-  // (~2.5 ms). Longer blocks keep O_DIRECT: the wait per byte falls, the page cache's copy does not.
-  if (job.split_end && job.rows < kSliceRows / 2) sh.file.stop_direct();
+  // (~2.5 ms). Longer blocks go as write_mode chose.
+  sh.file.set_direct(write_mode.direct() && !(job.split_end && job.rows < kSliceRows / 2));
   for (size_t c = 0; c < columns.size(); ++c) {
     const DType t = columns[c].dtype;
     char* data = job.cols[c].bytes(t);
@@ -889,7 +897,7 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
     BW_ASSERT(padded <= job.cols[c].capacity_bytes(t), "dataset writer: slice buffer too small for its padding");
     std::memset(data + bytes, 0, padded - bytes);  // the format's zero padding between blocks
     sh.hash[c].update(data, bytes);
-    sh.file.write_at(data, padded, sh.offset[c] + elem * static_cast<uint64_t>(job.begin));
+    write_block(sh.file, data, padded, sh.offset[c] + elem * static_cast<uint64_t>(job.begin));
   }
   if (!job.last) {
     sh.file.sync_later(syncs);
@@ -916,6 +924,20 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
   job.info->bytes = static_cast<int64_t>(sh.end);
   job.info->xxh3 = hash_bytes(head.data(), sh.head_bytes);
   open_shards[job.split].reset();
+}
+
+void DatasetWriter::Impl::note_buffered(std::size_t bytes, int64_t t0) {
+  write_mode.note_buffered(bytes, WriteModeChoice::now_ns() - t0);
+  if (write_mode.decided())
+    log_debug("dataset writer: page-cache writes cost ", static_cast<int64_t>(write_mode.measured_ns_per_mib() / 1000),
+              " us a MiB: shards go ", write_mode.direct() ? "around the page cache (O_DIRECT)" : "through the page cache");
+}
+
+void DatasetWriter::Impl::write_block(PositionalFileWriter& f, const char* p, std::size_t n, uint64_t offset) {
+  const bool timed = !f.direct() && !write_mode.decided();
+  const int64_t t0 = timed ? WriteModeChoice::now_ns() : 0;
+  f.write_at(p, n, offset);
+  if (timed) note_buffered(n, t0);
 }
 
 void DatasetWriter::Impl::write_shard(FlushJob& job) {
@@ -958,11 +980,14 @@ void DatasetWriter::Impl::write_shard(FlushJob& job) {
   }
   put_shard_header(head.data(), head.size(), columns.size(), job.rows, blocks.size());
 
-  file.open(path);
+  file.open(path, write_mode.direct());
   file.put(head.data(), head.size());
   for (const Block& b : blocks) {
     file.put_zeros(align_up(file.written()) - file.written());
+    const bool timed = !file.direct() && !write_mode.decided();
+    const int64_t t0 = timed ? WriteModeChoice::now_ns() : 0;
     file.put(b.data, b.bytes);
+    if (timed) note_buffered(b.bytes, t0);
   }
   const uint64_t written = file.written();
   file.close_syncing_later(syncs);  // synced before commit() writes meta.json

@@ -1,11 +1,15 @@
-// Private to the dataset writer: a file written front to back, bypassing the page cache where it can.
+// Private to the dataset writer: files written front to back or block by block, through the page cache
+// or around it (O_DIRECT), whichever costs less on the machine at hand (WriteModeChoice).
 //
-// Why: a buffered write() copies every byte into page-cache pages the kernel must first allocate and zero,
-// and on the virtual machines prep runs on fresh memory costs ~2 ms per MiB (the host backs each page on
-// first touch): writing the 160 MB of a 1M-row Criteo dataset took 0.2-0.4 s of CPU, a sixth of the run.
-// The shard is synced to disk before commit anyway (fdatasync), so writing it with O_DIRECT from one
-// reused, aligned staging buffer costs the same disk time and almost no CPU. The price: the file is not
-// left in the page cache, so the first later read comes from disk.
+// Why both: a buffered write() copies every byte into page-cache pages the kernel must first allocate and
+// zero. On some of the virtual machines prep runs on fresh memory costs ~2 ms per MiB (the host backs each
+// page on first touch): writing the 160 MB of a 1M-row Criteo dataset took 0.2-0.4 s of CPU, a sixth of
+// the run, while O_DIRECT from reused, aligned buffers costs almost no CPU. On others the copy costs
+// ~0.15 ms per MiB, and O_DIRECT is the slower path: each write waits for the device, the shard's
+// periodic fdatasync stalls those writes (160 MB took 225 ms with a sync every 10 MB against 25 ms of
+// buffered copying and background writeback), and the write pass waited ~110 ms of its ~255 for them.
+// The shards are synced before commit either way. O_DIRECT's other price: the file is not left in the
+// page cache, so the first later read comes from disk.
 //
 // Where O_DIRECT is refused (tmpfs, some network file systems, unaligned devices) the writer falls back to
 // ordinary writes, silently: the bytes on disk are the same either way.
@@ -17,6 +21,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -46,6 +52,51 @@ inline int create_for_writing(const fs::path& path, bool try_direct, bool& direc
   BW_CHECK(fd >= 0, IoError, "cannot create '", path.string(), "': ", std::strerror(errno));
   return fd;
 }
+
+// Whether a writer's files go through the page cache or around it, decided once from what its first
+// buffered writes cost: the wall time of the write calls per MiB, the median over the first kSamples
+// blocks of at least kMinBlock bytes (a median, so that a write preempted by the prep workers does not
+// decide). Up to the limit the page cache's copy is cheaper than waiting for the device; above it fresh
+// pages are dear on this machine and O_DIRECT is used from then on. Writes start buffered. One thread.
+class WriteModeChoice {
+ public:
+  // Measured: ~150 us per MiB where pages come cheap, 1.2-2.5 ms where the host backs them on first touch.
+  static constexpr double kLimitNsPerMiB = 500'000;
+  static constexpr std::size_t kMinBlock = std::size_t{64} << 10;
+  static constexpr std::size_t kSamples = 16;
+
+  // limit_ns_per_mib: 0 chooses O_DIRECT after the first measurements, infinity never does.
+  explicit WriteModeChoice(double limit_ns_per_mib = kLimitNsPerMiB) : limit_(limit_ns_per_mib) {}
+
+  bool direct() const { return direct_; }
+  bool decided() const { return decided_; }
+  // The median cost that decided, ns per MiB; NaN before the decision.
+  double measured_ns_per_mib() const { return measured_; }
+
+  // Records a buffered write of `bytes` that took `ns`; smaller blocks than kMinBlock are not counted.
+  void note_buffered(std::size_t bytes, int64_t ns) {
+    if (decided_ || bytes < kMinBlock) return;
+    samples_.push_back(static_cast<double>(ns) * static_cast<double>(1 << 20) / static_cast<double>(bytes));
+    if (samples_.size() < kSamples) return;
+    auto mid = samples_.begin() + static_cast<std::ptrdiff_t>(samples_.size() / 2);
+    std::nth_element(samples_.begin(), mid, samples_.end());
+    measured_ = *mid;
+    direct_ = measured_ > limit_;
+    decided_ = true;
+    samples_.clear();
+  }
+
+  static int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+ private:
+  double limit_;
+  bool direct_ = false, decided_ = false;
+  double measured_ = std::nan("");
+  std::vector<double> samples_;
+};
 
 // fdatasync + close of finished files on threads of their own (a few at a time): a sync is tens of
 // milliseconds of waiting on some disks, which the writer spends on the next file instead. wait() must
@@ -131,14 +182,15 @@ class SequentialFileWriter {
     if (fd_ >= 0) ::close(fd_);
   }
 
-  // Creates (or truncates) `path` for writing. The staging buffer is kept across files.
-  void open(const fs::path& path) {
+  // Creates (or truncates) `path` for writing, around the page cache when `direct` (and the writer and
+  // the file system allow it). The staging buffer is kept across files.
+  void open(const fs::path& path, bool direct = true) {
     BW_ASSERT(fd_ < 0, "SequentialFileWriter::open while a file is open");
     path_ = path;
     written_ = 0;
     fill_ = 0;
     direct_ = false;
-    fd_ = create_for_writing(path, try_direct_, direct_);
+    fd_ = create_for_writing(path, try_direct_ && direct, direct_);
     if (direct_ && staging_.size() == 0) staging_ = ZeroBuffer<char>(kStagingBytes);
   }
 
@@ -283,6 +335,7 @@ class PositionalFileWriter {
     path_ = path;
     direct_ = false;
     fd_ = create_for_writing(path, try_direct_, direct_);
+    direct_ok_ = direct_;
   }
 
   // Writes n bytes at `offset`; p, n and offset multiples of kDirectAlign (p in memory).
@@ -294,9 +347,8 @@ class PositionalFileWriter {
       if (w < 0 && errno == EINTR) continue;
 #ifdef O_DIRECT
       if (w < 0 && errno == EINVAL && direct_) {
-        const int flags = ::fcntl(fd_, F_GETFL);
-        if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) fail("cannot write");
-        direct_ = false;
+        set_direct(false);
+        direct_ok_ = false;  // the file system took O_DIRECT at open but not these writes
         continue;
       }
 #endif
@@ -309,14 +361,17 @@ class PositionalFileWriter {
 
   bool direct() const { return direct_; }
 
-  // Later writes go through the page cache instead of O_DIRECT (each O_DIRECT write waits for the disk:
-  // worth it for a stream of large blocks, not for a last few small ones that a sync then sends at once).
-  void stop_direct() {
+  // Later writes go around the page cache (O_DIRECT) or through it; O_DIRECT only where the file system
+  // took it when the file was opened (and the writer may use it), else the call changes nothing.
+  void set_direct(bool on) {
 #ifdef O_DIRECT
-    if (!direct_) return;
+    on = on && direct_ok_;
+    if (on == direct_) return;
     const int flags = ::fcntl(fd_, F_GETFL);
-    if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) fail("cannot write");
-    direct_ = false;
+    if (flags < 0 || ::fcntl(fd_, F_SETFL, on ? flags | O_DIRECT : flags & ~O_DIRECT) != 0) fail("cannot write");
+    direct_ = on;
+#else
+    (void)on;
 #endif
   }
 
@@ -346,6 +401,7 @@ class PositionalFileWriter {
   fs::path path_;
   int fd_ = -1;
   bool direct_ = false;
+  bool direct_ok_ = false;  // O_DIRECT taken by the file system for this file
 };
 
 }  // namespace bluewhale

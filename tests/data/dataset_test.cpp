@@ -1,6 +1,9 @@
 #include "bluewhale/data/dataset.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -547,6 +550,70 @@ TEST(DatasetWriter, BigDatasetsStreamBigSlicesWithTheSameRows) {
   expect_same_splits(st, bu, n);
   EXPECT_EQ(st.num_shards(Split::kTrain), 5);  // 1,260,751 rows
   expect_same_stats(st, bu);
+}
+
+// Share of a file's pages held in the page cache.
+double cached_share(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  const std::size_t size = fs::file_size(path), page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) return -1;
+  std::vector<unsigned char> in((size + page - 1) / page);
+  const int rc = ::mincore(p, size, in.data());
+  ::munmap(p, size);
+  if (rc != 0) return -1;
+  return static_cast<double>(std::count_if(in.begin(), in.end(), [](unsigned char c) { return c & 1; })) /
+         static_cast<double>(in.size());
+}
+
+// Whether files in `dir` can be opened with O_DIRECT (not on tmpfs, for one).
+bool takes_direct(const fs::path& dir) {
+#ifdef O_DIRECT
+  const fs::path probe = dir / "direct-probe";
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+  if (fd < 0) return false;
+  ::close(fd);
+  fs::remove(probe);
+  return true;
+#else
+  (void)dir;
+  return false;
+#endif
+}
+
+// Shards written through the page cache (a limit no write exceeds) and around it (limit 0: O_DIRECT once
+// the first blocks were measured) hold the same bytes, streamed and whole; the page cache holds the first
+// kind and not the later shards of the second, where the file system takes O_DIRECT.
+TEST(DatasetWriter, PageCacheAndDirectWritesGiveTheSameShards) {
+  TempDir tmp;
+  const int64_t n = 800000;  // 8 shards; streamed, each in two slices of 5 blocks: the choice falls in the 4th
+  const double inf = std::numeric_limits<double>::infinity();
+  for (bool promise : {true, false}) {
+    const std::string kind = promise ? "streamed" : "whole";
+    write_fixed(tmp / (kind + "-cached"), n, 65536, {.shard_rows = 100000, .page_cache_limit_ns_per_mib = inf}, nullptr,
+                promise);
+    write_fixed(tmp / (kind + "-direct"), n, 65536, {.shard_rows = 100000, .page_cache_limit_ns_per_mib = 0}, nullptr,
+                promise);
+    // Residency first: opening a dataset reads its shards.
+    if (takes_direct(tmp.path())) {
+      const std::string last = "train/shard-00007.bwd";
+      EXPECT_GT(cached_share(tmp / (kind + "-cached") / last), 0.9) << kind;
+      EXPECT_LT(cached_share(tmp / (kind + "-direct") / last), 0.1) << kind;
+    }
+    Dataset cached = Dataset::open(tmp / (kind + "-cached")), direct = Dataset::open(tmp / (kind + "-direct"));
+    ASSERT_EQ(cached.num_shards(Split::kTrain), 8) << kind;
+    ASSERT_EQ(direct.num_shards(Split::kTrain), 8) << kind;
+    for (int s = 0; s < 8; ++s) {
+      const fs::path a = tmp / (kind + "-cached") / cached.shards(Split::kTrain)[s].file;
+      const fs::path b = tmp / (kind + "-direct") / direct.shards(Split::kTrain)[s].file;
+      EXPECT_TRUE(read_file(a) == read_file(b)) << kind << " shard " << s;
+    }
+    std::vector<int64_t> rows(n);
+    for (int64_t g = 0; g < n; ++g) rows[g] = g;
+    expect_split_matches(direct, Split::kTrain, rows);
+  }
 }
 
 TEST(DatasetWriter, StreamedSplitsOfExactShardMultiplesAndEmptySplits) {

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -132,6 +134,77 @@ TEST(PositionalFileWriter, OutOfOrderBlocksDirectAndBufferedGiveTheSameFile) {
   expect.resize(6 * B + 100);
   EXPECT_EQ(read_all(tmp / "direct.bin"), expect);
   EXPECT_EQ(read_all(tmp / "plain.bin"), expect);
+}
+
+// Switching a file between O_DIRECT and the page cache between blocks changes no byte; where the file
+// system refused O_DIRECT at open, asking for it changes nothing.
+TEST(PositionalFileWriter, SwitchingModesBetweenBlocksGivesTheSameFile) {
+  TempDir tmp;
+  const std::size_t B = PositionalFileWriter::kDirectAlign;
+  ZeroBuffer<char> block(std::size_t{2} << 20);
+  SyncQueue syncs;
+  std::string expect(12 * B, '\0');
+  PositionalFileWriter w;
+  w.open(tmp / "mixed.bin");
+  const bool direct_at_open = w.direct();
+  for (std::size_t k = 0; k < 12; ++k) {
+    w.set_direct(k % 3 != 1);
+    EXPECT_EQ(w.direct(), direct_at_open && k % 3 != 1) << k;
+    for (std::size_t j = 0; j < B; ++j) block[j] = static_cast<char>(k * 17 + j % 239);
+    w.write_at(block.data(), B, (11 - k) * B);
+    std::memcpy(expect.data() + (11 - k) * B, block.data(), B);
+  }
+  w.close_syncing_later(11 * B + 7, syncs);
+  syncs.wait();
+  expect.resize(11 * B + 7);
+  EXPECT_EQ(read_all(tmp / "mixed.bin"), expect);
+
+  PositionalFileWriter never(false);
+  never.open(tmp / "plain.bin");
+  never.set_direct(true);
+  EXPECT_FALSE(never.direct());
+  never.close_syncing_later(0, syncs);
+  syncs.wait();
+}
+
+// The choice is the median cost of the first kSamples blocks of kMinBlock bytes or more, against the
+// limit: a few slow (preempted) writes do not decide it, smaller blocks are not counted.
+TEST(WriteModeChoice, MedianOfTheFirstBigBlocksAgainstTheLimit) {
+  const std::size_t big = WriteModeChoice::kMinBlock, n = WriteModeChoice::kSamples;
+  {
+    WriteModeChoice cheap(500'000);  // ns per MiB
+    EXPECT_FALSE(cheap.direct());
+    EXPECT_FALSE(cheap.decided());
+    EXPECT_TRUE(std::isnan(cheap.measured_ns_per_mib()));
+    for (std::size_t k = 0; k < n - 1; ++k) {
+      // 64 KiB in 10 us: 160 us a MiB; every fourth write stalled 50 ms (4e8 ns a MiB).
+      cheap.note_buffered(big, k % 4 == 0 ? 50'000'000 : 10'000);
+      cheap.note_buffered(big - 1, 1'000'000'000);  // too small to count
+    }
+    EXPECT_FALSE(cheap.decided());
+    cheap.note_buffered(2 * big, 20'000);
+    EXPECT_TRUE(cheap.decided());
+    EXPECT_FALSE(cheap.direct());
+    EXPECT_DOUBLE_EQ(cheap.measured_ns_per_mib(), 160'000);
+    cheap.note_buffered(big, 1'000'000'000);  // decided once
+    EXPECT_FALSE(cheap.direct());
+  }
+  {
+    WriteModeChoice dear(500'000);
+    for (std::size_t k = 0; k < n; ++k) dear.note_buffered(big, k % 4 == 0 ? 10'000 : 100'000);  // 1.6 ms a MiB
+    EXPECT_TRUE(dear.decided());
+    EXPECT_TRUE(dear.direct());
+    EXPECT_DOUBLE_EQ(dear.measured_ns_per_mib(), 1'600'000);
+  }
+  {
+    WriteModeChoice always(std::numeric_limits<double>::infinity()), never(0);
+    for (std::size_t k = 0; k < n; ++k) {
+      always.note_buffered(big, 1'000'000'000);
+      never.note_buffered(big, 1);
+    }
+    EXPECT_FALSE(always.direct());
+    EXPECT_TRUE(never.direct());
+  }
 }
 
 TEST(SyncQueue, ManyFilesAllSyncedAndClosed) {

@@ -87,6 +87,11 @@ struct DatasetColumn {
 struct DatasetWriterOptions {
   int64_t shard_rows = int64_t{1} << 20;  // rows per shard file (the last shard of a split may be shorter)
   bool overwrite = false;                 // replace an existing dataset at `out` on commit()
+  // Shards are written through the page cache while that costs at most this many ns per MiB (the median
+  // of the first blocks' write calls), else around it (O_DIRECT) where the file system allows: fresh
+  // page-cache memory is dear on some virtual machines. 0: O_DIRECT after the first measurements;
+  // infinity: always the page cache. The bytes written are the same either way.
+  double page_cache_limit_ns_per_mib = 500'000;
 };
 
 // Writes a dataset. append() routes rows to their splits and writes a shard whenever a split has buffered
