@@ -460,7 +460,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     return b;
   };
 
-  std::optional<std::vector<ChunkCut>> pass_cuts;  // the first pass's chunks, when every file is mapped
+  std::optional<std::vector<ChunkCut>> pass_cuts;  // the first pass's chunks, when every file is plain
   // Chunks a fit pass parsed into, kept for the write pass: their ~1 MB of buffers each would otherwise be
   // fresh pages there (costly on virtual machines, see core/zero_buffer.h).
   std::vector<std::unique_ptr<Chunk>> spare_chunks;
@@ -533,7 +533,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     // Workers pull chunks one at a time (no barrier between batches): the next chunk of text from the
     // reader, or the next cached chunk once everything is cached.
     std::mutex source_mu;
-    std::size_t next_index = 0;
+    std::atomic<std::size_t> next_index{0};  // chunks handed out
     std::atomic<bool> cache_missed_any{false};
     std::vector<std::array<int64_t, kNumSplits>> written(threads, std::array<int64_t, kNumSplits>{});
     // Set when a worker fails: the others take no further chunk (the error is reported once they
@@ -541,13 +541,24 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     std::atomic<bool> failed{false};
     auto next_work = [&](TextChunk& t, std::size_t& at) {
       if (failed.load(std::memory_order_relaxed)) return false;
+      if (reader && !fill_cache) {
+        // No lock of ours around the reader: it numbers its chunks, and reads a replayed chunk outside its
+        // own lock, so that one thread's copy does not wait for the other's.
+        if (!reader->next(t)) return false;
+        at = t.index;
+        ++next_index;
+        return true;
+      }
       std::lock_guard<std::mutex> lk(source_mu);
       if (reader) {
         if (!reader->next(t)) return false;
+        at = t.index;
       } else if (next_index >= cache.size()) {
         return false;
+      } else {
+        at = next_index;
       }
-      at = next_index++;
+      ++next_index;
       if (fill_cache && cache.size() <= at) cache.resize(at + 1);  // only this thread resizes, under the lock
       return true;
     };
@@ -811,7 +822,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
                  "); later passes re-read the rest of the input");
     }
     log_debug("prep: pass ", pass + 1, " streamed at ", phase_mark(t0));
-    // Mapped input: later passes take this pass's chunks as cut, without scanning for records again.
+    // Plain input: later passes take this pass's chunks as cut, without scanning for records again.
     if (reader && !pass_cuts) pass_cuts = reader->cuts();
     for (std::size_t i = 0; i < ops.size(); ++i)
       if (!write && avail[i] == pass + 1) ops[i]->end_fit();

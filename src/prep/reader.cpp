@@ -1,7 +1,11 @@
 #include "bluewhale/prep/reader.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -256,10 +260,8 @@ class RecordBuffer {
   }
   // Drops the first n bytes.
   void consume(std::size_t n) {
-    if (map_)
-      off_ += n;
-    else
-      std::memmove(buf_.data(), buf_.data() + n, have_ - n);
+    if (!map_) std::memmove(buf_.data(), buf_.data() + n, have_ - n);
+    off_ += n;
     have_ -= n;
   }
   // Returns the first n bytes and keeps the rest. The big buffer moves out whole so only the (short)
@@ -278,6 +280,7 @@ class RecordBuffer {
     TextBytes out = std::move(buf_);
     buf_ = std::move(spare);
     have_ = rest;
+    off_ += n;
     out.resize(n);
     return out;
   }
@@ -298,7 +301,8 @@ class RecordBuffer {
     have_ = 0;
     return std::move(buf_);
   }
-  std::size_t offset() const { return off_; }  // mapped: where the window starts in the mapping
+  // Where the window starts in the file's (decompressed) bytes: in the mapping, or the bytes read before it.
+  std::size_t offset() const { return off_; }
   const char* data() const { return map_ ? map_ + off_ : buf_.data(); }
   std::size_t size() const { return have_; }
   bool eof() const { return eof_; }
@@ -316,7 +320,7 @@ class RecordBuffer {
   std::unique_ptr<text::ByteSource> src_;  // null over a mapped file
   TextBytes buf_;
   const char* map_ = nullptr;
-  std::size_t map_size_ = 0, off_ = 0;  // the mapping, and where the window starts in it
+  std::size_t map_size_ = 0, off_ = 0;  // the mapping; where the window starts (see offset())
   std::size_t have_ = 0;
   bool eof_ = false;
   bool at_start_ = true;
@@ -478,12 +482,19 @@ struct TextReader::Impl {
   // Plain input is cut by the callers of next() themselves (see next()); compressed input on `worker`.
   bool pull = true;
   const InputMaps* maps = nullptr;  // files mapped by the caller, or null
-  bool all_mapped = false;           // maps maps every file: cuts are recorded
-  std::vector<ChunkCut> cuts;        // recorded (all_mapped), or being replayed (replaying)
+  std::vector<ChunkCut> cuts;        // recorded (pull: every file plain), or being replayed (replaying)
   bool replaying = false;
   std::size_t next_cut = 0;
-  // The next chunk of a replay into `out`, false past the last.
-  bool replay_one(TextChunk& out);
+  std::size_t handed = 0;  // chunks next() handed out (under mu): the next one's index
+  std::vector<int> replay_fds;  // replaying: a descriptor per file not mapped (-1 for mapped ones)
+  ~Impl() {
+    for (int fd : replay_fds)
+      if (fd >= 0) ::close(fd);
+  }
+  // Takes the next cut of a replay (under mu), false past the last.
+  bool next_replay_cut(ChunkCut& k);
+  // The text of cut k into `out` (without mu): a view of the mapping, or read into out's buffer.
+  void replay_text(const ChunkCut& k, TextChunk& out) const;
   TextBytes carry;  // pull: the buffer that holds a partial record between chunks
 
   // The next chunk into `out`, false once every file is done. `into` (pull) is the caller's buffer: the
@@ -689,7 +700,7 @@ bool TextReader::Impl::cut_chunk(TextChunk& out, TextBytes* into) {
       }
     }
     TextChunk c;
-    if (all_mapped) cuts.push_back(ChunkCut{cur.file, rb.offset(), r.end, cur.line, cur.global_row, r.records, 0});
+    if (pull) cuts.push_back(ChunkCut{cur.file, rb.offset(), r.end, cur.line, cur.global_row, r.records, 0});
     c.text = rb.take(r.end, std::move(spare));
     if (c.text.back() != '\n') c.text.push_back('\n');
     c.file_index = cur.file;
@@ -703,26 +714,46 @@ bool TextReader::Impl::cut_chunk(TextChunk& out, TextBytes* into) {
     cur.raw_reported = raw;
     cur.want = chunk_bytes;
     c.raw_bytes = cur.pending_raw;
-    if (all_mapped) cuts.back().raw_bytes = c.raw_bytes;
+    if (pull) cuts.back().raw_bytes = c.raw_bytes;
     cur.pending_raw = 0;
     out = std::move(c);
     return true;
   }
 }
 
-bool TextReader::Impl::replay_one(TextChunk& out) {
+bool TextReader::Impl::next_replay_cut(ChunkCut& k) {
   if (next_cut == cuts.size()) return false;
-  const ChunkCut& k = cuts[next_cut++];
-  const InputMaps::View v = maps->view(static_cast<std::size_t>(k.file_index));
-  BW_ASSERT(k.offset + k.size <= v.size && k.size > 0, "replayed cut outside its mapping");
-  out.text = TextBytes::borrow(v.data + k.offset, k.size);
+  k = cuts[next_cut++];
+  return true;
+}
+
+void TextReader::Impl::replay_text(const ChunkCut& k, TextChunk& out) const {
+  const auto file = static_cast<std::size_t>(k.file_index);
+  const InputMaps::View v = maps ? maps->view(file) : InputMaps::View{};
+  if (v.data) {
+    BW_ASSERT(k.offset + k.size <= v.size && k.size > 0, "replayed cut outside its mapping");
+    out.text = TextBytes::borrow(v.data + k.offset, k.size);
+  } else {
+    // Read where it is parsed, outside the reader's lock: the copy out of the page cache no longer waits
+    // for the other thread's, nor the other for it.
+    if (out.text.borrowed()) out.text = TextBytes();
+    out.text.resize(k.size);
+    std::size_t got = 0;
+    while (got < k.size) {
+      const ssize_t r = ::pread(replay_fds[file], out.text.data() + got, k.size - got, static_cast<off_t>(k.offset + got));
+      if (r < 0 && errno == EINTR) continue;
+      BW_CHECK(r >= 0, IoError, "cannot read input file '", files[file], "': ", std::strerror(errno));
+      BW_CHECK(r > 0, IoError, "input file '", files[file], "' shrank since the first pass read it (", k.offset + got,
+               " bytes now, ", k.offset + k.size, " read then): another program rewrote or truncated it");
+      got += static_cast<std::size_t>(r);
+    }
+  }
   if (out.text.back() != '\n') out.text.push_back('\n');  // as cut_chunk: a last record without one
   out.file_index = k.file_index;
   out.first_line = k.first_line;
   out.first_row = k.first_row;
   out.records = k.records;
   out.raw_bytes = k.raw_bytes;
-  return true;
 }
 
 bool TextReader::Impl::produce_one(TextChunk& out, TextBytes* into) {
@@ -1220,8 +1251,6 @@ TextReader::TextReader(std::vector<std::string> files, InputSchema schema, int p
   Impl& m = *impl_;
   BW_ASSERT(!maps || maps->files() == files, "TextReader: the maps were made for other files");
   m.maps = maps;
-  m.all_mapped = maps != nullptr;
-  for (std::size_t i = 0; maps && i < files.size(); ++i) m.all_mapped = m.all_mapped && maps->view(i).data;
   m.files = std::move(files);
   m.schema = std::move(schema);
   m.prefetch = static_cast<std::size_t>(std::max(1, prefetch_chunks));
@@ -1255,14 +1284,41 @@ bool TextReader::next(TextChunk& out) {
     // thread's copy moved every chunk between cores, slow when the vCPUs of the VMs prep runs on sit on
     // different core complexes). Plain files are read faster than they are parsed, so callers seldom
     // wait for each other here.
+    if (m.replaying) {
+      ChunkCut k;
+      std::size_t index = 0;
+      {
+        std::lock_guard lk(m.mu);
+        if (m.error) std::rethrow_exception(m.error);
+        if (m.done) return false;
+        if (!m.next_replay_cut(k)) {
+          m.done = true;
+          return false;
+        }
+        index = m.handed++;
+      }
+      try {
+        m.replay_text(k, out);
+        out.index = index;
+        if (m.maps) m.maps->check_all();
+      } catch (...) {
+        std::lock_guard lk(m.mu);
+        if (!m.error) m.error = std::current_exception();
+        throw;
+      }
+      return true;
+    }
     std::lock_guard lk(m.mu);
     if (m.error) std::rethrow_exception(m.error);
     if (m.done) return false;
     TextBytes mine = std::move(out.text);
     try {
-      const bool got = m.replaying ? m.replay_one(out) : m.produce_one(out, &mine);
+      const bool got = m.produce_one(out, &mine);
       if (m.maps) m.maps->check_all();
-      if (got) return true;
+      if (got) {
+        out.index = m.handed++;
+        return true;
+      }
     } catch (...) {
       m.error = std::current_exception();
       throw;
@@ -1278,6 +1334,7 @@ bool TextReader::next(TextChunk& out) {
       m.spare_texts.push_back(std::move(out.text));
     out = std::move(m.queue.front());
     m.queue.pop_front();
+    out.index = m.handed++;
     lk.unlock();
     m.not_full.notify_one();
     return true;
@@ -1319,15 +1376,21 @@ std::shared_ptr<const TextReader::ParsePlan> TextReader::plan_skipping(const std
 std::optional<std::vector<ChunkCut>> TextReader::cuts() const {
   Impl& m = *impl_;
   std::lock_guard lk(m.mu);
-  if (!m.all_mapped || !m.done || m.replaying) return std::nullopt;
+  if (!m.pull || !m.done || m.replaying) return std::nullopt;
   return m.cuts;
 }
 
 void TextReader::replay(std::vector<ChunkCut> cuts) {
   Impl& m = *impl_;
-  BW_ASSERT(m.all_mapped, "TextReader::replay without maps of every file");
+  BW_ASSERT(m.pull, "TextReader::replay of compressed input");
   std::lock_guard lk(m.mu);
   BW_ASSERT(m.cur.file < 0 && !m.done, "TextReader::replay after next()");
+  m.replay_fds.assign(m.files.size(), -1);
+  for (std::size_t i = 0; i < m.files.size(); ++i) {
+    if (m.maps && m.maps->view(i).data) continue;
+    m.replay_fds[i] = ::open(m.files[i].c_str(), O_RDONLY | O_CLOEXEC);
+    BW_CHECK(m.replay_fds[i] >= 0, IoError, "cannot open input file '", m.files[i], "': ", std::strerror(errno));
+  }
   m.cuts = std::move(cuts);
   m.replaying = true;
 }

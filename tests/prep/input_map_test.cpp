@@ -5,12 +5,14 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bluewhale/core/error.h"
@@ -46,6 +48,7 @@ Read read_all(const std::vector<std::string>& files, const InputSchema& schema, 
   TextChunk t;
   BadRowStats bad;
   while (reader.next(t)) {
+    EXPECT_EQ(t.index, out.texts.size());  // numbered in input order
     out.texts.emplace_back(t.text.view());
     out.numbers.push_back({t.file_index, t.first_line, t.first_row, t.records});
     out.raw_bytes += t.raw_bytes;
@@ -197,8 +200,20 @@ TEST(InputMaps, ChunksAndValuesMatchTheReadPathOverEdgeCases) {
       ASSERT_NE(maps.view(0).data, nullptr) << c.name;
       std::optional<std::vector<ChunkCut>> cuts;
       const Read mapped = read_all(files, schema, &maps, &cuts);
-      const Read read = read_all(files, schema, nullptr);
+      std::optional<std::vector<ChunkCut>> read_cuts;
+      const Read read = read_all(files, schema, nullptr, &read_cuts);
       const std::string where = c.name + ", chunk_bytes " + std::to_string(chunk);
+      // Read (not mapped), the cuts are the same, and replaying them reads each chunk at its offset.
+      ASSERT_TRUE(read_cuts.has_value()) << where;
+      ASSERT_EQ(read_cuts->size(), cuts->size()) << where;
+      for (std::size_t k = 0; k < cuts->size(); ++k) {
+        EXPECT_EQ((*read_cuts)[k].offset, (*cuts)[k].offset) << where << ", cut " << k;
+        EXPECT_EQ((*read_cuts)[k].size, (*cuts)[k].size) << where << ", cut " << k;
+        EXPECT_EQ((*read_cuts)[k].raw_bytes, (*cuts)[k].raw_bytes) << where << ", cut " << k;
+      }
+      const Read reread = read_all(files, schema, nullptr, nullptr, &*read_cuts);
+      expect_same_read(reread, read, where + ", replayed by reading");
+      EXPECT_EQ(reread.borrowed, 0) << where;
       // A second pass over the same maps replays the first one's cuts: the same chunks, no scan.
       ASSERT_TRUE(cuts.has_value()) << where;
       EXPECT_EQ(cuts->size(), mapped.texts.size()) << where;
@@ -277,6 +292,58 @@ TEST(InputMaps, TextsOfAMappedFileAreNotReusedForAReadOne) {
   }
 }
 
+// Threads pulling chunks at once (the prep workers take no lock of their own around next()) get each
+// chunk once, numbered in input order: cut from the files, replayed by reading, replayed from a mapping.
+TEST(TextReader, ChunksPulledByThreadsAtOnceAreNumberedInInputOrder) {
+  TempDir dir;
+  std::vector<std::string> paths;
+  std::string all;
+  for (int f = 0; f < 3; ++f) {
+    std::string text;
+    for (int i = 0; i < 4000 + 1000 * f; ++i) text += std::to_string(i % 2) + "\tk" + std::to_string(f * 100000 + i) + "\n";
+    paths.push_back((dir / ("f" + std::to_string(f) + ".tsv")).string());
+    write_text(paths.back(), text);
+    all += text;
+  }
+  auto schema = make_schema({{"label", Role::kLabel, '|'}, {"C1", Role::kCategorical, '|'}});
+  schema.format.chunk_bytes = 1024;
+  InputMaps maps(paths, "auto", 1 << 30);  // small files: mapped without a probe
+  for (const InputMaps* m : std::initializer_list<const InputMaps*>{nullptr, &maps}) {
+    std::optional<std::vector<ChunkCut>> cuts;
+    read_all(paths, schema, m, &cuts);
+    ASSERT_TRUE(cuts.has_value());
+    for (bool replay : {false, true}) {
+      const std::string where = std::string(m ? "mapped" : "read") + (replay ? ", replayed" : ", cut");
+      TextReader reader(paths, schema, 2, m);
+      if (replay) reader.replay(*cuts);
+      struct Got {
+        std::size_t index;
+        int64_t first_row;
+        std::string text;
+      };
+      std::vector<Got> got[2];
+      auto pull = [&](int k) {
+        TextChunk t;
+        while (reader.next(t)) got[k].push_back({t.index, t.first_row, std::string(t.text.view())});
+      };
+      std::thread other(pull, 1);
+      pull(0);
+      other.join();
+      std::vector<Got> in_order;
+      for (auto& g : got) in_order.insert(in_order.end(), g.begin(), g.end());
+      std::sort(in_order.begin(), in_order.end(), [](const Got& a, const Got& b) { return a.index < b.index; });
+      ASSERT_EQ(in_order.size(), cuts->size()) << where;
+      std::string joined;
+      for (std::size_t k = 0; k < in_order.size(); ++k) {
+        EXPECT_EQ(in_order[k].index, k) << where;
+        EXPECT_EQ(in_order[k].first_row, (*cuts)[k].first_row) << where;
+        joined += in_order[k].text;
+      }
+      EXPECT_EQ(joined, all) << where;
+    }
+  }
+}
+
 // A file cut short while mapped: reading its lost pages would raise SIGBUS; the reader fails with an
 // IoError that names the file instead.
 TEST(InputMaps, AFileThatShrinksWhileMappedFailsWithIoError) {
@@ -307,6 +374,16 @@ TEST(InputMaps, AFileThatShrinksWhileMappedFailsWithIoError) {
   const std::string msg = error_of<IoError>([&] { read_all({path}, schema, &maps); });
   EXPECT_NE(msg.find(path), std::string::npos) << msg;
   EXPECT_NE(msg.find("shrank"), std::string::npos) << msg;
+
+  // Read instead of mapped: replaying the first pass's cuts over a file cut short since fails the same way.
+  write_text(path, text);
+  std::optional<std::vector<ChunkCut>> cuts;
+  read_all({path}, schema, nullptr, &cuts);
+  ASSERT_TRUE(cuts.has_value());
+  ASSERT_EQ(truncate(path.c_str(), 5000), 0);
+  const std::string reread = error_of<IoError>([&] { read_all({path}, schema, nullptr, nullptr, &*cuts); });
+  EXPECT_NE(reread.find(path), std::string::npos) << reread;
+  EXPECT_NE(reread.find("shrank"), std::string::npos) << reread;
 
   // A file that keeps its size reads as usual through a new mapping.
   write_text(path, text);

@@ -83,13 +83,14 @@ struct TextChunk {
   int64_t first_row = 0;    // global index of the first record over all files (headers, blank lines excluded)
   int64_t records = 0;      // records in `text` (blank lines excluded, bad rows included)
   int64_t raw_bytes = 0;    // on-disk (compressed) bytes read since the previous chunk, for progress
+  std::size_t index = 0;    // the chunk's place in input order: next() hands out 0, 1, 2, ...
 };
 
-// Where next() cut a chunk out of a mapped file (InputMaps), so that a later reader over the same
-// mapping hands out the same chunks without scanning the text for records again (TextReader::replay).
+// Where next() cut a chunk out of a plain file, so that a later reader over the same file hands out the
+// same chunks without scanning the text for records again (TextReader::replay).
 struct ChunkCut {
   int file_index = 0;
-  std::size_t offset = 0, size = 0;  // the chunk's text: bytes [offset, offset + size) of the mapping
+  std::size_t offset = 0, size = 0;  // the chunk's text: bytes [offset, offset + size) of the file
   int64_t first_line = 0, first_row = 0, records = 0, raw_bytes = 0;  // as in its TextChunk
 };
 
@@ -137,17 +138,20 @@ class TextReader {
   // is done. Reads plain files itself, into the memory of the text `out` held before; blocks while the
   // background thread reads compressed ones. A read error (IoError on a failed read, InputError on a
   // truncated or corrupt gzip/zstd stream, both naming the file) is thrown after the chunks produced
-  // before it, and again on every later call. Callable from several threads, one call at a time
-  // (calls are serialised inside). The text `out` held before is taken back and its memory reused for
+  // before it, and again on every later call. Callable from several threads at once: chunks are taken
+  // in turn inside (out.index says which one a caller got), and a replayed chunk is read or viewed
+  // outside that turn. The text `out` held before is taken back and its memory reused for
   // a later chunk, so a loop that passes the same TextChunk each time allocates no new text buffers
   // once running.
   bool next(TextChunk& out);
 
-  // With maps that map every file: the cuts of the chunks next() handed out, in order, once next() has
-  // returned false (every file cut); otherwise (a file read, or not done) an empty optional.
+  // With every file plain (none compressed): the cuts of the chunks next() handed out, in order, once
+  // next() has returned false (every file cut); otherwise (compressed input, or not done) an empty optional.
   std::optional<std::vector<ChunkCut>> cuts() const;
-  // Hands out the chunks `cuts` describes (the cuts() of an earlier reader over the same maps) instead
-  // of cutting the files: no scan of the text. Requires maps that map every file; call before next().
+  // Hands out the chunks `cuts` describes (the cuts() of an earlier reader over the same files) instead
+  // of cutting the files: no scan of the text. A mapped file's chunks are views of the mapping; the others
+  // are read (pread at the cut's offset) by the thread that calls next(), outside the reader's lock.
+  // IoError when a file is shorter than its cuts. Requires plain files; call before next().
   void replay(std::vector<ChunkCut> cuts);
 
   // Parses `in` into `out`, reusing out's vectors. Thread-safe (const, no shared mutable state): call it
