@@ -714,13 +714,15 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     if (by_columns && opt.fit_sharing == PrepOptions::FitSharing::kAuto) {
       // Sharing by chunks moves every parsed key of the other thread's columns between the cores: cheap
       // within a core complex (it beat sharing by columns by ~10 % of the pass there), 35-50 % of the
-      // pass across two (by columns then saves ~20 %; 1M Criteo rows, 2026-12-05). A ~0.5 ms probe.
+      // pass across two on one host (by columns then saved ~20 %; 1M Criteo rows, 2026-12-05), while on
+      // a host whose vCPUs probe farther apart still by chunks won (PrepOptions::kColumnsUpToNs). A ~0.5 ms
+      // probe.
       // Only where the two CPUs are the process's to use (under a one-CPU quota the two spinning threads
       // would take turns by quota periods).
       const std::vector<int> cpus = allowed_cpus();
       const bool two = cpus.size() == 2 && available_threads() >= 2;
       const double ns = two ? cpu_round_trip_ns(cpus[0], cpus[1], 1000, 3) : std::nan("");
-      by_columns = ns > PrepOptions::kFarRoundTripNs;  // false for NaN
+      by_columns = ns > PrepOptions::kFarRoundTripNs && ns <= PrepOptions::kColumnsUpToNs;  // false for NaN
       log_debug("prep: cores ", two ? str_cat(static_cast<int>(ns), " ns apart") : std::string("not probed"),
                 ": fit shared by ", by_columns ? "columns" : "chunks");
     }

@@ -70,11 +70,15 @@ struct PrepOptions {
   // each thread parses chunks in turn and counts its own columns of every chunk, whoever parsed it. By
   // columns (prep/column_split.h): both read every chunk and parse only their own columns; nothing moves
   // between their cores, at the price of scanning every chunk twice. Auto: by columns when the process
-  // has two CPUs that are far apart right now (cpu_round_trip_ns over kFarRoundTripNs: vCPUs on two core
-  // complexes), else by chunks. Other thread counts always go by chunks. Results are the same.
+  // has two CPUs that are far apart right now, but not farther than kColumnsUpToNs (cpu_round_trip_ns in
+  // (kFarRoundTripNs, kColumnsUpToNs]), else by chunks. Other thread counts always go by chunks. Results
+  // are the same. Why the upper bound: on one host, whose vCPUs read 340-410 ns apart when on two core
+  // complexes, by columns saved ~20 % of the pass; on another, reading 430-510 ns, by chunks was 12-18 %
+  // faster (1M and 5M rows, read or mapped input; 2026-12-05/06). Nothing else measured told them apart.
   enum class FitSharing { kAuto, kChunks, kColumns };
   FitSharing fit_sharing = FitSharing::kAuto;
   static constexpr double kFarRoundTripNs = 200;
+  static constexpr double kColumnsUpToNs = 420;
 };
 
 struct PrepColumnSummary {
