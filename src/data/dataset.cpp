@@ -449,8 +449,9 @@ struct DatasetWriter::Impl {
   std::array<std::unique_ptr<OpenShard>, kNumSplits> open_shards;  // streamed mode, per split; flusher only
   SyncQueue syncs;  // flusher thread, then commit() once the flusher is idle
 
-  // Shards are hashed and written on a thread of their own: writing is mostly waiting for the disk
-  // (O_DIRECT), which would otherwise stall the whole prep pipeline behind the one thread that appends.
+  // Shards are hashed and written on a thread of their own: writing is copying into the page cache or
+  // waiting for the disk (O_DIRECT, see write_mode), either of which would otherwise stall the whole prep
+  // pipeline behind the one thread that appends.
   // Whole shards are handed over one at a time (the appender waits for the write: a second shard-sized
   // buffer would cost more fresh memory than the wait). Streamed slices are small: one is written while
   // another fills, and the written one's buffers come back for the next.
