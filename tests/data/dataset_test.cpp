@@ -9,6 +9,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -568,15 +569,20 @@ double cached_share(const fs::path& path) {
          static_cast<double>(in.size());
 }
 
-// Whether files in `dir` can be opened with O_DIRECT (not on tmpfs, for one).
+// Whether files in `dir` take O_DIRECT writes (not on tmpfs, for one; some file systems accept the flag
+// at open and refuse the writes).
 bool takes_direct(const fs::path& dir) {
 #ifdef O_DIRECT
   const fs::path probe = dir / "direct-probe";
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
   if (fd < 0) return false;
+  void* page = std::aligned_alloc(4096, 4096);
+  std::memset(page, 0, 4096);
+  const bool ok = ::pwrite(fd, page, 4096, 0) == 4096;
+  std::free(page);
   ::close(fd);
   fs::remove(probe);
-  return true;
+  return ok;
 #else
   (void)dir;
   return false;
