@@ -395,6 +395,15 @@ for n in os.environ["SIZES"].split():
             inner = (j or {}).get("seconds")
             if inner is not None:
                 r.setdefault("note", f"own timer {float(inner):.2f}s")
+            # bluewhale's choices for the median run: how its fit was shared, how its shards were written.
+            how = []
+            if (j or {}).get("fit_sharing"):
+                how.append(f"fit by {j['fit_sharing']}")
+            if (j or {}).get("shard_writes"):
+                cost = j.get("page_cache_us_per_mib")
+                how.append(f"shards via {j['shard_writes']}" + (f" ({float(cost):.0f} us/MiB)" if cost is not None else ""))
+            if how and "note" in r:
+                r["note"] += "; " + ", ".join(how)
             reps = [float(x) for x in (read(os.path.join(d, f"{t}.reps"), "") or "").split()]
             c2cs = (read(os.path.join(d, f"{t}.c2cs"), "") or "").split()
             probed = ""

@@ -996,6 +996,12 @@ void DatasetWriter::Impl::write_shard(FlushJob& job) {
   job.info->xxh3 = hash_bytes(head.data(), head.size());
 }
 
+DatasetWriter::WriteMode DatasetWriter::write_mode() const {
+  const Impl& m = *impl_;
+  BW_ASSERT(m.committed, "DatasetWriter::write_mode() before commit()");
+  return WriteMode{m.write_mode.direct(), m.write_mode.measured_ns_per_mib()};
+}
+
 void DatasetWriter::commit(json pipeline) {
   Impl& m = *impl_;
   BW_ASSERT(!m.committed, "commit() called twice");

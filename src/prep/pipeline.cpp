@@ -937,6 +937,9 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
     malloc_trim(0);
   });
   writer->commit(pipeline);
+  const DatasetWriter::WriteMode wm = writer->write_mode();
+  report.shard_writes = wm.direct ? "direct" : "page cache";
+  report.page_cache_us_per_mib = wm.page_cache_ns_per_mib / 1000;
   log_debug("prep: dataset committed at ", phase_mark(t0));
 
   std::vector<int64_t> miss(raw_columns, 0);
@@ -968,6 +971,8 @@ std::string PrepReport::to_json() const {
   j["fit_seconds"] = fit_seconds;
   j["write_seconds"] = write_seconds;
   if (!fit_sharing.empty()) j["fit_sharing"] = fit_sharing;
+  if (!shard_writes.empty()) j["shard_writes"] = shard_writes;
+  if (std::isfinite(page_cache_us_per_mib)) j["page_cache_us_per_mib"] = page_cache_us_per_mib;
   j["rows_per_second"] = seconds > 0 ? double(rows + skipped_rows) / seconds : 0.0;
   j["input_mb_per_second"] = seconds > 0 ? double(input_bytes) * passes / 1e6 / seconds : 0.0;
   json cols = json::array();

@@ -477,8 +477,8 @@ std::vector<DatasetColumn> fixed_schema() {
           col("ts", Role::kTimestamp), col("uid", Role::kId)};
 }
 
-void write_fixed(const fs::path& out, int64_t n, int64_t chunk, DatasetWriterOptions o, uint8_t (*split_of)(int64_t),
-                 bool promise) {
+DatasetWriter::WriteMode write_fixed(const fs::path& out, int64_t n, int64_t chunk, DatasetWriterOptions o,
+                                     uint8_t (*split_of)(int64_t), bool promise) {
   DatasetWriter w(out, fixed_schema(), o);
   if (promise) {
     std::array<int64_t, kNumSplits> rows{};
@@ -487,6 +487,7 @@ void write_fixed(const fs::path& out, int64_t n, int64_t chunk, DatasetWriterOpt
   }
   for (int64_t first = 0; first < n; first += chunk) w.append(make_chunk(first, std::min(chunk, n - first), split_of));
   w.commit();
+  return w.write_mode();
 }
 
 uint8_t split_three_ways(int64_t g) { return g % 10 == 3 ? 2 : g % 3 == 1 ? 1 : 0; }
@@ -598,10 +599,19 @@ TEST(DatasetWriter, PageCacheAndDirectWritesGiveTheSameShards) {
   const double inf = std::numeric_limits<double>::infinity();
   for (bool promise : {true, false}) {
     const std::string kind = promise ? "streamed" : "whole";
-    write_fixed(tmp / (kind + "-cached"), n, 65536, {.shard_rows = 100000, .page_cache_limit_ns_per_mib = inf}, nullptr,
-                promise);
-    write_fixed(tmp / (kind + "-direct"), n, 65536, {.shard_rows = 100000, .page_cache_limit_ns_per_mib = 0}, nullptr,
-                promise);
+    const DatasetWriter::WriteMode cached_mode = write_fixed(
+        tmp / (kind + "-cached"), n, 65536, {.shard_rows = 100000, .page_cache_limit_ns_per_mib = inf}, nullptr, promise);
+    const DatasetWriter::WriteMode direct_mode = write_fixed(
+        tmp / (kind + "-direct"), n, 65536, {.shard_rows = 100000, .page_cache_limit_ns_per_mib = 0}, nullptr, promise);
+    EXPECT_FALSE(cached_mode.direct) << kind;
+    EXPECT_TRUE(direct_mode.direct) << kind;
+    EXPECT_GT(cached_mode.page_cache_ns_per_mib, 0) << kind;  // measured, whichever way it went
+    EXPECT_GT(direct_mode.page_cache_ns_per_mib, 0) << kind;
+    // Too few rows to measure: the page cache, no figure.
+    const DatasetWriter::WriteMode small = write_fixed(tmp / (kind + "-small"), 1000, 100, {.page_cache_limit_ns_per_mib = 0},
+                                                       nullptr, promise);
+    EXPECT_FALSE(small.direct) << kind;
+    EXPECT_TRUE(std::isnan(small.page_cache_ns_per_mib)) << kind;
     // Residency first: opening a dataset reads its shards.
     if (takes_direct(tmp.path())) {
       const std::string last = "train/shard-00007.bwd";

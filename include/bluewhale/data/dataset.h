@@ -138,6 +138,16 @@ class DatasetWriter {
   // the dataset into place. The writer accepts nothing afterwards.
   void commit(nlohmann::json pipeline = nlohmann::json::object());
 
+  // How the shards went to disk (DatasetWriterOptions::page_cache_limit_ns_per_mib), read after commit():
+  // direct when the writer chose O_DIRECT (where the file system refused it the page cache was used
+  // anyway), and the median cost of the buffered writes that decided it in ns per MiB (NaN when the
+  // dataset was too small to measure: then the page cache).
+  struct WriteMode {
+    bool direct = false;
+    double page_cache_ns_per_mib = 0;
+  };
+  WriteMode write_mode() const;
+
   // Rows appended so far to a split.
   int64_t rows(Split split) const;
 

@@ -98,6 +98,10 @@ struct PrepReport {
   // How the threads shared the first fit pass (PrepOptions::FitSharing): "chunks" or "columns"; empty
   // when it was not shared (one thread, or nothing fitted by parts).
   std::string fit_sharing;
+  // How the shards were written (DatasetWriter::write_mode): "page cache" or "direct", and the cost of
+  // the page-cache writes measured to choose, in us per MiB (NaN when too little was written).
+  std::string shard_writes;
+  double page_cache_us_per_mib = 0;
   std::vector<PrepColumnSummary> columns;  // output columns
   std::vector<std::string> op_summaries;
   std::string to_json() const;
