@@ -6,8 +6,8 @@
 // page on first touch): writing the 160 MB of a 1M-row Criteo dataset took 0.2-0.4 s of CPU, a sixth of
 // the run, while O_DIRECT from reused, aligned buffers costs almost no CPU. On others the copy costs
 // ~0.15 ms per MiB, and O_DIRECT is the slower path: each write waits for the device, the shard's
-// periodic fdatasync stalls those writes (160 MB took 225 ms with a sync every 10 MB against 25 ms of
-// buffered copying and background writeback), and the write pass waited ~110 ms of its ~255 for them.
+// periodic fdatasync stalls those writes (160 MB took 225 ms with a sync every 10 MB; buffered, 25 ms of
+// copying, the writeback then running in the background), and the write pass waited ~110 ms of its ~255.
 // The shards are synced before commit either way. O_DIRECT's other price: the file is not left in the
 // page cache, so the first later read comes from disk.
 //
