@@ -493,9 +493,10 @@ struct DatasetWriter::Impl {
   void flush(int split);
   void write_shard(FlushJob& job);
   void write_slice(FlushJob& job);
-  // Writes n bytes at `offset` of a streamed shard, timing buffered writes for write_mode.
-  void write_block(PositionalFileWriter& file, const char* p, std::size_t n, uint64_t offset);
-  void note_buffered(std::size_t bytes, int64_t t0);
+  // Runs write(), which writes n bytes to a file going `direct` or not; a buffered write is timed for
+  // write_mode until it has decided.
+  template <class Write>
+  void write_timed(bool direct, std::size_t n, Write&& write);
   BufSet new_slice_set() const {
     BufSet set;
     set.cols.resize(columns.size());
@@ -513,6 +514,9 @@ namespace {
 // Validates the schema before the staging directory is created, so a bad recipe leaves nothing behind.
 std::vector<DatasetColumn> checked_columns(std::vector<DatasetColumn> columns, const DatasetWriterOptions& o) {
   BW_CHECK(o.shard_rows >= 1, ConfigError, "dataset writer: shard_rows must be >= 1, got ", o.shard_rows);
+  BW_CHECK(o.page_cache_limit_ns_per_mib >= 0, ConfigError,
+           "dataset writer: page_cache_limit_ns_per_mib must be >= 0 (infinity: always the page cache), got ",
+           o.page_cache_limit_ns_per_mib);
   BW_CHECK(!columns.empty(), ConfigError, "dataset writer: no output columns");
   std::set<std::string> names;
   for (auto& c : columns) {
@@ -864,6 +868,20 @@ void DatasetWriter::Impl::flush(int s) {
   }
 }
 
+template <class Write>
+void DatasetWriter::Impl::write_timed(bool direct, std::size_t n, Write&& write) {
+  if (direct || write_mode.decided()) {
+    write();
+    return;
+  }
+  const int64_t t0 = WriteModeChoice::now_ns();
+  write();
+  write_mode.note_buffered(n, WriteModeChoice::now_ns() - t0);
+  if (write_mode.decided())
+    log_debug("dataset writer: page-cache writes cost ", static_cast<int64_t>(write_mode.measured_ns_per_mib() / 1000),
+              " us a MiB: shards go ", write_mode.direct() ? "around the page cache (O_DIRECT)" : "through the page cache");
+}
+
 void DatasetWriter::Impl::write_slice(FlushJob& job) {
   // Layout of a streamed shard: header + directory, then one block per column at 4096-byte offsets
   // (every column is f32/i32/i64 here), each block followed by zeros up to the next offset.
@@ -898,7 +916,8 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
     BW_ASSERT(padded <= job.cols[c].capacity_bytes(t), "dataset writer: slice buffer too small for its padding");
     std::memset(data + bytes, 0, padded - bytes);  // the format's zero padding between blocks
     sh.hash[c].update(data, bytes);
-    write_block(sh.file, data, padded, sh.offset[c] + elem * static_cast<uint64_t>(job.begin));
+    write_timed(sh.file.direct(), padded,
+                [&] { sh.file.write_at(data, padded, sh.offset[c] + elem * static_cast<uint64_t>(job.begin)); });
   }
   if (!job.last) {
     sh.file.sync_later(syncs);
@@ -925,20 +944,6 @@ void DatasetWriter::Impl::write_slice(FlushJob& job) {
   job.info->bytes = static_cast<int64_t>(sh.end);
   job.info->xxh3 = hash_bytes(head.data(), sh.head_bytes);
   open_shards[job.split].reset();
-}
-
-void DatasetWriter::Impl::note_buffered(std::size_t bytes, int64_t t0) {
-  write_mode.note_buffered(bytes, WriteModeChoice::now_ns() - t0);
-  if (write_mode.decided())
-    log_debug("dataset writer: page-cache writes cost ", static_cast<int64_t>(write_mode.measured_ns_per_mib() / 1000),
-              " us a MiB: shards go ", write_mode.direct() ? "around the page cache (O_DIRECT)" : "through the page cache");
-}
-
-void DatasetWriter::Impl::write_block(PositionalFileWriter& f, const char* p, std::size_t n, uint64_t offset) {
-  const bool timed = !f.direct() && !write_mode.decided();
-  const int64_t t0 = timed ? WriteModeChoice::now_ns() : 0;
-  f.write_at(p, n, offset);
-  if (timed) note_buffered(n, t0);
 }
 
 void DatasetWriter::Impl::write_shard(FlushJob& job) {
@@ -985,10 +990,7 @@ void DatasetWriter::Impl::write_shard(FlushJob& job) {
   file.put(head.data(), head.size());
   for (const Block& b : blocks) {
     file.put_zeros(align_up(file.written()) - file.written());
-    const bool timed = !file.direct() && !write_mode.decided();
-    const int64_t t0 = timed ? WriteModeChoice::now_ns() : 0;
-    file.put(b.data, b.bytes);
-    if (timed) note_buffered(b.bytes, t0);
+    write_timed(file.direct(), b.bytes, [&] { file.put(b.data, b.bytes); });
   }
   const uint64_t written = file.written();
   file.close_syncing_later(syncs);  // synced before commit() writes meta.json

@@ -722,7 +722,7 @@ PrepReport run_prep(const Recipe& recipe, const PrepOptions& opt) {
       const std::vector<int> cpus = allowed_cpus();
       const bool two = cpus.size() == 2 && available_threads() >= 2;
       const double ns = two ? cpu_round_trip_ns(cpus[0], cpus[1], 1000, 3) : std::nan("");
-      by_columns = ns > PrepOptions::kFarRoundTripNs && ns <= PrepOptions::kColumnsUpToNs;  // false for NaN
+      by_columns = PrepOptions::columns_for_round_trip(ns);
       log_debug("prep: cores ", two ? str_cat(static_cast<int>(ns), " ns apart") : std::string("not probed"),
                 ": fit shared by ", by_columns ? "columns" : "chunks");
     }

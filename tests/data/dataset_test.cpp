@@ -807,6 +807,11 @@ TEST(DatasetWriter, SchemaProblemsAreConfigErrors) {
   cols[1].name = "label";
   EXPECT_THROW(DatasetWriter(tmp / "a", cols), ConfigError);
   EXPECT_THROW(DatasetWriter(tmp / "b", all_roles_schema(), {.shard_rows = 0}), ConfigError);
+  for (double limit : {-1.0, std::nan("")}) {
+    const std::string msg = testing::error_of<ConfigError>(
+        [&] { DatasetWriter(tmp / "b", all_roles_schema(), {.page_cache_limit_ns_per_mib = limit}); });
+    EXPECT_NE(msg.find("page_cache_limit_ns_per_mib must be >= 0"), std::string::npos) << msg;
+  }
   DatasetWriter w(tmp / "c", all_roles_schema());
   Chunk ch = make_chunk(0, 3);
   ch.columns[1].kind = ColumnKind::kInt;  // dense column arriving as integers

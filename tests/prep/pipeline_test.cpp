@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <cmath>
+
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -148,6 +150,19 @@ class PrepPipeline : public ::testing::Test {
   void SetUp() override { set_log_level(LogLevel::kWarn); }
   TempDir dir;
 };
+
+// Auto shares the fit by columns only for a round trip in (200, 420] ns: near CPUs, the farther host, and
+// no measure all go by chunks.
+TEST(PrepOptions, AutoFitSharingByColumnsOnlyInTheFarBand) {
+  EXPECT_FALSE(PrepOptions::columns_for_round_trip(std::nan("")));
+  EXPECT_FALSE(PrepOptions::columns_for_round_trip(55));
+  EXPECT_FALSE(PrepOptions::columns_for_round_trip(200));
+  EXPECT_TRUE(PrepOptions::columns_for_round_trip(201));
+  EXPECT_TRUE(PrepOptions::columns_for_round_trip(380));
+  EXPECT_TRUE(PrepOptions::columns_for_round_trip(420));
+  EXPECT_FALSE(PrepOptions::columns_for_round_trip(421));
+  EXPECT_FALSE(PrepOptions::columns_for_round_trip(480));
+}
 
 TEST_F(PrepPipeline, SameDatasetForAnyThreadCountChunkSizeAndCacheBudget) {
   write_text(dir / "a.tsv", make_rows(150000, 1));

@@ -79,6 +79,8 @@ struct PrepOptions {
   FitSharing fit_sharing = FitSharing::kAuto;
   static constexpr double kFarRoundTripNs = 200;
   static constexpr double kColumnsUpToNs = 420;
+  // Auto's choice for a measured round trip (NaN: not measured): true for by columns.
+  static bool columns_for_round_trip(double ns) { return ns > kFarRoundTripNs && ns <= kColumnsUpToNs; }
 };
 
 struct PrepColumnSummary {
