@@ -1,5 +1,6 @@
-// run_study_mpi and MpiSession: see tuner.h. Compiled with MPI when CMake found it (BW_HAVE_MPI), as
-// one-rank stand-ins otherwise, so builds without MPI keep the same API.
+// run_study_mpi and MpiSession: see tuner.h. With MPI found at build time (BW_HAVE_MPI) the MPI calls
+// go through the module libbluewhale_mpi.so (mpi_api.h), loaded when the process was started by an MPI
+// launcher; without it, one-rank stand-ins keep the same API.
 #include <chrono>
 #include <cstdlib>
 #include <exception>
@@ -11,7 +12,14 @@
 #include "study_internal.h"
 
 #ifdef BW_HAVE_MPI
-#include <mpi.h>
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+
+#include "tune/mpi_api.h"
 #endif
 
 namespace bluewhale::tune {
@@ -22,6 +30,59 @@ bool launched_by_mpi() {
     if (std::getenv(v)) return true;
   return false;
 }
+
+#ifdef BW_HAVE_MPI
+
+// The module once MpiSession loaded it; null in a process that never did (a one-rank world).
+std::atomic<const BwMpiApi*> g_mpi{nullptr};
+
+// $BW_MPI_MODULE, else libbluewhale_mpi.so in the directory of the running binary (where the build puts
+// both), else the name alone (the loader's search path).
+std::vector<std::string> module_candidates() {
+  if (const char* v = std::getenv("BW_MPI_MODULE"); v && *v) return {v};
+  std::vector<std::string> out;
+  std::string exe(4096, '\0');
+  const ssize_t n = ::readlink("/proc/self/exe", exe.data(), exe.size() - 1);
+  if (n > 0) {
+    exe.resize(static_cast<std::size_t>(n));
+    if (const std::size_t slash = exe.rfind('/'); slash != std::string::npos)
+      out.push_back(exe.substr(0, slash + 1) + "libbluewhale_mpi.so");
+  }
+  out.push_back("libbluewhale_mpi.so");
+  return out;
+}
+
+const BwMpiApi& load_mpi() {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lk(mu);
+  if (const BwMpiApi* api = g_mpi.load()) return *api;
+  std::string errors;
+  for (const std::string& path : module_candidates()) {
+    void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      const char* e = ::dlerror();
+      errors += str_cat(errors.empty() ? "" : "; ", e ? std::string(e) : path);
+      continue;
+    }
+    const auto fn = reinterpret_cast<BwMpiApiFn>(::dlsym(lib, BW_MPI_API_SYMBOL));
+    const BwMpiApi* api = fn ? fn() : nullptr;
+    if (!api || api->version != BW_MPI_API_VERSION) {
+      ::dlclose(lib);
+      BW_THROW(IoError, "'", path, "' is not this build's MPI module (", fn ? "interface version differs" : "no " BW_MPI_API_SYMBOL,
+               "): rebuild, or point BW_MPI_MODULE at the libbluewhale_mpi.so built with this binary");
+    }
+    g_mpi.store(api);  // the module stays loaded for the life of the process
+    return *api;
+  }
+  BW_THROW(IoError, "started by an MPI launcher, but the tuner's MPI module cannot be loaded (", errors,
+           "): it is built as libbluewhale_mpi.so next to the bluewhale binary; set BW_MPI_MODULE to its path");
+}
+
+// An MPI call's error code as an IoError (MPI's default error handler aborts first; a module set up
+// otherwise returns codes).
+void mpi_check(int code, const char* call) { BW_CHECK(code == 0, IoError, "MPI: ", call, " failed with error code ", code); }
+
+#endif
 
 }  // namespace
 
@@ -35,16 +96,16 @@ bool MpiSession::compiled() {
 
 MpiSession::MpiSession() {
 #ifdef BW_HAVE_MPI
+  if (!launched_by_mpi()) return;
+  const BwMpiApi& mpi = load_mpi();
   int already = 0;
-  MPI_Initialized(&already);
-  if (!already && launched_by_mpi()) {
-    MPI_Init(nullptr, nullptr);
+  mpi_check(mpi.initialized(&already), "MPI_Initialized");
+  if (!already) {
+    mpi_check(mpi.init(), "MPI_Init");
     initialized_ = true;
   }
-  if (already || initialized_) {
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
-  }
+  mpi_check(mpi.rank(&rank_), "MPI_Comm_rank");
+  mpi_check(mpi.size(&size_), "MPI_Comm_size");
 #else
   (void)launched_by_mpi;
 #endif
@@ -52,7 +113,7 @@ MpiSession::MpiSession() {
 
 MpiSession::~MpiSession() {
 #ifdef BW_HAVE_MPI
-  if (initialized_) MPI_Finalize();
+  if (initialized_) g_mpi.load()->finalize();
 #endif
 }
 
@@ -70,18 +131,27 @@ namespace {
 
 // Message tags. Payloads are JSON text.
 enum Tag : int { kRequest = 1, kAssign = 2, kStop = 3, kReport = 4, kDecision = 5, kResult = 6 };
+// Wildcards for recv, mapped to the module's MPI_ANY_SOURCE / MPI_ANY_TAG.
+constexpr int kAnySource = -1, kAnyTag = -1;
+
+// Where a received message came from.
+struct Status {
+  int source = 0, tag = 0;
+};
 
 void send(int dst, int tag, const std::string& text) {
-  MPI_Send(text.data(), static_cast<int>(text.size()), MPI_CHAR, dst, tag, MPI_COMM_WORLD);
+  mpi_check(g_mpi.load()->send(text.data(), static_cast<int>(text.size()), dst, tag), "MPI_Send");
 }
 
-// Receives the next message from `src` (MPI_ANY_SOURCE allowed) with `tag` (MPI_ANY_TAG allowed).
-std::string recv(int src, int tag, MPI_Status& st) {
-  MPI_Probe(src, tag, MPI_COMM_WORLD, &st);
+// Receives the next message from `src` (kAnySource allowed) with `tag` (kAnyTag allowed).
+std::string recv(int src, int tag, Status& st) {
+  const BwMpiApi& mpi = *g_mpi.load();
   int len = 0;
-  MPI_Get_count(&st, MPI_CHAR, &len);
+  mpi_check(mpi.probe(src == kAnySource ? mpi.any_source : src, tag == kAnyTag ? mpi.any_tag : tag, &st.source,
+                      &st.tag, &len),
+            "MPI_Probe");
   std::string buf(static_cast<std::size_t>(len), '\0');
-  MPI_Recv(buf.data(), len, MPI_CHAR, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  mpi_check(mpi.recv(buf.data(), len, st.source, st.tag), "MPI_Recv");
   return buf;
 }
 
@@ -107,11 +177,11 @@ TuneSummary coordinate(const SearchSpace& space, const std::vector<ObjectiveSpec
   // One loop serves every worker: proposals, intermediate reports (answered with the stop decision) and
   // results. After a failure here (the store), workers are told to stop and the error is rethrown.
   while (active > 0) {
-    MPI_Status ms;
-    const std::string text = recv(MPI_ANY_SOURCE, MPI_ANY_TAG, ms);
-    const int src = ms.MPI_SOURCE;
+    Status ms;
+    const std::string text = recv(kAnySource, kAnyTag, ms);
+    const int src = ms.source;
     try {
-      if (ms.MPI_TAG == kRequest) {
+      if (ms.tag == kRequest) {
         if (fatal || started >= opt.budget) {
           send(src, kStop, "{}");
           --active;
@@ -131,7 +201,7 @@ TuneSummary coordinate(const SearchSpace& space, const std::vector<ObjectiveSpec
         pending[id] = params;
         ++started;
         send(src, kAssign, json{{"id", id}, {"params", params}}.dump());
-      } else if (ms.MPI_TAG == kReport) {
+      } else if (ms.tag == kReport) {
         bool stop = true;
         if (!fatal) {
           const json j = json::parse(text);
@@ -141,7 +211,7 @@ TuneSummary coordinate(const SearchSpace& space, const std::vector<ObjectiveSpec
           stop = st.asha->should_stop(id, step, objectives[0].loss(value));
         }
         send(src, kDecision, stop ? "1" : "0");
-      } else if (ms.MPI_TAG == kResult && !fatal) {
+      } else if (ms.tag == kResult && !fatal) {
         const json j = json::parse(text);
         const int64_t id = j.at("id").get<int64_t>();
         std::vector<double> values;
@@ -173,14 +243,14 @@ TuneSummary work(const ObjectiveFn& objective, const TuneOptions& opt) {
   const int threads = threads_per_rank(opt);
   for (;;) {
     send(0, kRequest, "{}");
-    MPI_Status ms;
-    const std::string text = recv(0, MPI_ANY_TAG, ms);
-    if (ms.MPI_TAG == kStop) break;
+    Status ms;
+    const std::string text = recv(0, kAnyTag, ms);
+    if (ms.tag == kStop) break;
     const json a = json::parse(text);
     const int64_t id = a.at("id").get<int64_t>();
     TrialContext ctx(id, a.at("params"), threads, {}, [id](int64_t step, double value, const json& metrics) {
       send(0, kReport, json{{"id", id}, {"step", step}, {"value", value}, {"metrics", metrics}}.dump());
-      MPI_Status ds;
+      Status ds;
       return recv(0, kDecision, ds) == "1";
     });
     json result = {{"id", id}, {"values", json::array()}, {"error", ""}};
@@ -204,10 +274,12 @@ TuneSummary work(const ObjectiveFn& objective, const TuneOptions& opt) {
 TuneSummary run_study_mpi(const SearchSpace& space, const std::vector<ObjectiveSpec>& objectives,
                           const ObjectiveFn& objective, TrialStore* store, const TuneOptions& options) {
   int init = 0, size = 1, rank = 0;
-  MPI_Initialized(&init);
-  if (init) {
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (const BwMpiApi* mpi = g_mpi.load()) {
+    mpi_check(mpi->initialized(&init), "MPI_Initialized");
+    if (init) {
+      mpi_check(mpi->size(&size), "MPI_Comm_size");
+      mpi_check(mpi->rank(&rank), "MPI_Comm_rank");
+    }
   }
   if (size <= 1) {
     BW_ASSERT(store, "run_study_mpi on one rank needs the store");

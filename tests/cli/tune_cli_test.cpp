@@ -226,5 +226,35 @@ TEST(TuneCli, MpiRanksRunTrialsOfOneStudy) {
   EXPECT_EQ(workers, (std::set<int>{1, 2}));  // rank 0 coordinates, ranks 1 and 2 run trials
 }
 
+// MPI is loaded only by `tune` under a launcher (src/tune/mpi_api.h): the binary does not link it, and a
+// launched process whose module cannot be loaded fails naming the file and how to point at another.
+TEST(TuneCli, MpiModuleIsLoadedOnlyUnderALauncher) {
+  if (!tune::MpiSession::compiled()) GTEST_SKIP() << "built without MPI";
+  TempDir dir;
+  const std::string d = dir.path().string();
+  if (std::system("command -v ldd >/dev/null 2>&1") == 0) {
+    ASSERT_EQ(std::system(("ldd " + std::string(BW_CLI_PATH) + " > " + d + "/ldd.txt 2>&1").c_str()), 0);
+    const std::string libs = read_file(d + "/ldd.txt");
+    EXPECT_NE(libs.find("libc.so"), std::string::npos) << libs;
+    EXPECT_EQ(libs.find("libmpi"), std::string::npos) << libs;
+  }
+  write_text(d + "/r.yaml",
+             "tune:\n  algorithm: random\n  budget: 2\n  objectives: [{name: loss, direction: min}]\n"
+             "  params:\n    - {name: x, type: float, low: -2, high: 2}\n");
+  const std::string args = "tune --recipe " + d + "/r.yaml --out " + d + "/study --command 'echo {x}'";
+  // Without a launcher's environment no module is needed: a one-rank study.
+  auto plain = run_cli(args, "BW_MPI_MODULE=/nonexistent/libbluewhale_mpi.so");
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  auto missing = run_cli(args + "2", "OMPI_COMM_WORLD_SIZE=2 BW_MPI_MODULE=/nonexistent/libbluewhale_mpi.so");
+  EXPECT_NE(missing.exit_code, 0);
+  for (const char* part : {"MPI module cannot be loaded", "/nonexistent/libbluewhale_mpi.so", "BW_MPI_MODULE"})
+    EXPECT_NE(missing.output.find(part), std::string::npos) << part << "\n" << missing.output;
+  // A shared object that is not the module (zlib, which every build links).
+  auto other = run_cli(args + "3", "OMPI_COMM_WORLD_SIZE=2 BW_MPI_MODULE=libz.so.1");
+  EXPECT_NE(other.exit_code, 0);
+  for (const char* part : {"'libz.so.1' is not this build's MPI module", "no bw_mpi_api"})
+    EXPECT_NE(other.output.find(part), std::string::npos) << part << "\n" << other.output;
+}
+
 }  // namespace
 }  // namespace bluewhale
