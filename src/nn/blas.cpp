@@ -13,6 +13,7 @@
 
 #include "bluewhale/core/error.h"
 #include "bluewhale/core/log.h"
+#include "core/dynamic_library.h"
 
 namespace bluewhale {
 namespace {
@@ -34,17 +35,8 @@ struct OpenBlas {
 
 // Loads the first of `names` that dlopen finds and resolves the entry points; IoError otherwise.
 OpenBlas load_openblas(const std::vector<std::string>& names) {
-  void* lib = nullptr;
   std::string errors, loaded;
-  for (const std::string& name : names) {
-    lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (lib) {
-      loaded = name;
-      break;
-    }
-    const char* e = dlerror();
-    errors += str_cat(errors.empty() ? "" : "; ", e ? std::string(e) : name);
-  }
+  void* lib = dlopen_first(names, RTLD_LOCAL, loaded, errors);
   BW_CHECK(lib, IoError, "cannot load OpenBLAS, which dense layers and exact search run on (", errors,
            "): install the libopenblas0 package (scripts/install-deps.sh does), or name the library in BW_OPENBLAS");
   OpenBlas a;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dynamic_library.h"
 #include "tune/mpi_api.h"
 #endif
 
@@ -57,19 +58,19 @@ const BwMpiApi& load_mpi() {
   static std::mutex mu;
   std::lock_guard<std::mutex> lk(mu);
   if (const BwMpiApi* api = g_mpi.load()) return *api;
-  std::string errors;
-  for (const std::string& path : module_candidates()) {
-    void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-      const char* e = ::dlerror();
-      errors += str_cat(errors.empty() ? "" : "; ", e ? std::string(e) : path);
-      continue;
-    }
+  // RTLD_GLOBAL: MPI libraries load components of their own (OpenMPI's mca plugins) that resolve
+  // symbols of libmpi and its dependencies, which a local load would hide from them.
+  std::string errors, path;
+  if (void* lib = dlopen_first(module_candidates(), RTLD_GLOBAL, path, errors)) {
     const auto fn = reinterpret_cast<BwMpiApiFn>(::dlsym(lib, BW_MPI_API_SYMBOL));
     const BwMpiApi* api = fn ? fn() : nullptr;
     if (!api || api->version != BW_MPI_API_VERSION) {
+      // The reason first: `api` points into the library, gone after dlclose.
+      const std::string why = fn ? str_cat("interface version ", api ? api->version : 0, ", this binary's ",
+                                           BW_MPI_API_VERSION)
+                                 : std::string("no " BW_MPI_API_SYMBOL);
       ::dlclose(lib);
-      BW_THROW(IoError, "'", path, "' is not this build's MPI module (", fn ? "interface version differs" : "no " BW_MPI_API_SYMBOL,
+      BW_THROW(IoError, "'", path, "' is not this build's MPI module (", why,
                "): rebuild, or point BW_MPI_MODULE at the libbluewhale_mpi.so built with this binary");
     }
     g_mpi.store(api);  // the module stays loaded for the life of the process

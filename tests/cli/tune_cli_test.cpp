@@ -9,6 +9,7 @@
 #include "bluewhale/core/io.h"
 #include "bluewhale/tune/tuner.h"
 #include "test_util.h"
+#include "tune/mpi_api.h"
 #include "tune/png_reader.h"
 
 namespace bluewhale {
@@ -254,6 +255,15 @@ TEST(TuneCli, MpiModuleIsLoadedOnlyUnderALauncher) {
   EXPECT_NE(other.exit_code, 0);
   for (const char* part : {"'libz.so.1' is not this build's MPI module", "no bw_mpi_api"})
     EXPECT_NE(other.output.find(part), std::string::npos) << part << "\n" << other.output;
+  // A module of another interface version (built with the tests), refused before any of its calls.
+  const std::string stale = (fs::path(BW_CLI_PATH).parent_path() / "libtest_mpi_module_other_version.so").string();
+  auto version = run_cli(args + "4", "OMPI_COMM_WORLD_SIZE=2 BW_MPI_MODULE=" + stale);
+  EXPECT_NE(version.exit_code, 0);
+  for (const std::string& part : {"'" + stale + "' is not this build's MPI module",
+                                 "interface version " + std::to_string(BW_MPI_API_VERSION + 1)})
+    EXPECT_NE(version.output.find(part), std::string::npos) << part << "\n" << version.output;
+  // The study directories of the failed runs were never created.
+  for (const char* suffix : {"2", "3", "4"}) EXPECT_FALSE(fs::exists(d + "/study" + suffix)) << suffix;
 }
 
 }  // namespace
