@@ -1666,6 +1666,104 @@ TEST(FlatMap, KeyCounterCountsTinyColumnsExactly) {
       }
 }
 
+// A table made with kDeferred holds no slots (nothing to touch) until it grows; it then counts like any
+// other, merges either way, and a lookup or a visit before that finds nothing. KeyCounter starts every
+// table deferred: after counting, a thread's tables for columns it never counted, or that stayed within
+// TinyCounts, still hold no slots, and a column of missing values only still reports its count.
+TEST(FlatMap, DeferredCountTablesHoldNoSlotsUntilTheyGrow) {
+  for (bool track : {true, false}) {
+    prep_ops::CountTable d(prep_ops::CountTable::kDeferred, track);
+    EXPECT_EQ(d.capacity(), 0u);
+    EXPECT_EQ(d.bytes(), 0u);
+    EXPECT_EQ(d.size(), 0u);
+    EXPECT_TRUE(d.full());
+    EXPECT_FALSE(d.has_room(1));
+    EXPECT_EQ(d.compact(), !track);
+    int64_t count = -1, first = -1;
+    EXPECT_FALSE(d.find(hex_key(5), mix64(static_cast<uint64_t>(hex_key(5))), count, first));
+    EXPECT_TRUE(counts_of(d).empty());
+    EXPECT_TRUE(d.release_sorted(prep_ops::CountTable::kDeferred).empty());
+    EXPECT_EQ(d.capacity(), prep_ops::CountTable::kMinCapacity);  // release_sorted leaves a usable table
+
+    // Grown from nothing: counts as a table made with slots does, wide keys included.
+    prep_ops::CountTable g(prep_ops::CountTable::kDeferred, track), ref(prep_ops::CountTable::kMinCapacity, track);
+    g.grow();
+    EXPECT_EQ(g.capacity(), prep_ops::CountTable::kMinCapacity);
+    std::mt19937_64 rng(5);
+    for (int64_t r = 0; r < 5000; ++r) {
+      const int64_t key = r % 7 == 0   ? prep_ops::kEmptyKey
+                          : r % 13 == 0 ? categorical_key("v" + std::to_string(rng() % 50))
+                                        : hex_key(rng() % 3000);
+      for (prep_ops::CountTable* t : {&g, &ref}) {
+        if (t->full()) t->grow();
+        t->add(key, r);
+      }
+    }
+    EXPECT_EQ(counts_of(g), counts_of(ref)) << track;
+
+    // Merging into and from a deferred table.
+    prep_ops::CountTable into(prep_ops::CountTable::kDeferred, track), empty(prep_ops::CountTable::kDeferred, track);
+    into.merge_from(ref);
+    EXPECT_EQ(counts_of(into), counts_of(ref)) << track;
+    into.merge_from(empty);
+    EXPECT_EQ(counts_of(into), counts_of(ref)) << track;
+  }
+
+  // Nor does a TinyCounts hold its counters before its first keys (the object itself is small).
+  EXPECT_LT(sizeof(prep_ops::TinyCounts), std::size_t{512});
+
+  TempDir dir;
+  constexpr std::size_t kCols = 3;  // 0: a few values, 1: many, 2: missing only
+  std::vector<Counts> ref(kCols);
+  prep_ops::KeyCounter kc("test");
+  kc.begin(kCols, 2, int64_t{1} << 30, dir.path().string(), false);
+  for (std::size_t c = 0; c < kCols; ++c)
+    for (int t = 0; t < 2; ++t) EXPECT_EQ(kc.capacity(c, t), 0u) << c << " " << t;
+  std::mt19937_64 rng(6);
+  for (int b = 0; b < 8; ++b)
+    for (std::size_t c = 0; c < kCols; ++c) {
+      std::vector<int64_t> keys;
+      for (int r = 0; r < 1000; ++r) {
+        const int64_t k = c == 0 ? hex_key(rng() % 4) : c == 1 ? hex_key(rng() % 100000) : prep_ops::kEmptyKey;
+        keys.push_back(k);
+        ++ref[c][k];
+      }
+      kc.add_many(c, 0, keys.data(), nullptr, keys.size());  // thread 1 counts nothing
+    }
+  EXPECT_EQ(kc.capacity(0, 0), 0u);  // still in TinyCounts
+  EXPECT_GE(kc.capacity(1, 0), std::size_t{8192});
+  EXPECT_EQ(kc.capacity(2, 0), 0u);
+  for (std::size_t c = 0; c < kCols; ++c) EXPECT_EQ(kc.capacity(c, 1), 0u) << c;
+  for (bool packed : {false, true}) {
+    prep_ops::KeyCounter k2("test");
+    k2.begin(kCols, 2, int64_t{1} << 30, dir.path().string(), false);
+    std::mt19937_64 rng2(6);
+    for (int b = 0; b < 8; ++b)
+      for (std::size_t c = 0; c < kCols; ++c) {
+        std::vector<int64_t> keys;
+        for (int r = 0; r < 1000; ++r)
+          keys.push_back(c == 0 ? hex_key(rng2() % 4) : c == 1 ? hex_key(rng2() % 100000) : prep_ops::kEmptyKey);
+        k2.add_many(c, 0, keys.data(), nullptr, keys.size());
+      }
+    std::vector<Counts> got(kCols);
+    std::mutex mu;
+    auto sink = [&](std::size_t col, const prep_ops::KeyCount& c) {
+      std::lock_guard<std::mutex> lk(mu);
+      got[col][c.key] = c.count;
+    };
+    prep_ops::KeyCounter::PackedSink packed_sink;
+    if (packed)
+      packed_sink = [&](std::size_t col, prep_ops::CountTable::Packed&& p) {
+        std::lock_guard<std::mutex> lk(mu);
+        for (std::size_t j = 0; j < p.n; ++j)
+          got[col][prep_ops::unpack_hex_key(static_cast<uint32_t>(p.words[j]))] = static_cast<int64_t>(p.words[j] >> 32);
+        if (p.has_empty_key) got[col][prep_ops::kEmptyKey] = p.empty_key.count;
+      };
+    k2.finish(2, sink, 1, packed_sink);
+    for (std::size_t c = 0; c < kCols; ++c) EXPECT_EQ(got[c], ref[c]) << "column " << c << (packed ? ", packed" : "");
+  }
+}
+
 // A column counted on one thread but for a few batches on another (a fit shared by columns after its
 // calibration chunks; prep/column_split.h) reaches finish() as one big table and a small one: the small
 // one is merged into the big one, which goes to the packed sink whole, with the reference counts. Columns

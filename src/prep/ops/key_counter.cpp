@@ -167,8 +167,9 @@ void KeyCounter::begin(std::size_t columns, int threads, int64_t budget_bytes, c
   threads_.clear();
   for (int t = 0; t < threads; ++t) {
     auto ts = std::make_unique<ThreadState>();
+    ts->tables.reserve(columns_);
     for (std::size_t c = 0; c < columns_; ++c) {
-      ts->tables.emplace_back(CountTable::kMinCapacity, track_first);
+      ts->tables.emplace_back(CountTable::kDeferred, track_first);
       ts->tables.back().set_pool(&ts->pool);
     }
     ts->runs.resize(columns_);
@@ -246,8 +247,9 @@ void KeyCounter::make_room(ThreadState& ts, std::size_t col) {
     ts.bytes = ts.bytes - before + vt.bytes();
     if (victim == col) return;
   }
-  ts.bytes += t.bytes();  // doubling adds as much as it had
+  const std::size_t before = t.bytes();
   t.grow();
+  ts.bytes += t.bytes() - before;
 }
 
 void KeyCounter::tiny_to_table(ThreadState& ts, std::size_t col) {
@@ -333,14 +335,14 @@ void KeyCounter::finish_column(std::size_t col, const std::function<void(std::si
       for (std::size_t i = 0; i < tables.size(); ++i)
         if (i != big) {
           tables[big]->merge_from(*tables[i]);
-          *tables[i] = CountTable();
+          *tables[i] = CountTable(CountTable::kDeferred);
         }
       tables = {tables[big]};
     }
   }
   if (packed && runs.empty() && tables.size() == 1 && tables[0]->packable()) {
     CountTable::Packed counts = tables[0]->release_packed(packed_min_count);
-    for (auto& ts : threads_) ts->tables[col] = CountTable();
+    for (auto& ts : threads_) ts->tables[col] = CountTable(CountTable::kDeferred);
     packed(col, std::move(counts));
     return;
   }
@@ -349,7 +351,7 @@ void KeyCounter::finish_column(std::size_t col, const std::function<void(std::si
   // set of totals as the merge below would give, in another order).
   if (runs.empty() && tables.size() <= kMaxUnionTables) {
     for_each_union(tables, [&](const KeyCount& kc) { sink(col, kc); });
-    for (auto& ts : threads_) ts->tables[col] = CountTable();
+    for (auto& ts : threads_) ts->tables[col] = CountTable(CountTable::kDeferred);
     return;
   }
   if (runs.empty()) {
@@ -360,11 +362,11 @@ void KeyCounter::finish_column(std::size_t col, const std::function<void(std::si
       for (std::size_t i = 0; i < tables.size(); ++i)
         if (i != big) {
           tables[big]->merge_from(*tables[i]);
-          *tables[i] = CountTable();
+          *tables[i] = CountTable(CountTable::kDeferred);
         }
       tables[big]->for_each([&](const KeyCount& kc) { sink(col, kc); });
     }
-    for (auto& ts : threads_) ts->tables[col] = CountTable();
+    for (auto& ts : threads_) ts->tables[col] = CountTable(CountTable::kDeferred);
     return;
   }
   while (runs.size() > kMaxFanIn) {
@@ -382,7 +384,7 @@ void KeyCounter::finish_column(std::size_t col, const std::function<void(std::si
   for (const RunFile& r : runs) sources.push_back(std::make_unique<FileSource>(r));
   for (CountTable* t : tables) sources.push_back(std::make_unique<VectorSource>(t->release_sorted(0)));
   merge_sources(sources, [&](const KeyCount& kc) { sink(col, kc); });
-  for (auto& ts : threads_) ts->tables[col] = CountTable();
+  for (auto& ts : threads_) ts->tables[col] = CountTable(CountTable::kDeferred);
 }
 
 }  // namespace bluewhale::prep_ops
