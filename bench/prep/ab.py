@@ -46,7 +46,7 @@ def parse_variant(spec, default_bin):
 def run_once(binary, env, args, out_dir):
     shutil.rmtree(out_dir, ignore_errors=True)
     cmd = [binary, "prep", "--recipe", args.recipe, "--input", args.input, "--out", out_dir,
-           "--threads", str(args.threads)]
+           "--threads", str(args.threads)] + args.prep_args.split()
     e = dict(os.environ, BW_LOG="debug", **env)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=e, capture_output=True, text=True)
@@ -85,6 +85,7 @@ def main():
     ap.add_argument("--recipe", default=os.path.join(ROOT, "bench/out/dlrm-criteo-nosplit.yaml"))
     ap.add_argument("--bin", default=os.path.join(ROOT, "build/bluewhale"), help="binary for VAR=VALUE variants")
     ap.add_argument("--sleep", type=float, default=0.3, help="seconds between runs")
+    ap.add_argument("--prep-args", default="", help="more prep options for every run, e.g. '--fit-sharing chunks'")
     args = ap.parse_args()
     for f in (args.input, args.recipe):
         if not os.path.exists(f):

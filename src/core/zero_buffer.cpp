@@ -1,5 +1,9 @@
 #include "core/zero_buffer.h"
 
+#include <malloc.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <tuple>
@@ -190,6 +194,42 @@ std::size_t zeroed_regions_cached() {
   RegionCache& c = regions();
   std::lock_guard<std::mutex> lk(c.mu);
   return c.bytes;
+}
+
+HeapAdvice advise_heap_huge_pages(std::size_t bytes, double min_ns_per_page) {
+  HeapAdvice out;
+  constexpr std::size_t kProbePages = 16, kPage = 4096;
+  void* probe = ::mmap(nullptr, kProbePages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (probe == MAP_FAILED) return out;
+#ifdef MADV_NOHUGEPAGE
+  ::madvise(probe, kProbePages * kPage, MADV_NOHUGEPAGE);
+#endif
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < kProbePages; ++i) static_cast<volatile char*>(probe)[i * kPage] = 1;
+  const std::chrono::duration<double, std::nano> took = std::chrono::steady_clock::now() - t0;
+  ::munmap(probe, kProbePages * kPage);
+  out.ns_per_page = took.count() / kProbePages;
+  if (out.ns_per_page < min_ns_per_page) return out;
+#ifdef MADV_HUGEPAGE
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // blocks up to 32 MiB from the heap, not mappings of their own
+  mallopt(M_TOP_PAD, static_cast<int>(std::min<std::size_t>(bytes, std::size_t{1} << 30)));
+  // A block too big for what the heap has free: the heap grows by it plus the pad, and the block's
+  // address says where the new range starts.
+  void* grow = std::malloc(kHugePage);
+  const auto at = reinterpret_cast<std::uintptr_t>(grow);
+  std::free(grow);
+  mallopt(M_TOP_PAD, 128 << 10);  // glibc's default again, for later growth
+  const auto end = reinterpret_cast<std::uintptr_t>(::sbrk(0));
+  const std::uintptr_t begin = (at + kHugePage - 1) & ~(kHugePage - 1);
+  // at past the break: the block was not the brk heap's (a sanitizer's allocator, or mmap).
+  if (grow && at < end && begin < end)
+    out.advised = ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE) == 0;
+  if (!out.advised) mallopt(M_ARENA_MAX, 0);  // the default number of arenas again
+#else
+  (void)bytes;
+#endif
+  return out;
 }
 
 std::size_t zeroed_pieces_free(std::size_t bytes) {

@@ -7,7 +7,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
+#include <string>
+#include <thread>
 #include <vector>
 
 namespace bluewhale {
@@ -230,6 +234,63 @@ TEST(ZeroBuffer, FreeBiggerPiecesAreHalvedForSmallerBuffers) {
   for (const auto& q : quarters) starts.push_back(q.data());
   std::sort(starts.begin(), starts.end());
   for (int k = 0; k < 4; ++k) EXPECT_EQ(starts[k], base + k * small);
+}
+
+// The smaps entry of the mapping holding address p, or "" when none does.
+std::string smaps_entry(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line, entry;
+  bool inside = false;
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  while (std::getline(in, line)) {
+    const std::size_t dash = line.find('-');
+    const std::size_t space = line.find(' ');
+    if (dash != std::string::npos && space != std::string::npos && dash < space && line.find(':') > space) {
+      if (inside) return entry;
+      const std::uintptr_t lo = std::stoull(line.substr(0, dash), nullptr, 16);
+      const std::uintptr_t hi = std::stoull(line.substr(dash + 1, space - dash - 1), nullptr, 16);
+      inside = lo <= a && a < hi;
+      entry.clear();
+    }
+    if (inside) entry += line + "\n";
+  }
+  return inside ? entry : std::string();
+}
+
+// The heap advice measures a fresh page's first touch, leaves the heap alone under its threshold, and over
+// it makes blocks that any thread allocates afterwards come from a mapping eligible for huge pages.
+// Changes this process's malloc for good (one arena): the last test of the file.
+TEST(HeapAdvice, MeasuresFirstTouchAndPutsLaterBlocksOnHugePageEligibleMemory) {
+  const HeapAdvice no = advise_heap_huge_pages(std::size_t{16} << 20, 1e15);
+  EXPECT_FALSE(no.advised);
+  EXPECT_GT(no.ns_per_page, 0.0);
+  const HeapAdvice yes = advise_heap_huge_pages(std::size_t{16} << 20, 0);
+  EXPECT_GT(yes.ns_per_page, 0.0);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  EXPECT_FALSE(yes.advised);  // the sanitizer's allocator is not the brk heap: left alone
+#else
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
+  if (mode.empty() || mode.find("[never]") != std::string::npos) GTEST_SKIP() << "transparent huge pages off";
+  ASSERT_TRUE(yes.advised);
+  std::vector<char*> blocks;
+  std::thread t([&] {
+    for (int i = 0; i < 64; ++i) {
+      blocks.push_back(static_cast<char*>(std::malloc(40 << 10)));
+      std::memset(blocks.back(), 1, 40 << 10);
+    }
+  });
+  t.join();
+  const std::string e = smaps_entry(blocks.back());
+  ASSERT_FALSE(e.empty());
+  const std::size_t at = e.find("THPeligible:");
+  ASSERT_NE(at, std::string::npos) << e;
+  std::istringstream eligible(e.substr(at + 12));
+  int flag = -1;
+  eligible >> flag;
+  EXPECT_EQ(flag, 1) << e;
+  for (char* b : blocks) std::free(b);
+#endif
 }
 
 }  // namespace
