@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Alternating A/B timing of `bluewhale prep` runs, with the phase times prep logs at BW_LOG=debug.
 
-A variant is a binary path, or VAR=VALUE (environment for the default binary), or both joined by a comma
-(`/tmp/old,BW_X=1`). Pairs run in ABBA order (A first in odd pairs, B first in even ones) so that a drift
+A variant is a binary path, VAR=VALUE (environment for the default binary) or a prep option (`--x=y`), or
+several joined by commas (`/tmp/old,BW_X=1`; options after `--`: `ab.py -- --fit-sharing=chunks --fit-sharing=columns`). Pairs run in ABBA order (A first in odd pairs, B first in even ones) so that a drift
 of the machine or an order effect (the second run of a pair is often slower on the 2-core VMs) falls on
 both variants alike. Each run writes a fresh output directory. Prints per-variant means and medians and,
 per measure, the mean of the paired differences B - A with a 95 % bootstrap interval; a difference whose
@@ -31,22 +31,24 @@ PHASES = [("setup", r"prep: setup (\d+) ms \(cpu (\d+) ms\)"),
 
 
 def parse_variant(spec, default_bin):
-    binary, env = default_bin, {}
+    binary, env, extra = default_bin, {}, []
     for part in spec.split(","):
-        if "=" in part and not os.path.sep in part.split("=", 1)[0]:
+        if part.startswith("--"):
+            extra += part.split("=", 1)
+        elif "=" in part and not os.path.sep in part.split("=", 1)[0]:
             k, v = part.split("=", 1)
             env[k] = v
         else:
             binary = part
     if not os.access(binary, os.X_OK):
         sys.exit(f"ab.py: '{binary}' is not an executable (variant '{spec}')")
-    return binary, env
+    return binary, env, extra
 
 
-def run_once(binary, env, args, out_dir):
+def run_once(binary, env, extra, args, out_dir):
     shutil.rmtree(out_dir, ignore_errors=True)
     cmd = [binary, "prep", "--recipe", args.recipe, "--input", args.input, "--out", out_dir,
-           "--threads", str(args.threads)] + args.prep_args.split()
+           "--threads", str(args.threads)] + args.prep_args.split() + extra
     e = dict(os.environ, BW_LOG="debug", **env)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=e, capture_output=True, text=True)

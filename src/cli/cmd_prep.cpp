@@ -47,7 +47,7 @@ int cmd_prep(int argc, char** argv) {
               "mapping than to read (default: half of RAM; 0: read every file)")
       .option("fit-sharing",
               "how two threads share the first fit pass: chunks, columns, or auto (columns when the two CPUs "
-              "are far apart, e.g. vCPUs on two core complexes, but within 420 ns a cache-line round trip); "
+              "are far apart, e.g. vCPUs on two core complexes, but within 410 ns a cache-line round trip); "
               "same results",
               "auto")
       .option("temp-dir", "directory for spill files (default: next to --out)")

@@ -14,7 +14,9 @@
 //   kSmall  buffers written and read in order (text, parsed columns, output blocks): ordinary pages.
 //           On those virtual machines a fresh huge page costs ~2.3 ms per MiB on first touch (the
 //           hypervisor backs all of it at once from memory it had taken back) and fresh ordinary pages
-//           ~0.7 ms per MiB, while in-order access gains nothing from fewer TLB entries.
+//           ~0.7 ms per MiB, while in-order access gains nothing from fewer TLB entries. (Hosts differ:
+//           on the 2026-12-06 one ordinary pages cost 11-14 us each, 2.8-3.6 ms per MiB, and huge ones
+//           0.06-1.7 ms per MiB; see advise_heap_huge_pages. Not re-measured for these buffers.)
 // Without huge page support the advice is ignored and the buffer still works with ordinary pages.
 //
 // Freed large buffers are not unmapped at once but kept (up to kRegionCacheBytes per process; pieces

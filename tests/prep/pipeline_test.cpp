@@ -151,16 +151,16 @@ class PrepPipeline : public ::testing::Test {
   TempDir dir;
 };
 
-// Auto shares the fit by columns only for a round trip in (200, 420] ns: near CPUs, the farther host, and
-// no measure all go by chunks.
+// Auto shares the fit by columns only for a round trip in (200, 410] ns: near CPUs, the farther host
+// (415-540 ns), and no measure all go by chunks.
 TEST(PrepOptions, AutoFitSharingByColumnsOnlyInTheFarBand) {
   EXPECT_FALSE(PrepOptions::columns_for_round_trip(std::nan("")));
   EXPECT_FALSE(PrepOptions::columns_for_round_trip(55));
   EXPECT_FALSE(PrepOptions::columns_for_round_trip(200));
   EXPECT_TRUE(PrepOptions::columns_for_round_trip(201));
   EXPECT_TRUE(PrepOptions::columns_for_round_trip(380));
-  EXPECT_TRUE(PrepOptions::columns_for_round_trip(420));
-  EXPECT_FALSE(PrepOptions::columns_for_round_trip(421));
+  EXPECT_TRUE(PrepOptions::columns_for_round_trip(410));
+  EXPECT_FALSE(PrepOptions::columns_for_round_trip(415));
   EXPECT_FALSE(PrepOptions::columns_for_round_trip(480));
 }
 

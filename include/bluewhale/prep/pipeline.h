@@ -75,10 +75,12 @@ struct PrepOptions {
   // are the same. Why the upper bound: on one host, whose vCPUs read 340-410 ns apart when on two core
   // complexes, by columns saved ~20 % of the pass; on another, reading 430-510 ns, by chunks was 12-18 %
   // faster (1M and 5M rows, read or mapped input; 2026-12-05/06). Nothing else measured told them apart.
+  // The bound was 420 until the second host's readings dipped to 415-420 in some runs (2 of a bench's 3
+  // at 1M chose columns, ~11 ms slower there): 410 is the first host's highest reading.
   enum class FitSharing { kAuto, kChunks, kColumns };
   FitSharing fit_sharing = FitSharing::kAuto;
   static constexpr double kFarRoundTripNs = 200;
-  static constexpr double kColumnsUpToNs = 420;
+  static constexpr double kColumnsUpToNs = 410;
   // Auto's choice for a measured round trip (NaN: not measured): true for by columns.
   static bool columns_for_round_trip(double ns) { return ns > kFarRoundTripNs && ns <= kColumnsUpToNs; }
 };
