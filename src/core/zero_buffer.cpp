@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -132,7 +133,14 @@ void* take_huge_cached(RegionCache& c, std::size_t bytes) {
 
 }  // namespace
 
+namespace {
+// Set by advise_heap_huge_pages where fresh ordinary pages cost more than huge ones: in-order buffers are
+// then of the huge kind too (their pieces and regions, see the header).
+std::atomic<bool> g_in_order_on_huge_pages{false};
+}  // namespace
+
 void* alloc_zeroed_large(std::size_t bytes, Pages& pages) {
+  if (pages == Pages::kSmall && g_in_order_on_huge_pages.load(std::memory_order_relaxed)) pages = Pages::kHuge;
   RegionCache& c = regions();
   if (pages == Pages::kSmall) {
     const std::size_t len = region_length(bytes, Pages::kSmall);
@@ -226,6 +234,7 @@ HeapAdvice advise_heap_huge_pages(std::size_t bytes, double min_ns_per_page) {
   if (grow && at < end && begin < end)
     out.advised = ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE) == 0;
   if (!out.advised) mallopt(M_ARENA_MAX, 0);  // the default number of arenas again
+  g_in_order_on_huge_pages = out.advised;
 #else
   (void)bytes;
 #endif

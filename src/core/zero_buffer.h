@@ -102,7 +102,8 @@ inline void advise_huge_pages(void* p, std::size_t bytes) {
 // of KiB, vectors) once and touches all of them. Measured first: the first touch of 16 fresh 4 KiB pages,
 // in ns a page. At min_ns_per_page or more, every thread is made to allocate from the main heap
 // (M_ARENA_MAX 1: the other arenas are mappings this cannot advise), blocks up to 32 MiB come from the heap
-// (M_MMAP_THRESHOLD), the heap is grown by `bytes` at once, and that range is advised for huge pages. On the 2-vCPU PVM guests prep was tuned on (2026-12-06) a
+// (M_MMAP_THRESHOLD), the heap is grown by `bytes` at once, and that range is advised for huge pages; from
+// then on, large in-order buffers (Pages::kSmall) are mapped as the huge kind too. On the 2-vCPU PVM guests prep was tuned on (2026-12-06) a
 // fresh 4 KiB page cost 11-14 us and a 2 MiB huge page 0.5-13 ms (0.24-6.6 us per 4 KiB): a 1M-row
 // Criteo prep made ~4,500 page faults, 1,500-1,700 with the heap advised, and took 47 ms less CPU, 21 ms
 // less wall (40 alternating pairs). Earlier hosts charged 0.7 ms per MiB for ordinary pages and 2.3 for

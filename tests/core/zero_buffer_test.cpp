@@ -258,14 +258,27 @@ std::string smaps_entry(const void* p) {
 }
 
 // The heap advice measures a fresh page's first touch, leaves the heap alone under its threshold, and over
-// it makes blocks that any thread allocates afterwards come from a mapping eligible for huge pages.
+// it makes blocks that any thread allocates afterwards come from a mapping eligible for huge pages, and
+// large in-order buffers of the huge kind.
 // Changes this process's malloc for good (one arena): the last test of the file.
 TEST(HeapAdvice, MeasuresFirstTouchAndPutsLaterBlocksOnHugePageEligibleMemory) {
   const HeapAdvice no = advise_heap_huge_pages(std::size_t{16} << 20, 1e15);
   EXPECT_FALSE(no.advised);
   EXPECT_GT(no.ns_per_page, 0.0);
+  Pages before = Pages::kSmall;
+  void* in_order = alloc_zeroed(std::size_t{1} << 20, before);
+  EXPECT_EQ(before, Pages::kSmall);
+  free_zeroed(in_order, std::size_t{1} << 20, before);
   const HeapAdvice yes = advise_heap_huge_pages(std::size_t{16} << 20, 0);
   EXPECT_GT(yes.ns_per_page, 0.0);
+  // Advised: large in-order buffers are of the huge kind from then on (a 1 MiB one is half a huge page).
+  Pages after = Pages::kSmall;
+  in_order = alloc_zeroed(std::size_t{1} << 20, after);
+  EXPECT_EQ(after, yes.advised ? Pages::kHuge : Pages::kSmall);
+  if (yes.advised) {
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(in_order) % (std::size_t{1} << 20), 0u);
+  }
+  free_zeroed(in_order, std::size_t{1} << 20, after);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   EXPECT_FALSE(yes.advised);  // the sanitizer's allocator is not the brk heap: left alone
 #else
