@@ -411,8 +411,8 @@ class CountTable {
   // capacity kDeferred: no slots until the first growth (has_room() is false, so callers grow before they
   // add). KeyCounter starts every column's table on every thread that way: most are never used (a thread
   // counts its own columns; a column of a few values counts in TinyCounts), and each fresh 4 KiB page
-  // costs ~11 us on the virtual machines prep runs on (a 1M Criteo run spent ~2 ms of its serial set-up
-  // on 52 empty tables).
+  // costs ~11 us on the virtual machines prep runs on (making 52 tables and 52 tiny counters took 2-3 ms
+  // of a 1M Criteo run's serial set-up).
   static constexpr std::size_t kDeferred = 0;
   explicit CountTable(std::size_t capacity = kMinCapacity, bool track_first = true) : track_first_(track_first) {
     if (capacity == kDeferred)
@@ -575,6 +575,7 @@ class CountTable {
     // Grows only when the union needs it: the tables of two threads share most keys, and sizing for the
     // sum of both (the old way) doubled the biggest tables for nothing.
     if (other.has_empty_key_) absorb_empty(other.empty_key_);
+    if (cap_ == 0 && other.size() > 0) grow();  // slots to prefetch into (a deferred table has none)
     // Entries of `other` come in slot order, which is random in this table: prefetch kAhead ahead.
     constexpr std::size_t kAhead = 16;
     KeyCount ring[kAhead];
