@@ -229,10 +229,8 @@ HeapAdvice advise_heap_huge_pages(std::size_t bytes, double min_ns_per_page) {
   std::free(grow);
   mallopt(M_TOP_PAD, 128 << 10);  // glibc's default again, for later growth
   const auto end = reinterpret_cast<std::uintptr_t>(::sbrk(0));
-  const std::uintptr_t begin = (at + kHugePage - 1) & ~(kHugePage - 1);
   // at past the break: the block was not the brk heap's (a sanitizer's allocator, or mmap).
-  if (grow && at < end && begin < end)
-    out.advised = ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE) == 0;
+  if (grow && at < end) out.advised = advise_huge_pages(reinterpret_cast<void*>(at), end - at);
   if (!out.advised) mallopt(M_ARENA_MAX, 0);  // the default number of arenas again
   g_in_order_on_huge_pages = out.advised;
 #else

@@ -83,17 +83,18 @@ std::size_t zeroed_pieces_free(std::size_t bytes);
 // more is allocated.
 void release_zeroed_regions();
 
-// Advises the 2 MiB-aligned huge pages inside [p, p + bytes) for transparent huge pages, for big buffers
-// allocated elsewhere (a std::string's) before they are first written. Advice only: no effect on
-// contents, and harmless where huge pages are unavailable.
-inline void advise_huge_pages(void* p, std::size_t bytes) {
+// Advises the 2 MiB-aligned huge pages inside [p, p + bytes) for transparent huge pages, for memory
+// allocated elsewhere (the C heap, see advise_heap_huge_pages) before it is first written. Advice only:
+// no effect on contents. True when the kernel took the advice for at least one huge page.
+inline bool advise_huge_pages(void* p, std::size_t bytes) {
 #ifdef MADV_HUGEPAGE
   const auto b = reinterpret_cast<std::uintptr_t>(p);
   const std::uintptr_t start = (b + kHugePage - 1) & ~(kHugePage - 1), end = (b + bytes) & ~(kHugePage - 1);
-  if (end > start) ::madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
+  return end > start && ::madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE) == 0;
 #else
   (void)p;
   (void)bytes;
+  return false;
 #endif
 }
 
@@ -102,14 +103,16 @@ inline void advise_huge_pages(void* p, std::size_t bytes) {
 // of KiB, vectors) once and touches all of them. Measured first: the first touch of 16 fresh 4 KiB pages,
 // in ns a page. At min_ns_per_page or more, every thread is made to allocate from the main heap
 // (M_ARENA_MAX 1: the other arenas are mappings this cannot advise), blocks up to 32 MiB come from the heap
-// (M_MMAP_THRESHOLD), the heap is grown by `bytes` at once, and that range is advised for huge pages; from
-// then on, large in-order buffers (Pages::kSmall) are mapped as the huge kind too. On the 2-vCPU PVM guests prep was tuned on (2026-12-06) a
-// fresh 4 KiB page cost 11-14 us and a 2 MiB huge page 0.5-13 ms (0.24-6.6 us per 4 KiB): a 1M-row
-// Criteo prep made ~4,500 page faults, 1,500-1,700 with the heap advised, and took 47 ms less CPU, 21 ms
-// less wall (40 alternating pairs). Earlier hosts charged 0.7 ms per MiB for ordinary pages and 2.3 for
-// huge ones (~2.7 us per 4 KiB page: under the default threshold, so left alone). Call before other threads
-// start. Does nothing (advised false) where the heap is not glibc's brk heap (sanitizers) or the kernel
-// refuses the advice; memory use is what was touched either way.
+// (M_MMAP_THRESHOLD), the heap is grown by `bytes` at once (M_TOP_PAD, through a 2 MiB block: when the heap
+// has that much free already it does not grow and only what it has is advised), and the new range is
+// advised for huge pages; from then on, large in-order buffers (Pages::kSmall) are mapped as the huge kind
+// too. On the 2-vCPU PVM guest prep was tuned on (2026-12-06) a fresh 4 KiB page cost 11-14 us and a
+// 2 MiB huge page 0.12-3.4 ms (0.24-6.6 us per 4 KiB, less when the guest reuses huge pages it freed): a
+// 1M-row Criteo prep made ~4,500 page faults, ~1,500 with the heap advised, and took 18-47 ms less CPU,
+// 7-21 ms less wall (30-40 alternating pairs, two spells). Earlier hosts charged 0.7 ms per MiB for
+// ordinary pages and 2.3 for huge ones (~2.7 us per 4 KiB page: under the default threshold, so left
+// alone). Call before other threads start. Does nothing (advised false) where the heap is not glibc's brk
+// heap (sanitizers) or the kernel refuses the advice; memory use is what was touched either way.
 struct HeapAdvice {
   bool advised = false;
   double ns_per_page = 0;  // the measured first touch of an ordinary page

@@ -257,6 +257,26 @@ std::string smaps_entry(const void* p) {
   return inside ? entry : std::string();
 }
 
+// advise_huge_pages advises only the whole huge pages inside a range and says whether the kernel took it:
+// a range holding none is not advised; one holding two is, where huge pages exist.
+TEST(ZeroBuffer, AdviseHugePagesCoversWholeHugePagesOnly) {
+  void* m = ::mmap(nullptr, 4 * kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  char* base = static_cast<char*>(m);
+  char* aligned = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(base) + kHugePage - 1) & ~(kHugePage - 1));
+  EXPECT_FALSE(advise_huge_pages(aligned + 4096, kHugePage - 8192));  // inside one huge page: none whole
+  EXPECT_FALSE(advise_huge_pages(aligned, 0));
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  const std::string mode((std::istreambuf_iterator<char>(thp)), std::istreambuf_iterator<char>());
+  if (!mode.empty()) {
+    // [aligned + 100, + 2 huge pages) holds one whole huge page: the second.
+    EXPECT_TRUE(advise_huge_pages(aligned + 100, 2 * kHugePage));
+    EXPECT_NE(smaps_entry(aligned + kHugePage).find(" hg"), std::string::npos);  // VmFlags: advised
+    EXPECT_EQ(smaps_entry(aligned).find(" hg"), std::string::npos);              // the first is not
+  }
+  ::munmap(m, 4 * kHugePage);
+}
+
 // The heap advice measures a fresh page's first touch, leaves the heap alone under its threshold, and over
 // it makes blocks that any thread allocates afterwards come from a mapping eligible for huge pages, and
 // large in-order buffers of the huge kind.

@@ -1715,10 +1715,7 @@ TEST(FlatMap, DeferredCountTablesHoldNoSlotsUntilTheyGrow) {
   TempDir dir;
   constexpr std::size_t kCols = 3;  // 0: a few values, 1: many, 2: missing only
   std::vector<Counts> ref(kCols);
-  prep_ops::KeyCounter kc("test");
-  kc.begin(kCols, 2, int64_t{1} << 30, dir.path().string(), false);
-  for (std::size_t c = 0; c < kCols; ++c)
-    for (int t = 0; t < 2; ++t) EXPECT_EQ(kc.capacity(c, t), 0u) << c << " " << t;
+  std::vector<std::vector<std::vector<int64_t>>> batches(kCols);
   std::mt19937_64 rng(6);
   for (int b = 0; b < 8; ++b)
     for (std::size_t c = 0; c < kCols; ++c) {
@@ -1728,8 +1725,18 @@ TEST(FlatMap, DeferredCountTablesHoldNoSlotsUntilTheyGrow) {
         keys.push_back(k);
         ++ref[c][k];
       }
-      kc.add_many(c, 0, keys.data(), nullptr, keys.size());  // thread 1 counts nothing
+      batches[c].push_back(std::move(keys));
     }
+  // Thread 0 counts everything, thread 1 nothing.
+  auto count_all = [&](prep_ops::KeyCounter& kc) {
+    for (std::size_t b = 0; b < batches[0].size(); ++b)
+      for (std::size_t c = 0; c < kCols; ++c) kc.add_many(c, 0, batches[c][b].data(), nullptr, batches[c][b].size());
+  };
+  prep_ops::KeyCounter kc("test");
+  kc.begin(kCols, 2, int64_t{1} << 30, dir.path().string(), false);
+  for (std::size_t c = 0; c < kCols; ++c)
+    for (int t = 0; t < 2; ++t) EXPECT_EQ(kc.capacity(c, t), 0u) << c << " " << t;
+  count_all(kc);
   EXPECT_EQ(kc.capacity(0, 0), 0u);  // still in TinyCounts
   EXPECT_GE(kc.capacity(1, 0), std::size_t{8192});
   EXPECT_EQ(kc.capacity(2, 0), 0u);
@@ -1737,14 +1744,7 @@ TEST(FlatMap, DeferredCountTablesHoldNoSlotsUntilTheyGrow) {
   for (bool packed : {false, true}) {
     prep_ops::KeyCounter k2("test");
     k2.begin(kCols, 2, int64_t{1} << 30, dir.path().string(), false);
-    std::mt19937_64 rng2(6);
-    for (int b = 0; b < 8; ++b)
-      for (std::size_t c = 0; c < kCols; ++c) {
-        std::vector<int64_t> keys;
-        for (int r = 0; r < 1000; ++r)
-          keys.push_back(c == 0 ? hex_key(rng2() % 4) : c == 1 ? hex_key(rng2() % 100000) : prep_ops::kEmptyKey);
-        k2.add_many(c, 0, keys.data(), nullptr, keys.size());
-      }
+    count_all(k2);
     std::vector<Counts> got(kCols);
     std::mutex mu;
     auto sink = [&](std::size_t col, const prep_ops::KeyCount& c) {
