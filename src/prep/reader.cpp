@@ -1070,32 +1070,6 @@ void TextReader::Impl::parse_chunk(const std::vector<FilePlan>& fplans, const Te
   out.text_bytes = static_cast<int64_t>(in.text.size());
 }
 
-namespace {
-
-// parse_chunk_fast's loop over one key column of the records of a region (float columns: digits_run in
-// scan_kernels.h): field f of record r is [s + e[r * nf] + 1, s + e[r * nf + 1]). It converts the
-// records from r on while their fields are of the common shape and returns the first record it left (br
-// when none). A function of its own, called once per column and region: inside the region loop, with
-// the rare cases' calls next to it, the compiler kept the loop's pointer and bounds in memory, a store
-// and reload per field.
-//
-// 8-byte values (Criteo's ids) or missing: the key of the 8 bytes, or 0 and not valid. A mask, not a
-// conditional: the compiler made that a branch around the load, mispredicted on columns with many
-// missing values.
-[[gnu::noinline]] std::size_t key8_run(const char* s, const char* end, const uint32_t* e, std::size_t nf,
-                                       std::size_t r, std::size_t br, int64_t* dst, uint8_t* valid) {
-  for (e += r * nf; r < br; ++r, e += nf) {
-    const char* vb = s + static_cast<uint32_t>(e[0] + 1u);
-    const std::size_t len = static_cast<std::size_t>(s + e[1] - vb);
-    if ((len | 8) != 8 || vb + 8 > end) break;
-    dst[r] = categorical_key8(vb) & -static_cast<int64_t>(len != 0);
-    valid[r] = len != 0;
-  }
-  return r;
-}
-
-}  // namespace
-
 // The common case, in loops with no per-field switch: text without quotes (or csv whose chunk holds no
 // quote character), every record with exactly the plan's field count, no CRLF, every number well formed,
 // no list fields. The text is taken in regions of kRegionBytes: every separator offset of the region is
@@ -1143,6 +1117,7 @@ bool TextReader::Impl::parse_chunk_fast(const std::vector<FilePlan>& fplans, con
   std::size_t k = 1;
   const text::ScanSeparatorsFn scan_separators = text::scan_separators_for(simd_level());
   const text::DigitsRunFn digits_run = text::digits_run_for(simd_level());
+  const text::Key8RunFn key8_run = text::key8_run_for(simd_level());
   std::size_t blk = 0;
   int64_t row = 0;
   std::size_t newlines = 0;
@@ -1189,8 +1164,8 @@ bool TextReader::Impl::parse_chunk_fast(const std::vector<FilePlan>& fplans, con
           int64_t* dst = o.i + row;
           uint8_t* valid = o.valid + row;
           // The common values in key8_run; each other value here, then the run resumes after it.
-          for (std::size_t r = key8_run(s, end, ef, nf, 0, br, dst, valid); r < br;
-               r = key8_run(s, end, ef, nf, r + 1, br, dst, valid)) {
+          for (std::size_t r = key8_run(s, n, ef, nf, 0, br, dst, valid); r < br;
+               r = key8_run(s, n, ef, nf, r + 1, br, dst, valid)) {
             const char* vb = s + static_cast<uint32_t>(ef[r * nf] + 1u);
             const char* ve = s + ef[r * nf + 1];
             dst[r] = vb != ve ? value_key(vb, ve) : 0;

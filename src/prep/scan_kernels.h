@@ -73,4 +73,18 @@ std::size_t digits_run_avx512(const char* s, std::size_t n, const uint32_t* e, s
                               std::size_t br, float* dst);
 DigitsRunFn digits_run_for(SimdLevel level);
 
+// The same for one key column whose common values are 8 bytes (Criteo's ids) or missing: for j = r, r + 1,
+// ... below br, a field of exactly 8 bytes gives dst[j] = categorical_key8 of them and valid[j] = 1, an
+// empty one dst[j] = 0 and valid[j] = 0, as long as the 8 bytes at the field's start lie within the text
+// (offset + 8 <= n). Returns the first j for which that does not hold (any other length, the text's last
+// bytes), with dst and valid written on [r, j) and nothing at or past j; br when every field converted.
+using Key8RunFn = std::size_t (*)(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
+                                  std::size_t br, int64_t* dst, uint8_t* valid);
+
+std::size_t key8_run_baseline(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
+                              std::size_t br, int64_t* dst, uint8_t* valid);
+std::size_t key8_run_avx512(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
+                            std::size_t br, int64_t* dst, uint8_t* valid);
+Key8RunFn key8_run_for(SimdLevel level);
+
 }  // namespace bluewhale::text

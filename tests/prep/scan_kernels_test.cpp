@@ -234,5 +234,84 @@ TEST(DigitsRun, EdgeValuesAndTheTextsEnd) {
   check_digits_all_levels(make_digits_case(short_recs), short_recs.size(), "one-field records");
 }
 
+// key8_run against its definition: a field of exactly 8 bytes is its bytes read big-endian (valid), an
+// empty one 0 (not valid), both only with 8 readable bytes at the field's start; anything else stops.
+std::size_t key8_definition(const DigitsCase& c, std::size_t f, std::size_t r, std::size_t br, std::vector<int64_t>& want,
+                            std::vector<uint8_t>& want_valid) {
+  for (; r < br; ++r) {
+    const std::size_t b = static_cast<uint32_t>(c.seps[r * c.nf + f] + 1u), e = c.seps[r * c.nf + f + 1];
+    const std::string field = c.text.substr(b, e - b);
+    if ((field.size() != 0 && field.size() != 8) || b + 8 > c.text.size()) return r;
+    uint64_t key = 0;
+    for (char ch : field) key = key << 8 | static_cast<unsigned char>(ch);
+    want[r] = static_cast<int64_t>(key);
+    want_valid[r] = !field.empty();
+  }
+  return br;
+}
+
+void check_key8_all_levels(const DigitsCase& c, std::size_t records, const std::string& what) {
+  for (std::size_t f = 0; f < c.nf; ++f)
+    for (std::size_t r = 0; r <= records; ++r)
+      for (std::size_t br : {records, std::min(records, r + 1), std::min(records, r + 5), std::min(records, r + 9)}) {
+        if (br < r) continue;
+        std::vector<int64_t> want(records + 8, -1);
+        std::vector<uint8_t> want_valid(records + 8, 7);
+        const std::size_t want_stop = key8_definition(c, f, r, br, want, want_valid);
+        for (SimdLevel level : levels()) {
+          std::vector<int64_t> got(records + 8, -1);
+          std::vector<uint8_t> got_valid(records + 8, 7);
+          const std::size_t stop = key8_run_for(level)(c.text.data(), c.text.size(), c.seps.data() + f, c.nf, r, br,
+                                                       got.data(), got_valid.data());
+          SCOPED_TRACE(what + ": field " + std::to_string(f) + " from " + std::to_string(r) + " to " + std::to_string(br) +
+                       " at level " + std::string(simd_level_name(level)));
+          ASSERT_EQ(stop, want_stop);
+          // Nothing written outside [r, stop).
+          ASSERT_EQ(got, want);
+          ASSERT_EQ(got_valid, want_valid);
+        }
+      }
+}
+
+TEST(Key8Run, EveryLevelMatchesTheDefinition) {
+  std::mt19937_64 rng(29);
+  // Mostly 8-byte values (hex ids, any other bytes too: the key is the bytes) and empty fields, with
+  // every length that stops a run.
+  for (int bad_percent : {0, 3, 30}) {
+    for (std::size_t records : {1, 3, 7, 8, 9, 16, 17, 40}) {
+      std::vector<std::vector<std::string>> recs(records);
+      for (auto& rec : recs) {
+        for (int f = 0; f < 3; ++f) {
+          const int u = static_cast<int>(rng() % 100);
+          std::string field;
+          if (u < bad_percent) {
+            field = std::string(rng() % 2 ? 1 + rng() % 7 : 9 + rng() % 4, 'z');
+          } else if (u < bad_percent + 20) {
+            field = "";
+          } else {
+            for (int i = 0; i < 8; ++i) field += u % 2 ? "0123456789abcdef"[rng() % 16] : static_cast<char>(0x21 + rng() % 0xDE);
+          }
+          rec.push_back(field);
+        }
+      }
+      check_key8_all_levels(make_digits_case(recs), records,
+                            "bad " + std::to_string(bad_percent) + "% records " + std::to_string(records));
+    }
+  }
+}
+
+TEST(Key8Run, TheTextsEndAndShortRecords) {
+  // The last record's fields have fewer than 8 bytes after their start (an empty last field too) and
+  // stop the run there.
+  check_key8_all_levels(make_digits_case({{"68fd1e64", "", "05db9164"},
+                                          {"", "ffffffff", "00000000"},
+                                          {"8cf07265", "", ""}}),
+                        3, "the text's end");
+  // One field per record: many lanes read overlapping words.
+  std::vector<std::vector<std::string>> one;
+  for (int i = 0; i < 30; ++i) one.push_back({i % 5 == 2 ? std::string() : std::string(8, static_cast<char>('a' + i % 26))});
+  check_key8_all_levels(make_digits_case(one), one.size(), "one-field records");
+}
+
 }  // namespace
 }  // namespace bluewhale::text
