@@ -222,5 +222,68 @@ TEST(KeyKernels, FindTinyGivesEachKeysEntryValueOrNotFound) {
   }
 }
 
+// find_compact against the definition: linear probing from h & mask to the slot whose low half is q
+// (and that is not empty) or to the first empty slot. Tables at high load (long clusters, wrapping
+// around the end), a stored packed key 0 ("00000000", whose low half equals an empty slot's), absent
+// keys, kUnpacked, every length and alignment.
+TEST(KeyKernels, FindCompactFollowsLinearProbing) {
+  std::mt19937_64 rng(37);
+  for (std::size_t slots : {std::size_t{8}, std::size_t{64}, std::size_t{1024}}) {
+    for (int load_percent : {0, 30, 60, 90}) {
+      const uint64_t mask = slots - 1;
+      std::vector<uint64_t> words(slots, 0);
+      std::map<uint64_t, int64_t> stored;  // packed key -> value
+      const std::size_t target = std::min(slots - 1, slots * static_cast<std::size_t>(load_percent) / 100);
+      while (stored.size() < target) {
+        const uint64_t q = stored.empty() && load_percent >= 60 ? 0 : rng() % 5000;
+        const int64_t value = static_cast<int64_t>(rng() % 100000);
+        if (!stored.emplace(q, value).second) continue;
+        std::size_t i = static_cast<std::size_t>(mix64(q)) & mask;
+        while (words[i] != 0) i = (i + 1) & mask;
+        words[i] = (static_cast<uint64_t>(value) + 1) << 32 | q;
+      }
+      std::vector<uint64_t> qs, hs;
+      for (std::size_t j = 0; j < 300; ++j) {
+        const int r = static_cast<int>(rng() % 10);
+        uint64_t q = rng() % 5000;
+        if (r == 0) q = kUnpacked;
+        if (r == 1) q = 0;
+        if (r >= 5 && !stored.empty()) q = std::next(stored.begin(), static_cast<std::ptrdiff_t>(rng() % stored.size()))->first;
+        qs.push_back(q);
+        // The hash a lookup starts from; sometimes any other start slot (h is masked by the kernel).
+        hs.push_back(r == 2 ? rng() : mix64(q == kUnpacked ? 12345 : q));
+      }
+      const int64_t not_found = -3;
+      auto expect = [&](std::size_t j) -> int64_t {
+        if (qs[j] == kUnpacked) return not_found;
+        for (std::size_t i = hs[j] & mask;; i = (i + 1) & mask) {
+          if (words[i] == 0) return not_found;
+          if ((words[i] & 0xFFFFFFFF) == qs[j]) return static_cast<int64_t>(words[i] >> 32) - 1;
+        }
+      };
+      // The definition finds what was stored, from its own hash.
+      for (std::size_t j = 0; j < qs.size(); ++j) {
+        if (qs[j] != kUnpacked && stored.count(qs[j]) && hs[j] == mix64(qs[j])) {
+          ASSERT_EQ(expect(j), stored[qs[j]]);
+        }
+      }
+      std::vector<std::size_t> lengths;
+      for (std::size_t n = 0; n <= 40; ++n) lengths.push_back(n);
+      lengths.push_back(296);
+      for (SimdLevel level : levels())
+        for (std::size_t n : lengths)
+          for (std::size_t offset = 0; offset < 4; ++offset) {
+            SCOPED_TRACE(std::string(simd_level_name(level)) + ", " + std::to_string(slots) + " slots at " +
+                         std::to_string(load_percent) + "%, n " + std::to_string(n) + ", offset " + std::to_string(offset));
+            std::vector<int64_t> out(n + 2, 0x5A5A5A5A);
+            find_compact_for(level)(words.data(), mask, hs.data() + offset, qs.data() + offset, n, not_found, out.data() + 1);
+            ASSERT_EQ(out.front(), 0x5A5A5A5A);
+            ASSERT_EQ(out.back(), 0x5A5A5A5A);
+            for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(out[j + 1], expect(offset + j)) << j;
+          }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace bluewhale::prep_ops

@@ -1391,52 +1391,56 @@ TEST(FlatMap, ProbePackedStopsAtTheKeyOrAnEmptySlot) {
 
 TEST(FlatMap, CompactKeyIndexAnswersAsTheWideOne) {
   std::mt19937_64 rng(21);
-  for (std::size_t n : {0, 1, 5, 700, 30000, 32767})
-    for (int64_t first : {int64_t{0}, (int64_t{1} << 32) - 1 - static_cast<int64_t>(n)}) {
-      std::vector<int64_t> keys;
-      std::set<int64_t> distinct;
-      while (keys.size() < n) {
-        const int64_t k = keys.size() == 2 && n > 3 ? prep_ops::kEmptyKey : hex_key(rng());
-        if (distinct.insert(k).second) keys.push_back(k);
-      }
-      prep_ops::KeyIndex wide, compact;
-      std::map<int64_t, int64_t> want;
-      for (std::size_t j = 0; j < n; ++j) {
-        ASSERT_TRUE(wide.get_or_add(keys[j], first + static_cast<int64_t>(j)).second);
-        want[keys[j]] = first + static_cast<int64_t>(j);
-      }
-      ASSERT_TRUE(compact.assign(keys.data(), n, first));
-      EXPECT_TRUE(compact.is_compact());
-      // Load <= 1/3, or <= 1/2 for a table past kDenseIndexBytes (32767 keys: 65536 slots, just below 1/2).
-      const std::size_t slots = compact.bytes() / sizeof(uint64_t);
-      const bool dense = (3 * n + 1) * sizeof(uint64_t) > prep_ops::KeyIndex::kDenseIndexBytes;
-      EXPECT_GE(slots, (dense ? 2 : 3) * n + 1) << n;
-      if (n >= 30000) {
-        EXPECT_LE(compact.bytes(), prep_ops::KeyIndex::kDenseIndexBytes) << n;
-      }
-      EXPECT_FALSE(wide.is_compact());
-      EXPECT_EQ(compact.size(), n);
-      std::map<int64_t, int64_t> seen;
-      compact.for_each([&](int64_t k, int64_t v) { EXPECT_TRUE(seen.emplace(k, v).second); });
-      EXPECT_EQ(seen, want);
+  // With INT64_MIN among the keys (kept in a side slot) and without (then AVX-512 looks up through
+  // find_compact's gathers).
+  for (bool with_min : {true, false}) {
+    for (std::size_t n : {0, 1, 5, 700, 30000, 32767})
+      for (int64_t first : {int64_t{0}, (int64_t{1} << 32) - 1 - static_cast<int64_t>(n)}) {
+        std::vector<int64_t> keys;
+        std::set<int64_t> distinct;
+        while (keys.size() < n) {
+          const int64_t k = keys.size() == 2 && n > 3 && with_min ? prep_ops::kEmptyKey : hex_key(rng());
+          if (distinct.insert(k).second) keys.push_back(k);
+        }
+        prep_ops::KeyIndex wide, compact;
+        std::map<int64_t, int64_t> want;
+        for (std::size_t j = 0; j < n; ++j) {
+          ASSERT_TRUE(wide.get_or_add(keys[j], first + static_cast<int64_t>(j)).second);
+          want[keys[j]] = first + static_cast<int64_t>(j);
+        }
+        ASSERT_TRUE(compact.assign(keys.data(), n, first));
+        EXPECT_TRUE(compact.is_compact());
+        // Load <= 1/3, or <= 1/2 for a table past kDenseIndexBytes (32767 keys: 65536 slots, just below 1/2).
+        const std::size_t slots = compact.bytes() / sizeof(uint64_t);
+        const bool dense = (3 * n + 1) * sizeof(uint64_t) > prep_ops::KeyIndex::kDenseIndexBytes;
+        EXPECT_GE(slots, (dense ? 2 : 3) * n + 1) << n;
+        if (n >= 30000) {
+          EXPECT_LE(compact.bytes(), prep_ops::KeyIndex::kDenseIndexBytes) << n;
+        }
+        EXPECT_FALSE(wide.is_compact());
+        EXPECT_EQ(compact.size(), n);
+        std::map<int64_t, int64_t> seen;
+        compact.for_each([&](int64_t k, int64_t v) { EXPECT_TRUE(seen.emplace(k, v).second); });
+        EXPECT_EQ(seen, want);
 
-      std::vector<int64_t> q = keys;
-      for (int j = 0; j < 500; ++j) q.push_back(hex_key(rng()));  // mostly absent
-      for (int64_t k : {int64_t{0}, int64_t{-1}, int64_t{12345}, std::numeric_limits<int64_t>::max(),
-                        categorical_key("abc"), prep_ops::kEmptyKey})
-        q.push_back(k);
-      std::shuffle(q.begin(), q.end(), rng);
-      for (int64_t k : q) ASSERT_EQ(compact.find(k, -7), wide.find(k, -7)) << k;
-      for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
-        if (level > detected_simd_level()) continue;
-        set_simd_level(level);
-        std::vector<int64_t> got(q.size()), expect(q.size());
-        compact.find_batch(q.data(), q.size(), got.data(), -7);
-        wide.find_batch(q.data(), q.size(), expect.data(), -7);
-        EXPECT_EQ(got, expect) << n << " keys from " << first << ", " << simd_level_name(level);
+        std::vector<int64_t> q = keys;
+        for (int j = 0; j < 500; ++j) q.push_back(hex_key(rng()));  // mostly absent
+        for (int64_t k : {int64_t{0}, int64_t{-1}, int64_t{12345}, std::numeric_limits<int64_t>::max(),
+                          categorical_key("abc"), prep_ops::kEmptyKey})
+          q.push_back(k);
+        std::shuffle(q.begin(), q.end(), rng);
+        for (int64_t k : q) ASSERT_EQ(compact.find(k, -7), wide.find(k, -7)) << k;
+        for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
+          if (level > detected_simd_level()) continue;
+          set_simd_level(level);
+          std::vector<int64_t> got(q.size()), expect(q.size());
+          compact.find_batch(q.data(), q.size(), got.data(), -7);
+          wide.find_batch(q.data(), q.size(), expect.data(), -7);
+          EXPECT_EQ(got, expect) << n << " keys from " << first << ", " << simd_level_name(level);
+        }
+        set_simd_level(detected_simd_level());
       }
-      set_simd_level(detected_simd_level());
-    }
+  }
   // Wide instead: a key that does not pack, a negative value, a value past 2^32 - 2.
   const std::vector<int64_t> mixed = {hex_key(1), categorical_key("abc"), hex_key(2)};
   const std::vector<int64_t> hex = {hex_key(1), hex_key(2), hex_key(3)};

@@ -268,6 +268,33 @@ class KeyIndex {
     if (n > 0) prepare(0, std::min(n, kBlock), cur);
     if (ahead)
       for (std::size_t j = 0; j < std::min({n, kAhead, kBlock}); ++j) prefetch(hb[cur][j]);
+    if constexpr (kCompact) {
+      // Where gathers are (AVX-512), eight lookups at a time (FindCompactFn), kGroup keys per call, the
+      // slots of the keys kAhead on prefetched before each call. INT64_MIN, the one key no slot holds,
+      // stays with the loop below.
+      constexpr std::size_t kGroup = 32;
+      const FindCompactFn find_compact = simd_level() >= SimdLevel::kAvx512 ? find_compact_for(simd_level()) : nullptr;
+      if (find_compact && !has_empty_key_) {
+        for (std::size_t b = 0; b < n; b += kBlock) {
+          const std::size_t m = std::min(kBlock, n - b);
+          const std::size_t m_next = b + m < n ? std::min(kBlock, n - b - m) : 0;
+          if (m_next > 0) prepare(b + m, m_next, 1 - cur);
+          for (std::size_t j = 0; j < m; j += kGroup) {
+            const std::size_t g = std::min(kGroup, m - j);
+            if (ahead)
+              for (std::size_t a = j + kAhead; a < j + kAhead + g; ++a) {
+                if (a < m)
+                  prefetch(hb[cur][a]);
+                else if (a - m < m_next)
+                  prefetch(hb[1 - cur][a - m]);
+              }
+            find_compact(words, mask, hb[cur] + j, qb[cur] + j, g, not_found, out + b + j);
+          }
+          cur = 1 - cur;
+        }
+        return;
+      }
+    }
     for (std::size_t b = 0; b < n; b += kBlock) {
       const std::size_t m = std::min(kBlock, n - b);
       const std::size_t m_next = b + m < n ? std::min(kBlock, n - b - m) : 0;

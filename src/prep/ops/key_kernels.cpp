@@ -20,6 +20,17 @@ bool hash_pack_keys_scalar(const int64_t* keys, std::size_t n, uint64_t* h, uint
   return all;
 }
 
+void find_compact_scalar(const uint64_t* words, uint64_t mask, const uint64_t* h, const uint64_t* q, std::size_t n,
+                         int64_t not_found, int64_t* out) {
+  for (std::size_t j = 0; j < n; ++j)
+    out[j] = q[j] == kUnpacked ? not_found : find_compact_from(words, mask, q[j], h[j], not_found);
+}
+
+FindCompactFn find_compact_for(SimdLevel level) {
+  // AVX2's four-lane gathers were not tried; the scalar probes there.
+  return simd_pick(level, find_compact_scalar, find_compact_scalar, find_compact_avx512);
+}
+
 HashKeysFn hash_keys_for(SimdLevel level) {
   return simd_pick(level, hash_keys_scalar, hash_keys_avx2, hash_keys_avx512);
 }

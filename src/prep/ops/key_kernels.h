@@ -70,12 +70,34 @@ void find_tiny_avx2(const int64_t* keys, std::size_t n, const int64_t* entry_key
 void find_tiny_avx512(const int64_t* keys, std::size_t n, const int64_t* entry_keys, const int64_t* values,
                       std::size_t entries, int64_t not_found, int64_t* out);
 
+// A compact KeyIndex's lookups (see KeyIndex in flat_map.h: a slot is (value + 1) << 32 | packed key, 0
+// when empty; linear probing from slot h & mask): out[j] = the value of packed key q[j] probed from h[j],
+// or not_found when it is not there or q[j] == kUnpacked, for j < n. words: mask + 1 slots, at least one
+// empty. out must not overlap h or q. The vector kernel resolves the lanes whose first slot holds their
+// key or is empty with one gather (most lanes, at the loads assign() keeps), and walks the others on.
+using FindCompactFn = void (*)(const uint64_t* words, uint64_t mask, const uint64_t* h, const uint64_t* q,
+                               std::size_t n, int64_t not_found, int64_t* out);
+void find_compact_scalar(const uint64_t* words, uint64_t mask, const uint64_t* h, const uint64_t* q, std::size_t n,
+                         int64_t not_found, int64_t* out);
+void find_compact_avx512(const uint64_t* words, uint64_t mask, const uint64_t* h, const uint64_t* q, std::size_t n,
+                         int64_t not_found, int64_t* out);
+
+// The value of packed key q in a compact index's words, probed from slot i (not_found: absent).
+inline int64_t find_compact_from(const uint64_t* words, uint64_t mask, uint64_t q, uint64_t i, int64_t not_found) {
+  i &= mask;
+  uint64_t w = words[i];
+  // One branch per step (the min is 0 when the slot is empty or holds q), as flat_map.h's probe_packed.
+  for (; (((w & 0xFFFFFFFF) ^ q) < w ? ((w & 0xFFFFFFFF) ^ q) : w) != 0; w = words[i]) i = (i + 1) & mask;
+  return w != 0 ? static_cast<int64_t>(w >> 32) - 1 : not_found;
+}
+
 // The kernels for a level (scalar for kScalar).
 HashKeysFn hash_keys_for(SimdLevel level);
 HashPackKeysFn hash_pack_keys_for(SimdLevel level);
 CompactKeysFn compact_keys_for(SimdLevel level);
 ZeroMissingFn zero_missing_for(SimdLevel level);
 FindTinyFn find_tiny_for(SimdLevel level);
+FindCompactFn find_compact_for(SimdLevel level);
 
 // compact_keys over rows [begin, n), appending at out[m]: the vector kernels' tails. Returns the new m.
 inline std::size_t compact_keys_tail(const int64_t* keys, const uint8_t* valid, const uint8_t* split, std::size_t begin,

@@ -134,4 +134,27 @@ void find_tiny_avx512(const int64_t* keys, std::size_t n, const int64_t* entry_k
   find_tiny_scalar(keys + j, n - j, entry_keys, values, entries, not_found, out + j);
 }
 
+void find_compact_avx512(const uint64_t* words, uint64_t mask, const uint64_t* h, const uint64_t* q, std::size_t n,
+                         int64_t not_found, int64_t* out) {
+  const __m512i vmask = _mm512_set1_epi64(static_cast<long long>(mask)), low32 = _mm512_set1_epi64(0xFFFFFFFF);
+  const __m512i unpacked = _mm512_set1_epi64(static_cast<long long>(kUnpacked)), none = _mm512_set1_epi64(not_found);
+  const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+  std::size_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m512i qv = _mm512_loadu_si512(q + j);
+    const __m512i idx = _mm512_and_si512(_mm512_loadu_si512(h + j), vmask);
+    const __mmask8 packs = _mm512_cmpneq_epu64_mask(qv, unpacked);
+    const __m512i w = _mm512_mask_i64gather_epi64(zero, packs, idx, words, 8);
+    // A packed key may be 0 ("00000000"), so a hit needs a slot that is not empty.
+    const __mmask8 full = _mm512_test_epi64_mask(w, w);
+    const __mmask8 hit = _mm512_mask_cmpeq_epu64_mask(full, _mm512_and_si512(w, low32), qv);
+    _mm512_storeu_si512(out + j, _mm512_mask_sub_epi64(none, hit, _mm512_srli_epi64(w, 32), one));
+    for (unsigned rest = full & ~hit; rest != 0; rest &= rest - 1) {
+      const unsigned l = static_cast<unsigned>(__builtin_ctz(rest));
+      out[j + l] = find_compact_from(words, mask, q[j + l], h[j + l] + 1, not_found);
+    }
+  }
+  find_compact_scalar(words, mask, h + j, q + j, n - j, not_found, out + j);
+}
+
 }  // namespace bluewhale::prep_ops
