@@ -99,8 +99,8 @@ std::size_t digits_run_avx512(const char* s, std::size_t n, const uint32_t* e, s
   return br;
 }
 
-// key8_run in eight lanes: the separators' pairs and the fields' 8 bytes gathered, the bytes reversed
-// within each lane (categorical_key8 reads them big-endian), missing lanes zeroed.
+// key8_run in eight lanes: the separators' pairs and the fields' 8 bytes gathered (missing fields' lanes
+// not loaded: they stay 0), the bytes reversed within each lane (categorical_key8 reads them big-endian).
 std::size_t key8_run_avx512(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
                             std::size_t br, int64_t* dst, uint8_t* valid) {
   const __m256i lane_step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(nf)));
@@ -109,7 +109,6 @@ std::size_t key8_run_avx512(const char* s, std::size_t n, const uint32_t* e, std
   // Byte indices within each 128-bit lane: 7..0 for its first word, 15..8 for its second.
   const __m512i reverse = _mm512_set_epi64(0x08090A0B0C0D0E0F, 0x0001020304050607, 0x08090A0B0C0D0E0F, 0x0001020304050607,
                                            0x08090A0B0C0D0E0F, 0x0001020304050607, 0x08090A0B0C0D0E0F, 0x0001020304050607);
-  const __m512i ones = _mm512_set1_epi64(1);
   for (; r < br; r += 8) {
     const __mmask8 active = br - r >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << (br - r)) - 1);
     const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(r * nf)), lane_step);
@@ -121,7 +120,7 @@ std::size_t key8_run_avx512(const char* s, std::size_t n, const uint32_t* e, std
     const __mmask8 present = _mm512_mask_cmpneq_epu64_mask(active & ~bad, len, _mm512_setzero_si512());
     __m512i x = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), present, vb, s, 1);
     x = _mm512_shuffle_epi8(x, reverse);
-    const __m128i v = _mm512_cvtepi64_epi8(_mm512_maskz_mov_epi64(present, ones));
+    const __m128i v = _mm512_cvtepi64_epi8(_mm512_maskz_mov_epi64(present, one));
     const __mmask8 store = bad ? static_cast<__mmask8>(active & ((1u << __builtin_ctz(bad)) - 1)) : active;
     _mm512_mask_storeu_epi64(dst + r, store, x);
     _mm_mask_storeu_epi8(valid + r, store, v);

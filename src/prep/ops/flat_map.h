@@ -270,8 +270,8 @@ class KeyIndex {
       for (std::size_t j = 0; j < std::min({n, kAhead, kBlock}); ++j) prefetch(hb[cur][j]);
     if constexpr (kCompact) {
       // Where gathers are (AVX-512), eight lookups at a time (FindCompactFn), kGroup keys per call, the
-      // slots of the keys kAhead on prefetched before each call. INT64_MIN, the one key no slot holds,
-      // stays with the loop below.
+      // slots of the keys kAhead on prefetched before each call. An index holding INT64_MIN (in its side
+      // slot, which the kernel does not see) stays with the loop below, which checks every key for it.
       constexpr std::size_t kGroup = 32;
       const FindCompactFn find_compact = simd_level() >= SimdLevel::kAvx512 ? find_compact_for(simd_level()) : nullptr;
       if (find_compact && !has_empty_key_) {
