@@ -61,7 +61,8 @@ ScanLinesFn scan_lines_for(SimdLevel level);
 // the first j for which that does not hold (a sign, a point, 9+ bytes, any other byte, the text's last
 // bytes), with dst[r, j) written and nothing at or past j; br when every field converted. The caller
 // converts field j its own way and calls again from j + 1. Every level gives the baseline's values bit
-// for bit (the exact integer, rounded once to float).
+// for bit (the exact integer, rounded once to float). br * nf must be below 2^31: the vector levels index
+// e with 32-bit lanes (the reader calls it per region of 16 KiB).
 using DigitsRunFn = std::size_t (*)(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
                                     std::size_t br, float* dst);
 
@@ -78,6 +79,7 @@ DigitsRunFn digits_run_for(SimdLevel level);
 // empty one dst[j] = 0 and valid[j] = 0, as long as the 8 bytes at the field's start lie within the text
 // (offset + 8 <= n). Returns the first j for which that does not hold (any other length, the text's last
 // bytes), with dst and valid written on [r, j) and nothing at or past j; br when every field converted.
+// br * nf below 2^31, as for digits_run.
 using Key8RunFn = std::size_t (*)(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
                                   std::size_t br, int64_t* dst, uint8_t* valid);
 
