@@ -56,26 +56,50 @@ ScanResult scan_separators_avx512(const char* s, std::size_t n, std::size_t begi
 
 LineScan scan_lines_avx512(const char* s, std::size_t n) { return scan_impl::scan_lines<Avx512>(s, n); }
 
+namespace {
+
+// The run kernels' lanes: fields r .. r + 7 of the records (f's entries in the separator offsets at
+// stride nf), each field's start offset (modulo 2^32, as the offsets) and length, from one gather of the
+// separators before and after it (e[j * nf] | e[j * nf + 1] << 32). Lanes past br are masked off, loads
+// included (offsets past the region's last record are not valid data).
+struct FieldLanes {
+  __mmask8 active;
+  __m512i start, len;
+};
+struct FieldGather {
+  explicit FieldGather(std::size_t nf)
+      : nf_(nf), step_(_mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(nf)))) {}
+  FieldLanes at(const uint32_t* e, std::size_t r, std::size_t br) const {
+    FieldLanes l;
+    l.active = br - r >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << (br - r)) - 1);
+    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(r * nf_)), step_);
+    const __m512i pair = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), l.active, idx, e, 4);
+    l.start = _mm512_and_si512(_mm512_add_epi64(pair, _mm512_set1_epi64(1)), _mm512_set1_epi64(0xFFFFFFFF));
+    l.len = _mm512_sub_epi64(_mm512_srli_epi64(pair, 32), l.start);
+    return l;
+  }
+  std::size_t nf_;
+  __m256i step_;
+};
+
+}  // namespace
+
 // The baseline's SWAR conversion (parse_number.h: digits8) in eight lanes: the field's bytes moved to the
 // top of its word and padded below with '0', checked to be digits, then combined by multiply-adds of
-// byte pairs (x10), word pairs (x100) and the two halves (x10000). Lanes past br are masked off, loads
-// included (offsets past the region's last record are not valid data).
+// byte pairs (x10), word pairs (x100) and the two halves (x10000).
 std::size_t digits_run_avx512(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
                               std::size_t br, float* dst) {
-  const __m256i lane_step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(nf)));
-  const __m512i one = _mm512_set1_epi64(1), low32 = _mm512_set1_epi64(0xFFFFFFFF), eight = _mm512_set1_epi64(8);
+  const FieldGather fields(nf);
+  const __m512i eight = _mm512_set1_epi64(8);
   const __m512i limit = _mm512_set1_epi64(static_cast<long long>(n));
   const __m512i zeros = _mm512_set1_epi64(0x3030303030303030), high_nibbles = _mm512_set1_epi64(static_cast<long long>(0xF0F0F0F0F0F0F0F0));
   const __m512i sixes = _mm512_set1_epi64(0x0606060606060606), threes = _mm512_set1_epi64(0x3333333333333333);
   const __m512i x10 = _mm512_set1_epi16(0x010A), x100 = _mm512_set1_epi32(0x00010064), x10000 = _mm512_set1_epi64(10000);
   const __m256 missing = _mm256_set1_ps(kMissingFloat);
   for (; r < br; r += 8) {
-    const __mmask8 active = br - r >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << (br - r)) - 1);
-    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(r * nf)), lane_step);
-    // e[j * nf] | e[j * nf + 1] << 32: the separators before and after the field.
-    const __m512i pair = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), active, idx, e, 4);
-    const __m512i vb = _mm512_and_si512(_mm512_add_epi64(pair, one), low32);  // modulo 2^32, as the offsets
-    const __m512i len = _mm512_sub_epi64(_mm512_srli_epi64(pair, 32), vb);
+    const FieldLanes l = fields.at(e, r, br);
+    const __mmask8 active = l.active;
+    const __m512i vb = l.start, len = l.len;
     __mmask8 bad = _mm512_mask_cmpgt_epu64_mask(active, len, eight) |
                    _mm512_mask_cmpgt_epu64_mask(active, _mm512_add_epi64(vb, eight), limit);
     __m512i x = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), static_cast<__mmask8>(active & ~bad), vb, s, 1);
@@ -103,18 +127,16 @@ std::size_t digits_run_avx512(const char* s, std::size_t n, const uint32_t* e, s
 // not loaded: they stay 0), the bytes reversed within each lane (categorical_key8 reads them big-endian).
 std::size_t key8_run_avx512(const char* s, std::size_t n, const uint32_t* e, std::size_t nf, std::size_t r,
                             std::size_t br, int64_t* dst, uint8_t* valid) {
-  const __m256i lane_step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(nf)));
-  const __m512i one = _mm512_set1_epi64(1), low32 = _mm512_set1_epi64(0xFFFFFFFF), eight = _mm512_set1_epi64(8);
+  const FieldGather fields(nf);
+  const __m512i one = _mm512_set1_epi64(1), eight = _mm512_set1_epi64(8);
   const __m512i limit = _mm512_set1_epi64(static_cast<long long>(n));
   // Byte indices within each 128-bit lane: 7..0 for its first word, 15..8 for its second.
   const __m512i reverse = _mm512_set_epi64(0x08090A0B0C0D0E0F, 0x0001020304050607, 0x08090A0B0C0D0E0F, 0x0001020304050607,
                                            0x08090A0B0C0D0E0F, 0x0001020304050607, 0x08090A0B0C0D0E0F, 0x0001020304050607);
   for (; r < br; r += 8) {
-    const __mmask8 active = br - r >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << (br - r)) - 1);
-    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(r * nf)), lane_step);
-    const __m512i pair = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), active, idx, e, 4);
-    const __m512i vb = _mm512_and_si512(_mm512_add_epi64(pair, one), low32);  // modulo 2^32, as the offsets
-    const __m512i len = _mm512_sub_epi64(_mm512_srli_epi64(pair, 32), vb);
+    const FieldLanes l = fields.at(e, r, br);
+    const __mmask8 active = l.active;
+    const __m512i vb = l.start, len = l.len;
     const __mmask8 bad = _mm512_mask_cmpneq_epu64_mask(active, _mm512_or_si512(len, eight), eight) |
                          _mm512_mask_cmpgt_epu64_mask(active, _mm512_add_epi64(vb, eight), limit);
     const __mmask8 present = _mm512_mask_cmpneq_epu64_mask(active & ~bad, len, _mm512_setzero_si512());

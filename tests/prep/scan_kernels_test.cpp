@@ -133,16 +133,16 @@ TEST(ScanLines, EveryLevelCountsLinesAndFindsBlankOnes) {
   check(std::string(200, 'a'), "no line break");
 }
 
-// digits_run against its definition, written out plainly: the field's text, whether it is 1 to 8 digits
-// or empty with 8 readable bytes at its start, and its value through strtol.
-struct DigitsCase {
+// The run kernels (digits_run, key8_run) against their definitions, written out plainly. A case is a text
+// of records and its separator offsets as the reader lists them.
+struct RunCase {
   std::string text;             // records of nf fields, '\t' between them, '\n' after each
   std::vector<uint32_t> seps;   // ~0 (before the first record), then every separator's offset
   std::size_t nf = 0;
 };
 
-DigitsCase make_digits_case(const std::vector<std::vector<std::string>>& records) {
-  DigitsCase c;
+RunCase make_run_case(const std::vector<std::vector<std::string>>& records) {
+  RunCase c;
   c.nf = records.empty() ? 1 : records[0].size();
   c.seps.push_back(~uint32_t{0});
   for (const auto& rec : records) {
@@ -157,8 +157,30 @@ DigitsCase make_digits_case(const std::vector<std::vector<std::string>>& records
   return c;
 }
 
-// The first record in [r, br) whose field f is not converted, with want[r, that) filled.
-std::size_t digits_definition(const DigitsCase& c, std::size_t f, std::size_t r, std::size_t br, std::vector<float>& want) {
+// Calls check(f, r, br, trace) for every field f, start record r and end br (all records, or 1, 5 or 9
+// from r: runs shorter and longer than one vector of lanes); trace names them for the message.
+template <class Check>
+void for_each_window(const RunCase& c, std::size_t records, const std::string& what, Check&& check) {
+  for (std::size_t f = 0; f < c.nf; ++f)
+    for (std::size_t r = 0; r <= records; ++r)
+      for (std::size_t br : {records, std::min(records, r + 1), std::min(records, r + 5), std::min(records, r + 9)}) {
+        if (br < r) continue;
+        check(f, r, br, what + ": field " + std::to_string(f) + " from " + std::to_string(r) + " to " + std::to_string(br));
+      }
+}
+
+// `records` records of three fields, each made by field(u) from u uniform in [0, 100).
+template <class Field>
+RunCase random_case(std::mt19937_64& rng, std::size_t records, Field&& field) {
+  std::vector<std::vector<std::string>> recs(records);
+  for (auto& rec : recs)
+    for (int f = 0; f < 3; ++f) rec.push_back(field(static_cast<int>(rng() % 100)));
+  return make_run_case(recs);
+}
+
+// digits_run: the first record in [r, br) whose field f is not 1 to 8 digits or empty with 8 readable bytes
+// at its start, with want[r, that) filled (the value through strtol, kMissingFloat when empty).
+std::size_t digits_definition(const RunCase& c, std::size_t f, std::size_t r, std::size_t br, std::vector<float>& want) {
   for (; r < br; ++r) {
     const std::size_t b = static_cast<uint32_t>(c.seps[r * c.nf + f] + 1u), e = c.seps[r * c.nf + f + 1];
     const std::string field = c.text.substr(b, e - b);
@@ -171,23 +193,19 @@ std::size_t digits_definition(const DigitsCase& c, std::size_t f, std::size_t r,
   return br;
 }
 
-void check_digits_all_levels(const DigitsCase& c, std::size_t records, const std::string& what) {
-  for (std::size_t f = 0; f < c.nf; ++f)
-    for (std::size_t r = 0; r <= records; ++r)
-      for (std::size_t br : {records, std::min(records, r + 1), std::min(records, r + 5), std::min(records, r + 9)}) {
-        if (br < r) continue;
-        std::vector<float> want(records + 8, -1.0f);
-        const std::size_t want_stop = digits_definition(c, f, r, br, want);
-        for (SimdLevel level : levels()) {
-          std::vector<float> got(records + 8, -1.0f);
-          const std::size_t stop = digits_run_for(level)(c.text.data(), c.text.size(), c.seps.data() + f, c.nf, r, br, got.data());
-          SCOPED_TRACE(what + ": field " + std::to_string(f) + " from " + std::to_string(r) + " to " + std::to_string(br) +
-                       " at level " + std::string(simd_level_name(level)));
-          ASSERT_EQ(stop, want_stop);
-          // Bit for bit (NaN included), and nothing written outside [r, stop).
-          ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0);
-        }
-      }
+void check_digits_all_levels(const RunCase& c, std::size_t records, const std::string& what) {
+  for_each_window(c, records, what, [&](std::size_t f, std::size_t r, std::size_t br, const std::string& trace) {
+    std::vector<float> want(records + 8, -1.0f);
+    const std::size_t want_stop = digits_definition(c, f, r, br, want);
+    for (SimdLevel level : levels()) {
+      std::vector<float> got(records + 8, -1.0f);
+      const std::size_t stop = digits_run_for(level)(c.text.data(), c.text.size(), c.seps.data() + f, c.nf, r, br, got.data());
+      SCOPED_TRACE(trace + " at level " + std::string(simd_level_name(level)));
+      ASSERT_EQ(stop, want_stop);
+      // Bit for bit (NaN included), and nothing written outside [r, stop).
+      ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0);
+    }
+  });
 }
 
 TEST(DigitsRun, EveryLevelMatchesTheDefinition) {
@@ -198,24 +216,14 @@ TEST(DigitsRun, EveryLevelMatchesTheDefinition) {
                                              "12a", " 4", "x"};
   for (int bad_percent : {0, 3, 30}) {
     for (std::size_t records : {1, 3, 4, 7, 8, 9, 17, 40}) {
-      std::vector<std::vector<std::string>> recs(records);
-      for (auto& rec : recs) {
-        for (int f = 0; f < 3; ++f) {
-          const int u = static_cast<int>(rng() % 100);
-          std::string field;
-          if (u < bad_percent) {
-            field = stoppers[rng() % stoppers.size()];
-          } else if (u < bad_percent + 15) {
-            field = "";
-          } else {
-            const std::size_t len = 1 + rng() % 8;
-            for (std::size_t i = 0; i < len; ++i) field += static_cast<char>('0' + rng() % 10);
-          }
-          rec.push_back(field);
-        }
-      }
-      check_digits_all_levels(make_digits_case(recs), records,
-                              "bad " + std::to_string(bad_percent) + "% records " + std::to_string(records));
+      const RunCase c = random_case(rng, records, [&](int u) {
+        if (u < bad_percent) return stoppers[rng() % stoppers.size()];
+        std::string field;
+        if (u >= bad_percent + 15)
+          for (std::size_t i = 0, len = 1 + rng() % 8; i < len; ++i) field += static_cast<char>('0' + rng() % 10);
+        return field;
+      });
+      check_digits_all_levels(c, records, "bad " + std::to_string(bad_percent) + "% records " + std::to_string(records));
     }
   }
 }
@@ -223,7 +231,7 @@ TEST(DigitsRun, EveryLevelMatchesTheDefinition) {
 TEST(DigitsRun, EdgeValuesAndTheTextsEnd) {
   // The largest 8-digit value (rounded to float), leading zeros, single digits, empty fields; the last
   // fields of the text have fewer than 8 bytes after their start and stop the run.
-  check_digits_all_levels(make_digits_case({{"99999999", "00000001", "0"},
+  check_digits_all_levels(make_run_case({{"99999999", "00000001", "0"},
                                             {"", "16777217", "5"},
                                             {"12345678", "", ""},
                                             {"7", "10000000", "42"}}),
@@ -231,12 +239,12 @@ TEST(DigitsRun, EdgeValuesAndTheTextsEnd) {
   // One field per record (nf = 1): records are 2 bytes, so many lanes read overlapping words.
   std::vector<std::vector<std::string>> short_recs;
   for (int i = 0; i < 30; ++i) short_recs.push_back({i % 7 == 3 ? std::string() : std::to_string(i % 10)});
-  check_digits_all_levels(make_digits_case(short_recs), short_recs.size(), "one-field records");
+  check_digits_all_levels(make_run_case(short_recs), short_recs.size(), "one-field records");
 }
 
-// key8_run against its definition: a field of exactly 8 bytes is its bytes read big-endian (valid), an
-// empty one 0 (not valid), both only with 8 readable bytes at the field's start; anything else stops.
-std::size_t key8_definition(const DigitsCase& c, std::size_t f, std::size_t r, std::size_t br, std::vector<int64_t>& want,
+// key8_run: a field of exactly 8 bytes is its bytes read big-endian (valid), an empty one 0 (not valid),
+// both only with 8 readable bytes at the field's start; anything else stops.
+std::size_t key8_definition(const RunCase& c, std::size_t f, std::size_t r, std::size_t br, std::vector<int64_t>& want,
                             std::vector<uint8_t>& want_valid) {
   for (; r < br; ++r) {
     const std::size_t b = static_cast<uint32_t>(c.seps[r * c.nf + f] + 1u), e = c.seps[r * c.nf + f + 1];
@@ -250,27 +258,23 @@ std::size_t key8_definition(const DigitsCase& c, std::size_t f, std::size_t r, s
   return br;
 }
 
-void check_key8_all_levels(const DigitsCase& c, std::size_t records, const std::string& what) {
-  for (std::size_t f = 0; f < c.nf; ++f)
-    for (std::size_t r = 0; r <= records; ++r)
-      for (std::size_t br : {records, std::min(records, r + 1), std::min(records, r + 5), std::min(records, r + 9)}) {
-        if (br < r) continue;
-        std::vector<int64_t> want(records + 8, -1);
-        std::vector<uint8_t> want_valid(records + 8, 7);
-        const std::size_t want_stop = key8_definition(c, f, r, br, want, want_valid);
-        for (SimdLevel level : levels()) {
-          std::vector<int64_t> got(records + 8, -1);
-          std::vector<uint8_t> got_valid(records + 8, 7);
-          const std::size_t stop = key8_run_for(level)(c.text.data(), c.text.size(), c.seps.data() + f, c.nf, r, br,
-                                                       got.data(), got_valid.data());
-          SCOPED_TRACE(what + ": field " + std::to_string(f) + " from " + std::to_string(r) + " to " + std::to_string(br) +
-                       " at level " + std::string(simd_level_name(level)));
-          ASSERT_EQ(stop, want_stop);
-          // Nothing written outside [r, stop).
-          ASSERT_EQ(got, want);
-          ASSERT_EQ(got_valid, want_valid);
-        }
-      }
+void check_key8_all_levels(const RunCase& c, std::size_t records, const std::string& what) {
+  for_each_window(c, records, what, [&](std::size_t f, std::size_t r, std::size_t br, const std::string& trace) {
+    std::vector<int64_t> want(records + 8, -1);
+    std::vector<uint8_t> want_valid(records + 8, 7);
+    const std::size_t want_stop = key8_definition(c, f, r, br, want, want_valid);
+    for (SimdLevel level : levels()) {
+      std::vector<int64_t> got(records + 8, -1);
+      std::vector<uint8_t> got_valid(records + 8, 7);
+      const std::size_t stop = key8_run_for(level)(c.text.data(), c.text.size(), c.seps.data() + f, c.nf, r, br,
+                                                   got.data(), got_valid.data());
+      SCOPED_TRACE(trace + " at level " + std::string(simd_level_name(level)));
+      ASSERT_EQ(stop, want_stop);
+      // Nothing written outside [r, stop).
+      ASSERT_EQ(got, want);
+      ASSERT_EQ(got_valid, want_valid);
+    }
+  });
 }
 
 TEST(Key8Run, EveryLevelMatchesTheDefinition) {
@@ -279,23 +283,14 @@ TEST(Key8Run, EveryLevelMatchesTheDefinition) {
   // every length that stops a run.
   for (int bad_percent : {0, 3, 30}) {
     for (std::size_t records : {1, 3, 7, 8, 9, 16, 17, 40}) {
-      std::vector<std::vector<std::string>> recs(records);
-      for (auto& rec : recs) {
-        for (int f = 0; f < 3; ++f) {
-          const int u = static_cast<int>(rng() % 100);
-          std::string field;
-          if (u < bad_percent) {
-            field = std::string(rng() % 2 ? 1 + rng() % 7 : 9 + rng() % 4, 'z');
-          } else if (u < bad_percent + 20) {
-            field = "";
-          } else {
-            for (int i = 0; i < 8; ++i) field += u % 2 ? "0123456789abcdef"[rng() % 16] : static_cast<char>(0x21 + rng() % 0xDE);
-          }
-          rec.push_back(field);
-        }
-      }
-      check_key8_all_levels(make_digits_case(recs), records,
-                            "bad " + std::to_string(bad_percent) + "% records " + std::to_string(records));
+      const RunCase c = random_case(rng, records, [&](int u) {
+        if (u < bad_percent) return std::string(rng() % 2 ? 1 + rng() % 7 : 9 + rng() % 4, 'z');
+        std::string field;
+        if (u >= bad_percent + 20)
+          for (int i = 0; i < 8; ++i) field += u % 2 ? "0123456789abcdef"[rng() % 16] : static_cast<char>(0x21 + rng() % 0xDE);
+        return field;
+      });
+      check_key8_all_levels(c, records, "bad " + std::to_string(bad_percent) + "% records " + std::to_string(records));
     }
   }
 }
@@ -303,14 +298,14 @@ TEST(Key8Run, EveryLevelMatchesTheDefinition) {
 TEST(Key8Run, TheTextsEndAndShortRecords) {
   // The last record's fields have fewer than 8 bytes after their start (an empty last field too) and
   // stop the run there.
-  check_key8_all_levels(make_digits_case({{"68fd1e64", "", "05db9164"},
+  check_key8_all_levels(make_run_case({{"68fd1e64", "", "05db9164"},
                                           {"", "ffffffff", "00000000"},
                                           {"8cf07265", "", ""}}),
                         3, "the text's end");
   // One field per record: many lanes read overlapping words.
   std::vector<std::vector<std::string>> one;
   for (int i = 0; i < 30; ++i) one.push_back({i % 5 == 2 ? std::string() : std::string(8, static_cast<char>('a' + i % 26))});
-  check_key8_all_levels(make_digits_case(one), one.size(), "one-field records");
+  check_key8_all_levels(make_run_case(one), one.size(), "one-field records");
 }
 
 }  // namespace
